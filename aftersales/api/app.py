@@ -1,0 +1,101 @@
+"""Our HTTP intake API: open cases and report outside events (the platform's webhooks, pollers).
+
+Every endpoint requires the ``X-Api-Key`` header (``AFTERSALES_API_KEY``). Customer phone numbers
+and addresses are masked in what it returns: its callers are staff systems.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Security
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field
+
+from aftersales.approvals.resume import ResumeRefused, resume_wait
+from aftersales.deployments.intake import open_return
+from aftersales.domain.masking import mask_text
+from aftersales.domain.rules import InvalidRequest, ReturnKind
+from aftersales.domain.settings import get_settings
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+
+api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False)
+
+
+def require_key(key: str | None = Security(api_key_header)) -> None:
+    expected = get_settings().api_key.get_secret_value()
+    if not key or not secrets.compare_digest(key, expected):
+        raise HTTPException(status_code=401, detail="missing or wrong X-Api-Key")
+
+
+class ReturnRequestIn(BaseModel):
+    order_id: str = Field(min_length=1, max_length=64)
+    amount: str = Field(description="CNY as a decimal string, e.g. '128.00'")
+    reason: str = Field(default="", max_length=500)
+    kind: ReturnKind = ReturnKind.NO_REASON
+    requested_by: str = "buyer"
+    missing_skus: list[str] = Field(default_factory=list)
+    request_ref: str | None = None
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Aftersales intake API 售后接口", dependencies=[Depends(require_key)])
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/returns", status_code=201)
+    async def open_return_case(request: ReturnRequestIn) -> dict:
+        try:
+            opened = await open_return(request.order_id, request.amount, request.reason, request.kind,
+                                       request.requested_by, request.missing_skus, request.request_ref)
+        except InvalidRequest as exc:
+            raise HTTPException(status_code=422, detail={"code": exc.code, "message": exc.message}) from None
+        return {"case_id": opened.case_id, "flow_run_id": opened.flow_run_id}
+
+    @app.get("/cases/{case_id}")
+    def show_case(case_id: str) -> dict:
+        with session_scope() as session:
+            try:
+                case = case_store.get_case(session, case_id)
+            except LookupError as exc:
+                raise HTTPException(status_code=404, detail=str(exc)) from None
+            events = case_store.timeline(session, case_id)
+        return {
+            "case_id": case.id, "process": case.process, "order_id": case.order_id, "status": case.status,
+            "stage": case.stage, "outcome": case.outcome, "amount": f"{case.amount:.2f}",
+            "events": [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "details": _masked(e.details)} for e in events],
+        }
+
+    @app.get("/waits")
+    def list_waits(process: str | None = None) -> list[dict]:
+        with session_scope() as session:
+            return [{"case_id": case.id, "key": wait.key, "addressed_to": wait.addressed_to,
+                     "deadline": wait.deadline.isoformat(), "default_action": wait.default_action}
+                    for wait, case in case_store.open_waits(session, process)]
+
+    @app.post("/cases/{case_id}/waits/{step}", status_code=202)
+    async def report_event(case_id: str, step: str, values: dict[str, Any]) -> dict:
+        """An outside event answers a wait, e.g. the platform reports the buyer's tracking number."""
+        try:
+            wait = await resume_wait(case_id, values, step)
+        except LookupError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+        except ResumeRefused as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        return {"case_id": case_id, "wait": wait.key, "status": "submitted"}
+
+    return app
+
+
+def _masked(details: Any) -> Any:
+    if isinstance(details, dict):
+        return {k: _masked(v) for k, v in details.items()}
+    if isinstance(details, list):
+        return [_masked(v) for v in details]
+    if isinstance(details, str):
+        return mask_text(details)
+    return details

@@ -1,0 +1,169 @@
+"""The forms a suspended case shows in the Prefect UI (typed ``RunInput``s).
+
+Supervisors read Chinese first: every title and description is Chinese with English alongside.
+Money fields are strings with a decimal pattern, so the UI renders a plain text box and the server
+validates the format; the flow turns them into ``Decimal`` (never float).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import pydantic
+from pydantic import ConfigDict, Field
+from pydantic.fields import FieldInfo
+from prefect.input import RunInput
+
+from aftersales.domain.models import Role
+
+MONEY_PATTERN = r"^\d{1,10}(\.\d{1,2})?$"
+SYSTEM_ACTOR = "system"  # the deadline sweeper's staff id; accepted only with the sweeper's claim
+
+
+class StaffForm(RunInput):
+    """A decision taken by a staff member, who proves who they are with a one-time code."""
+
+    model_config = ConfigDict(extra="forbid")
+    allowed_roles: ClassVar[tuple[Role, ...]] = ()
+
+    staff_id: str = Field(
+        title="工号 Staff id",
+        description="您的工号，如 S002。不能审批自己提交的申请。Your staff id, e.g. S002. You cannot approve your own request.",
+        min_length=1,
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_-]+$",
+    )
+    code: str = Field(
+        title="动态口令 One-time code",
+        description="身份验证器 App 上当前的 6 位动态口令，每个口令只能用一次。The current 6-digit code from your authenticator app; each code works once.",
+        pattern=r"^\d{6}$",
+    )
+
+
+class EventForm(RunInput):
+    """An outside event (the buyer ships, the platform reports); entered by the intake API or staff."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reported_by: str = Field(
+        default="buyer",
+        title="来源 Reported by",
+        description="buyer（买家/平台回传）或录入人工号 'buyer' (from the platform) or the staff id who entered it",
+        min_length=1,
+        max_length=32,
+    )
+
+
+class ReviewDecision(StrEnum):
+    AGREE = "agree"
+    REFUSE = "refuse"
+
+
+class SellerReview(StaffForm):
+    """§1.1 step 2: the seller agrees or refuses the return within 5 days."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
+
+    decision: ReviewDecision = Field(
+        default=ReviewDecision.AGREE,
+        title="审核结果 Decision",
+        description="agree 同意退货（买家将收到退货地址）/ refuse 拒绝（须写明原因）. agree: the buyer gets the return address; refuse: give the reason.",
+    )
+    note: str = Field(
+        default="",
+        title="说明 Note",
+        description="拒绝时必填，会发给买家。Required when refusing; sent to the buyer.",
+        max_length=500,
+    )
+
+
+class BuyerShipment(EventForm):
+    """§1.1 step 4: the buyer ships the parcel back and submits carrier and tracking number."""
+
+    carrier: str = Field(
+        title="快递公司编码 Carrier code",
+        description="快递100 编码，如 zhongtong、shunfeng、yuantong。Kuaidi100 carrier code, e.g. zhongtong, shunfeng.",
+        pattern=r"^[a-z0-9]{2,20}$",
+    )
+    tracking_number: str = Field(
+        title="运单号 Tracking number",
+        description="退货包裹的运单号 The return parcel's waybill number.",
+        pattern=r"^[A-Za-z0-9]{6,32}$",
+    )
+    return_postage: str = Field(
+        default="0.00",
+        title="买家支付的退货运费(元) Return postage paid by the buyer (CNY)",
+        description="卖家责任时退还给买家 refunded to the buyer when the seller is at fault",
+        pattern=MONEY_PATTERN,
+    )
+
+
+class ReceiptConfirmation(StaffForm):
+    """§1.1 step 5: the warehouse confirms the return parcel arrived (10 days, else automatic refund)."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.WAREHOUSE, Role.SUPERVISOR, Role.MANAGER)
+
+    note: str = Field(default="", title="到货情况 Parcel condition", description="包裹外观、件数等 outer condition, number of parcels", max_length=500)
+
+
+class InspectionResult(StrEnum):
+    PASS = "pass"
+    PARTIAL = "partial"
+    FAIL = "fail"
+
+
+class Inspection(StaffForm):
+    """§1.1 step 6: the warehouse inspects the returned goods: pass, partial or fail."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.WAREHOUSE, Role.QUALITY, Role.SUPERVISOR, Role.MANAGER)
+
+    result: InspectionResult = Field(
+        default=InspectionResult.PASS,
+        title="验货结果 Result",
+        description="pass 通过，全额退款 full refund / partial 部分通过，按下方金额退款 refund the amount below / fail 不通过，不退款并退回商品 no refund, goods go back",
+    )
+    refund_amount: str = Field(
+        title="退款金额(元) Refund amount (CNY)",
+        description="部分通过时的退款金额，不超过申请金额。For a partial pass; at most the amount requested.",
+        pattern=MONEY_PATTERN,
+    )
+    note: str = Field(default="", title="验货说明 Inspection note", description="部分通过或不通过时必填 required for partial or fail", max_length=500)
+
+
+class Remedy(StrEnum):
+    REFUND_MISSING = "refund_missing"
+    RESHIP_MISSING = "reship_missing"
+
+
+class ShortShipmentRemedy(StaffForm):
+    """§1.1 short shipment: refund the missing part or re-ship it, usually within 3 working days."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
+
+    remedy: Remedy = Field(
+        default=Remedy.REFUND_MISSING,
+        title="处理方式 Remedy",
+        description="refund_missing 退还缺件金额 refund the missing part / reship_missing 补发缺件 re-ship the missing items",
+    )
+    note: str = Field(default="", title="说明 Note", max_length=500)
+
+
+def prefilled(form: type[RunInput], description: str | None = None, **defaults: Any) -> type[RunInput]:
+    """A subclass of ``form`` whose fields default to the case's values, keeping each field's
+    title, description and constraints.
+
+    Prefect 3.8.8's ``RunInput.with_initial_data`` rebuilds each field from its bare type, which
+    drops descriptions and validation (``ge``, patterns) from the form and the server-side check.
+    """
+    fields: dict[str, Any] = {}
+    for name, value in defaults.items():
+        original = form.model_fields.get(name)
+        if original is None:
+            raise KeyError(f"form {form.__name__} has no field {name!r}")
+        fields[name] = (original.annotation, FieldInfo.merge_field_infos(original, default=value))
+    model = pydantic.create_model(form.__name__, __base__=form, **fields)
+    model.allowed_roles = form.allowed_roles if hasattr(form, "allowed_roles") else ()
+    if description is not None:
+        model._description = description
+    return model

@@ -1,0 +1,61 @@
+"""Resuming a wait from outside the Prefect UI: our CLI and the intake API use this.
+
+The Prefect server validates the input against the form's schema and keeps the run paused on bad
+input; the flow then checks who answered (see ``waits.settle``). ``wait_for_verdict`` lets a caller
+see that check's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+from prefect import get_client
+from prefect.client.schemas.responses import SetStateStatus
+from sqlmodel import select
+
+from aftersales.domain.models import Wait, WaitStatus
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+
+
+class ResumeRefused(RuntimeError):
+    pass
+
+
+def current_wait(case_id: str, step: str | None = None) -> Wait:
+    with session_scope() as session:
+        case_store.get_case(session, case_id)
+        wait = case_store.find_wait(session, case_id, step)
+    if wait is None:
+        raise ResumeRefused(f"case {case_id} has no open wait" + (f" for step {step}" if step else ""))
+    return wait
+
+
+async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = None) -> Wait:
+    """Answer the case's open wait with ``values`` (the form's fields)."""
+    wait = current_wait(case_id, step)
+    async with get_client() as client:
+        run = await client.read_flow_run(UUID(wait.flow_run_id))
+        if not (run.state and run.state.is_paused() and run.state.state_details.pause_key == wait.key):
+            raise ResumeRefused(f"case {case_id} is not waiting at {wait.key} right now (run state: {run.state.name if run.state else 'unknown'}); try again in a moment")
+        answer = await client.resume_flow_run(run.id, run_input=values)
+    if answer.status != SetStateStatus.ACCEPT:
+        reason = getattr(answer.details, "reason", "") or str(answer.details)
+        raise ResumeRefused(f"{wait.key}: {reason}")
+    return wait
+
+
+async def wait_for_verdict(case_id: str, key: str, timeout: float = 120) -> Wait:
+    """Poll until the flow has judged the answer to wait ``key`` (accepted, rejected, escalated)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as session:
+            wait = session.exec(select(Wait).where(Wait.case_id == case_id, Wait.key == key)).one()
+        if wait.status not in (WaitStatus.OPEN, WaitStatus.EXPIRING):
+            return wait
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{case_id} {key} still {wait.status} after {timeout:.0f} s")
+        await asyncio.sleep(0.5)

@@ -1,0 +1,253 @@
+"""Waits: a case suspends for a person or an outside event, with a deadline and a default action.
+
+``await_decision`` is the one mechanism every flow uses. It
+
+1. records the wait (key, deadline, default action, who it is addressed to) and tells them,
+2. suspends the flow run with a typed form (``suspend_flow_run``: no process is held; the run
+   survives restarts and shows a Resume form in the Prefect UI),
+3. when resumed, checks the input once (one-time code, role, limit, not the requester) and records
+   the verdict on the wait row, in the same transaction as the burnt code,
+4. on a rejected or escalated input opens the next wait (``<step>-2``, …) with the reason shown above
+   the form, and on an accepted one returns the decision.
+
+Because a resumed flow runs again from the top, every step reads the verdict recorded for its key
+first: a verdict is taken once, then replayed from the database, never re-checked.
+
+Three things resume a wait: a person (UI or CLI), an outside event (intake API, poller), or the
+deadline sweeper, which claims an expired wait (status ``expiring``) and submits its default input as
+``system``. ``system`` is accepted only with that claim, so nobody can impersonate the sweeper.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from prefect.context import FlowRunContext
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from sqlmodel import select
+
+from aftersales.approvals.auth import Verdict, check_staff_decision
+from aftersales.approvals.forms import SYSTEM_ACTOR, EventForm, StaffForm, prefilled
+from aftersales.domain.calendar import utcnow
+from aftersales.domain.masking import mask_phone
+from aftersales.domain.models import Case, CaseStatus, Role, Wait, WaitStatus
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+from aftersales.tasks.notify import case_context, notify_in_session, send_pending
+
+log = logging.getLogger(__name__)
+
+SWEEPER_CODE = "000000"
+
+
+@dataclass
+class WaitSpec:
+    """What a flow waits for: the step, its form, its deadline and what happens when it passes."""
+
+    step: str  # e.g. "seller-review"; the wait keys are "<step>-1", "<step>-2", …
+    title: str  # shown to people: Chinese with English alongside
+    form: type[RunInput]
+    deadline: datetime
+    default_action: str  # what the deadline does, in words
+    default_input: dict[str, Any]  # what the sweeper submits when the deadline passes
+    addressed_to: str  # a staff role (Apprise tag) or "buyer" for outside events
+    prefill: dict[str, Any] = field(default_factory=dict)
+    amount: Decimal | None = None  # checked against the approver's limit
+    check: Callable[[Any], str | None] | None = None  # form-specific rule; returns a reason to refuse
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An accepted answer to a wait."""
+
+    data: Any  # the form, typed
+    actor: str  # staff id, "buyer" or "system"
+    by_deadline: bool  # the default action was applied
+    wait_key: str
+    answered_at: datetime  # the next step's deadline counts from here
+
+
+async def await_decision(case: Case, spec: WaitSpec) -> Decision:
+    """Suspend until the wait is answered; returns the accepted decision (see module docstring)."""
+    flow_run = FlowRunContext.get().flow_run
+    attempt, addressed_to, previous = 1, spec.addressed_to, None
+    while True:
+        key = f"{spec.step}-{attempt}"
+        wait = open_wait(case, spec, key, addressed_to, previous, str(flow_run.id))
+        if wait.status == WaitStatus.ANSWERED:
+            return _decision_from_row(spec, wait)
+        if wait.status in (WaitStatus.REJECTED, WaitStatus.ESCALATED):
+            previous = wait
+            addressed_to = wait.decision.get("escalate_to", addressed_to) if wait.status == WaitStatus.ESCALATED else wait.addressed_to
+            attempt += 1
+            continue
+        form = prefilled(spec.form, description=describe(case, spec, wait), **spec.prefill)
+        data = await suspend_flow_run(wait_for_input=form, key=key, timeout=None)
+        settle(case, spec, key, data)
+
+
+def open_wait(case: Case, spec: WaitSpec, key: str, addressed_to: str, previous: Wait | None, flow_run_id: str) -> Wait:
+    """Record the wait once and tell the people it is addressed to (and why, if it reopened)."""
+    notice = previous.reason if previous is not None else ""
+    with session_scope() as session:
+        wait = session.exec(select(Wait).where(Wait.case_id == case.id, Wait.key == key)).first()
+        if wait is not None:
+            return wait
+        wait = Wait(
+            case_id=case.id,
+            key=key,
+            step=spec.step,
+            form=spec.form.__name__,
+            flow_run_id=flow_run_id,
+            addressed_to=addressed_to,
+            deadline=spec.deadline,
+            default_action=spec.default_action,
+            default_input=case_store.jsonable(spec.default_input),
+            notice=notice,
+        )
+        session.add(wait)
+        case_store.set_stage(session, case.id, spec.step, CaseStatus.WAITING)
+        case_store.record_event(session, case.id, f"{key}:opened", "system", "wait.opened", {"step": spec.step, "addressed_to": addressed_to, "deadline": spec.deadline, "default_action": spec.default_action, "notice": notice})
+        if addressed_to != "buyer":
+            template = {None: "approval_needed", WaitStatus.ESCALATED: "approval_escalated", WaitStatus.REJECTED: "approval_rejected"}[previous.status if previous else None]
+            notify_in_session(
+                session, case, f"{key}:opened", template, staff_tags=[addressed_to],
+                step=spec.title, deadline=spec.deadline, default_action=spec.default_action, reason=notice,
+            )
+    send_pending(case.id)
+    return wait
+
+
+def settle(case: Case, spec: WaitSpec, key: str, data: Any) -> Verdict:
+    """Check a resumed wait's input once and record the verdict (idempotent per wait key)."""
+    with session_scope() as session:
+        wait = session.exec(select(Wait).where(Wait.case_id == case.id, Wait.key == key).with_for_update()).one()
+        if wait.status not in (WaitStatus.OPEN, WaitStatus.EXPIRING):
+            return Verdict(wait.status.value if hasattr(wait.status, "value") else str(wait.status), wait.reason)
+        actor, verdict = _judge(session, case, spec, wait, data)
+        values = {k: v for k, v in data.model_dump(mode="json").items() if k != "code"}
+        wait.actor = actor
+        wait.answered_at = utcnow()
+        wait.reason = verdict.reason
+        if verdict.outcome == "accepted":
+            wait.status = WaitStatus.ANSWERED
+            wait.decision = values
+            case_store.set_stage(session, case.id, spec.step, CaseStatus.OPEN)
+        elif verdict.outcome == "escalated":
+            wait.status = WaitStatus.ESCALATED
+            wait.decision = {**values, "escalate_to": verdict.escalate_to.value}
+        else:
+            wait.status = WaitStatus.REJECTED
+            wait.decision = values
+        session.add(wait)
+        by_deadline = actor == SYSTEM_ACTOR
+        action = f"wait.{verdict.outcome}" + (".by_deadline" if by_deadline and verdict.outcome == "accepted" else "")
+        case_store.record_event(session, case.id, f"{key}:{verdict.outcome}", actor, action, {"step": spec.step, "input": values, "reason": verdict.reason, "default_action": spec.default_action if by_deadline else None})
+        return verdict
+
+
+def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any) -> tuple[str, Verdict]:
+    claimed_actor = data.staff_id if isinstance(data, StaffForm) else getattr(data, "reported_by", "buyer")
+    if claimed_actor == SYSTEM_ACTOR:
+        if wait.status != WaitStatus.EXPIRING:
+            return claimed_actor, Verdict.rejected("只有到期处理程序可以 system 名义提交 only the deadline sweeper may answer as 'system'")
+        return SYSTEM_ACTOR, Verdict.accepted()
+    if spec.check is not None:
+        problem = spec.check(data)
+        if problem:
+            return claimed_actor, Verdict.rejected(problem)
+    if isinstance(data, StaffForm):
+        verdict = check_staff_decision(
+            session, staff_id=data.staff_id, code=data.code, case_id=case.id, requested_by=case.requested_by,
+            allowed_roles=spec.form.allowed_roles, amount=spec.amount,
+        )
+        return data.staff_id, verdict
+    if isinstance(data, EventForm):
+        return data.reported_by, Verdict.accepted()
+    raise TypeError(f"unsupported wait form {type(data).__name__}")
+
+
+def _decision_from_row(spec: WaitSpec, wait: Wait) -> Decision:
+    values = dict(wait.decision)
+    if issubclass(spec.form, StaffForm):
+        values["code"] = SWEEPER_CODE  # codes are burnt and not kept; the form only needs a value
+    data = spec.form.model_validate(values)
+    return Decision(data=data, actor=wait.actor or "", by_deadline=wait.actor == SYSTEM_ACTOR, wait_key=wait.key, answered_at=wait.answered_at)
+
+
+def describe(case: Case, spec: WaitSpec, wait: Wait) -> str:
+    """The markdown shown above the Resume form: what a supervisor needs to decide."""
+    ctx = case_context(case)
+    tz_deadline = wait.deadline.astimezone(_tz()).strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"### {spec.title}",
+        f"**案件 Case** `{case.id}` · **订单 Order** `{case.order_id}` · **金额 Amount** ¥{case.amount}",
+        f"**买家 Buyer** {ctx['customer_name']} {mask_phone(ctx['customer_phone'])} · **原因 Reason** {case.reason or '-'}",
+        f"**处理人 Addressed to** {wait.addressed_to} · **截止 Deadline** {tz_deadline} (Asia/Shanghai)",
+        f"**到期默认 Default at deadline** {spec.default_action}",
+    ]
+    if wait.notice:
+        lines.append(f"> ⚠️ 上次提交未通过 Previous answer not accepted: {wait.notice}")
+    return "\n\n".join(lines)
+
+
+def _tz():
+    from aftersales.domain.settings import get_settings
+
+    return get_settings().tz
+
+
+# --- the deadline sweeper's side ---------------------------------------------------------------
+
+
+def claim_expired(as_of: datetime, limit: int = 500, case_id: str | None = None) -> list[Wait]:
+    """Claim open waits whose deadline has passed (open → expiring), oldest first."""
+    claimed: list[Wait] = []
+
+    def expired(status: WaitStatus):
+        query = select(Wait).where(Wait.status == status, Wait.deadline <= as_of)
+        return query.where(Wait.case_id == case_id) if case_id else query
+
+    with session_scope() as session:
+        rows = session.exec(expired(WaitStatus.OPEN).order_by(Wait.deadline).limit(limit).with_for_update(skip_locked=True)).all()
+        for wait in rows:
+            wait.status = WaitStatus.EXPIRING
+            session.add(wait)
+            claimed.append(wait)
+    # waits already claimed by an earlier sweep whose resume did not go through are retried
+    with session_scope() as session:
+        stale = session.exec(expired(WaitStatus.EXPIRING).limit(limit)).all()
+    known = {w.id for w in claimed}
+    return claimed + [w for w in stale if w.id not in known]
+
+
+def default_run_input(wait: Wait) -> dict[str, Any]:
+    values = dict(wait.default_input)
+    if wait.addressed_to == "buyer":
+        values["reported_by"] = SYSTEM_ACTOR
+    else:
+        values.update(staff_id=SYSTEM_ACTOR, code=SWEEPER_CODE)
+    return values
+
+
+def release_claim(wait_id: int) -> None:
+    """Give a wait back when its run cannot be resumed (crashed or cancelled): it stays visible."""
+    with session_scope() as session:
+        wait = session.get(Wait, wait_id)
+        if wait is not None and wait.status == WaitStatus.EXPIRING:
+            wait.status = WaitStatus.OPEN
+            session.add(wait)
+
+
+def flow_run_uuid(wait: Wait) -> UUID:
+    return UUID(wait.flow_run_id)
+
+
+ROLE_TAGS = {role.value for role in Role}

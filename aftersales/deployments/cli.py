@@ -1,0 +1,261 @@
+"""`aftersales` — the operations command line (Typer).
+
+  aftersales return open --order O20261120-002 --amount 128 --reason "尺码不合适"
+  aftersales waits list
+  aftersales waits resume return-O20261120-002 --staff S002 --code 123456 --set decision=agree
+  aftersales case show return-O20261120-002
+  aftersales staff code S002          (demo staff only: prints the current one-time code)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime
+from decimal import Decimal
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aftersales.domain.settings import get_settings
+
+app = typer.Typer(help="E-commerce after-sales processes run as Prefect flows. 售后流程。", no_args_is_help=True)
+returns_app = typer.Typer(help="Returns (§1.1) 退货", no_args_is_help=True)
+waits_app = typer.Typer(help="Cases waiting for a person or an event 等待处理", no_args_is_help=True)
+case_app = typer.Typer(help="One case 案件", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff and their one-time codes 员工", no_args_is_help=True)
+db_app = typer.Typer(help="The case database 数据库", no_args_is_help=True)
+app.add_typer(returns_app, name="return")
+app.add_typer(waits_app, name="waits")
+app.add_typer(case_app, name="case")
+app.add_typer(staff_app, name="staff")
+app.add_typer(db_app, name="db")
+
+console = Console()
+
+
+@app.callback()
+def _defaults() -> None:
+    # Talk to the `make run` Prefect server unless told otherwise.
+    import os
+
+    os.environ.setdefault("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _local(moment: Optional[datetime]) -> str:
+    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the case database (alembic upgrade head)."""
+    from aftersales.integrations.db import migrate
+
+    migrate()
+    console.print("case database is at the newest schema")
+
+
+@returns_app.command("open")
+def return_open(
+    order: str = typer.Option(..., "--order", help="订单号 order id"),
+    amount: str = typer.Option(..., "--amount", help="申请退款金额(元) amount in CNY, e.g. 128.00"),
+    reason: str = typer.Option("", "--reason", help="退货原因 reason"),
+    kind: str = typer.Option("no_reason", "--kind", help="no_reason | quality | wrong_item | refused_at_delivery | short_shipment"),
+    requested_by: str = typer.Option("buyer", "--requested-by", help="buyer, or the staff id opening it for the buyer"),
+    missing: list[str] = typer.Option([], "--missing", help="缺件 SKU (short_shipment), repeatable"),
+    request_ref: Optional[str] = typer.Option(None, "--request-ref", help="platform's return request id, for a second return on one order"),
+) -> None:
+    """Open a return case. A repeated request opens no second case."""
+    from aftersales.deployments.intake import open_return
+    from aftersales.domain.rules import InvalidRequest
+
+    try:
+        opened = asyncio.run(open_return(order, amount, reason, kind, requested_by, list(missing), request_ref))
+    except InvalidRequest as exc:
+        _fail(exc.message)
+    console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")
+
+
+@waits_app.command("list")
+def waits_list(process: Optional[str] = typer.Option(None, help="only this process, e.g. return")) -> None:
+    """Open waits, soonest deadline first."""
+    from aftersales.integrations import case_store
+    from aftersales.integrations.db import session_scope
+
+    table = Table("case", "step", "waiting for", "deadline (Asia/Shanghai)", "default action", "notice")
+    with session_scope() as session:
+        for wait, case in case_store.open_waits(session, process):
+            table.add_row(case.id, wait.key, wait.addressed_to, _local(wait.deadline), wait.default_action, wait.notice or "")
+    console.print(table)
+
+
+def _parse_sets(values: list[str]) -> dict:
+    parsed = {}
+    for item in values:
+        if "=" not in item:
+            _fail(f"--set expects field=value, got {item!r}")
+        name, value = item.split("=", 1)
+        parsed[name.strip()] = value
+    return parsed
+
+
+@waits_app.command("resume")
+def waits_resume(
+    case_id: str,
+    staff: Optional[str] = typer.Option(None, "--staff", help="工号 your staff id (staff forms)"),
+    code: Optional[str] = typer.Option(None, "--code", help="动态口令 your current one-time code"),
+    set_: list[str] = typer.Option([], "--set", help="form field=value, repeatable (e.g. decision=agree)"),
+    step: Optional[str] = typer.Option(None, "--step", help="only if the case waits at this step"),
+    reported_by: Optional[str] = typer.Option(None, "--reported-by", help="for event forms: who reports it"),
+) -> None:
+    """Answer a case's open wait, as the Resume form in the Prefect UI does, and show the verdict."""
+    from aftersales.approvals.resume import ResumeRefused, resume_wait, wait_for_verdict
+
+    values = _parse_sets(set_)
+    if staff:
+        values["staff_id"] = staff
+    if code:
+        values["code"] = code
+    if reported_by:
+        values["reported_by"] = reported_by
+
+    async def go():
+        wait = await resume_wait(case_id, values, step)
+        return await wait_for_verdict(case_id, wait.key)
+
+    try:
+        wait = asyncio.run(go())
+    except (ResumeRefused, LookupError, TimeoutError) as exc:
+        _fail(str(exc))
+    colour = "green" if wait.status == "answered" else "yellow"
+    console.print(f"{case_id} {wait.key}: [{colour}]{wait.status}[/] {wait.reason}")
+
+
+@case_app.command("show")
+def case_show(case_id: str) -> None:
+    """A case and its timeline (the audit trail)."""
+    from aftersales.domain.masking import mask_text
+    from aftersales.integrations import case_store
+    from aftersales.integrations.db import session_scope
+
+    with session_scope() as session:
+        try:
+            case = case_store.get_case(session, case_id)
+        except LookupError as exc:
+            _fail(str(exc))
+        events = case_store.timeline(session, case_id)
+    console.print(f"[bold]{case.id}[/] {case.process} order {case.order_id} ¥{case.amount} — {case.status} / {case.stage} {case.outcome or ''}")
+    table = Table("time (Asia/Shanghai)", "actor", "action", "details")
+    for event in events:
+        table.add_row(_local(event.at), event.actor, event.action, mask_text(json.dumps(event.details, ensure_ascii=False))[:160])
+    console.print(table)
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    from sqlmodel import select
+
+    from aftersales.domain.models import Staff
+    from aftersales.integrations.db import session_scope
+
+    table = Table("id", "name", "role", "approval limit (CNY)", "active")
+    with session_scope() as session:
+        for member in session.exec(select(Staff).order_by(Staff.id)):
+            table.add_row(member.id, member.name, member.role, f"{member.approval_limit:.2f}", str(member.active))
+    console.print(table)
+
+
+@staff_app.command("add")
+def staff_add(staff_id: str, name: str = typer.Option(...), role: str = typer.Option(...),
+              limit: str = typer.Option("0", help="approval limit in CNY")) -> None:
+    """Enrol a staff member; prints the otpauth:// URI for their authenticator app (show it as a QR code)."""
+    import pyotp
+
+    from aftersales.approvals.auth import enrolment_uri
+    from aftersales.domain.models import Role, Staff
+    from aftersales.domain.rules import parse_amount
+    from aftersales.integrations.db import session_scope
+
+    try:
+        member = Staff(id=staff_id, name=name, role=Role(role), approval_limit=Decimal(limit) if limit == "0" else parse_amount(limit, "limit"), totp_secret=pyotp.random_base32())
+    except ValueError as exc:
+        _fail(str(exc))
+    with session_scope() as session:
+        if session.get(Staff, staff_id) is not None:
+            _fail(f"staff {staff_id} already exists")
+        session.add(member)
+    console.print(f"enrolled {staff_id}; scan this in an authenticator app:\n{enrolment_uri(member)}")
+
+
+@staff_app.command("code")
+def staff_code(staff_id: str) -> None:
+    """Print the current one-time code of a DEMO staff member (their secrets are public)."""
+    from aftersales.approvals.auth import DEMO_STAFF, current_code
+
+    demo = {member.id: member for member in DEMO_STAFF}
+    if staff_id not in demo:
+        _fail(f"{staff_id} is not a demo staff member; real staff read their code from their authenticator app")
+    import time
+
+    remaining = 30 - int(time.time()) % 30
+    console.print(f"{current_code(demo[staff_id])}  (valid {remaining} s more; each code works once)")
+
+
+@staff_app.command("seed-demo")
+def staff_seed_demo() -> None:
+    """Add the demo staff (S001 agent, S002/S006 supervisors, S003 manager, S004 warehouse, S005 finance)."""
+    from aftersales.approvals.auth import seed_demo_staff
+    from aftersales.integrations.db import session_scope
+
+    with session_scope() as session:
+        seed_demo_staff(session)
+    console.print("demo staff ready")
+
+
+@app.command("sweep")
+def sweep(as_of: Optional[datetime] = typer.Option(None, help="apply deadlines as of this time (ISO, with timezone)")) -> None:
+    """Run the deadline sweeper once now."""
+    from aftersales.flows.deadline_sweeper import deadline_sweeper
+
+    if as_of is not None and as_of.tzinfo is None:
+        _fail("--as-of needs a timezone, e.g. 2026-11-30T09:00:00+08:00")
+    console.print(asyncio.run(deadline_sweeper(as_of=as_of)))
+
+
+@app.command("serve")
+def serve_command() -> None:
+    """Serve every deployment (the flows and their schedules) from this process."""
+    from aftersales.deployments.serve import main
+
+    main()
+
+
+@app.command("api")
+def api_command() -> None:
+    """Run our HTTP intake API (every endpoint requires the X-Api-Key header)."""
+    import uvicorn
+
+    from aftersales.api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+@app.command("dev")
+def dev_command() -> None:
+    """`make run`: Prefect server, sandbox platform, API, flows and demo cases, all in one."""
+    from aftersales.deployments.dev import main
+
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    app()

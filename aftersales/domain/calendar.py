@@ -1,0 +1,69 @@
+"""Business time: deadlines in Asia/Shanghai, calendar days and working days (rulebook §4).
+
+Working days are Monday to Friday, minus holidays, plus make-up working days (调休), read from
+``config/holidays.yml``. All functions take and return timezone-aware datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: business times must be timezone-aware")
+    return moment
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    tz: ZoneInfo
+    holidays: frozenset[date] = field(default_factory=frozenset)
+    workdays: frozenset[date] = field(default_factory=frozenset)
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.workdays:
+            return True
+        if day in self.holidays:
+            return False
+        return day.weekday() < 5
+
+    def add_days(self, start: datetime, days: int) -> datetime:
+        """Calendar days, as the platform counts its 5/7/10-day rules."""
+        return _aware(start).astimezone(self.tz) + timedelta(days=days)
+
+    def add_hours(self, start: datetime, hours: int) -> datetime:
+        return _aware(start).astimezone(self.tz) + timedelta(hours=hours)
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        """``days`` working days after ``start``: the same local time on the n-th working day.
+
+        A start on a non-working day counts from the beginning of the next working day, so a
+        request received on Saturday with 3 working days is due Wednesday end of day.
+        """
+        local = _aware(start).astimezone(self.tz)
+        if days <= 0:
+            return local
+        if not self.is_working_day(local.date()):
+            local = local.replace(hour=23, minute=59, second=59, microsecond=0)
+        day = local.date()
+        remaining = days
+        while remaining:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                remaining -= 1
+        return local.replace(year=day.year, month=day.month, day=day.day)
+
+
+def business_calendar() -> BusinessCalendar:
+    from aftersales.domain.settings import get_settings, load_calendar_days
+
+    settings = get_settings()
+    holidays, workdays = load_calendar_days(settings.holidays_file)
+    return BusinessCalendar(settings.tz, frozenset(holidays), frozenset(workdays))

@@ -1,0 +1,115 @@
+"""Settings from environment variables (prefix ``AFTERSALES_``) and the rulebook's numbers.
+
+Every number the rulebook gives (``shared/domain/RULES.md``) lives here once, as a setting with the
+rulebook's value as default, so a shop can change a deadline without touching a flow.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Rules(BaseSettings):
+    """The rulebook's numbers. Env: ``AFTERSALES_RULE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="AFTERSALES_RULE_", extra="ignore")
+
+    # §1.1 return window: 7 days after receipt without reason (000 §2.1, 004)
+    return_no_reason_days: int = 7
+    # §1.1 a quality problem may be claimed later (default)
+    return_quality_days: int = 15
+    # §1.1 step 2: the seller has 5 days to agree or refuse; then the platform agrees (004)
+    seller_review_days: int = 5
+    # §1.1 step 4: the buyer has 7 days to ship, else the request closes (default)
+    buyer_ship_days: int = 7
+    # §1.1 step 5: 10 days to confirm receipt, else the system refunds automatically (004)
+    receipt_confirm_days: int = 10
+    # §1.1 step 6: warehouse inspection after receipt; on timeout the goods pass (default)
+    inspection_working_days: int = 2
+    # §1.1 refusal at delivery: tell customer service within 24 hours (004)
+    refusal_report_hours: int = 24
+    # §1.1 short shipment: refund the missing part or re-ship within 3 working days (004)
+    short_shipment_fix_working_days: int = 3
+    # §1.3 approval limits in CNY (default): agent <= 20, supervisor <= 500, manager above
+    agent_limit: Decimal = Decimal("20")
+    supervisor_limit: Decimal = Decimal("500")
+    # §1.1 postage: the shop's standard parcel cost, used for the outbound postage of a
+    # free-shipping order (split on a no-reason return) and for re-shipments (default)
+    standard_postage: Decimal = Decimal("12.00")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AFTERSALES_", env_file=".env", extra="ignore")
+
+    # The case database: SQLite file by default, PostgreSQL by URL
+    # (e.g. postgresql+psycopg://user@127.0.0.1:5432/aftersales).
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'aftersales.db'}"
+
+    # The shop platform (orders, refunds, re-shipments, reviews). The sandbox serves it locally;
+    # production is a different URL and key.
+    platform_url: str = "http://127.0.0.1:8765"
+    platform_api_key: SecretStr = SecretStr("sandbox-platform-key")
+    platform_timeout_seconds: float = 10.0
+    platform_retries: int = 4
+
+    # Carrier tracking aggregator (Kuaidi100 protocol, see shared/domain/CARRIERS.md).
+    carrier_url: str = "http://127.0.0.1:8765/poll/query.do"
+    carrier_customer: str = "SANDBOXCUSTOMER"
+    carrier_key: SecretStr = SecretStr("sandbox-carrier-key")
+
+    # Our own HTTP app (intake events, downloads): every endpoint requires this key.
+    api_key: SecretStr = SecretStr("dev-api-key-change-me")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8766
+
+    # Notifications: an Apprise YAML config with tagged staff channels, and a URL template for
+    # buyer messages ({contact} is the buyer's own contact, {customer_id} their id).
+    apprise_config: Path = PROJECT_ROOT / "config" / "apprise.yml"
+    customer_notify_url: str = "json://127.0.0.1:8765/sandbox/messages/{customer_id}"
+    outbox_max_attempts: int = 12
+
+    timezone: str = "Asia/Shanghai"
+    # Holidays (no working day) and make-up working days (调休) on weekends.
+    holidays_file: Path = PROJECT_ROOT / "config" / "holidays.yml"
+
+    # Where wait forms link to, for staff messages.
+    ui_url: str = "http://127.0.0.1:4200"
+
+    # `serve` attaches the schedules (sweeper, outbox retry); tests drive them by hand instead.
+    serve_schedules: bool = True
+    sweeper_cron: str = "*/5 * * * *"
+    outbox_retry_cron: str = "* * * * *"
+
+    exports_dir: Path = PROJECT_ROOT / "var" / "exports"
+
+    rules: Rules = Field(default_factory=Rules)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def load_calendar_days(path: Path) -> tuple[set[date], set[date]]:
+    """Read ``holidays`` and ``workdays`` (make-up working days) from the holidays YAML file."""
+    import yaml
+
+    if not path.exists():
+        return set(), set()
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    holidays = {date.fromisoformat(str(d)) for d in data.get("holidays") or []}
+    workdays = {date.fromisoformat(str(d)) for d in data.get("workdays") or []}
+    return holidays, workdays

@@ -1,0 +1,269 @@
+"""Return (退货) — rulebook §1.1 (004 fig. 5.1; 000 §6.1, §6.2).
+
+The flow chart, step by step:
+
+1. the buyer applies (reason, amount); the request is checked against the order and the window;
+2. the seller agrees or refuses within 5 days — on timeout the platform agrees;
+3. on agreement the buyer gets the return address;
+4. the buyer ships and submits the tracking number within 7 days — otherwise the request closes;
+5. the seller confirms receipt within 10 days — otherwise the system refunds automatically;
+6. the warehouse inspects: pass, partial or fail;
+7. the refund is paid once; the postage falls on whoever is at fault.
+
+Two branches of §1.1 start elsewhere: a parcel refused at the door (it comes back by itself; check
+it, refund) and a short shipment (refund the missing part or re-ship it within 3 working days).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prefect import flow, task
+
+from aftersales.approvals.forms import (
+    BuyerShipment,
+    Inspection,
+    InspectionResult,
+    ReceiptConfirmation,
+    Remedy,
+    ReviewDecision,
+    SellerReview,
+    ShortShipmentRemedy,
+)
+from aftersales.approvals.waits import Decision, WaitSpec, await_decision
+from aftersales.domain.calendar import business_calendar, utcnow
+from aftersales.domain.models import Case, CaseStatus, Process, Role
+from aftersales.domain.rules import ReturnKind, approval_level, parse_amount, postage_lines, validate_return_request
+from aftersales.domain.settings import get_settings
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+from aftersales.integrations.platform import PlatformClient
+from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case, record_step
+from aftersales.tasks.intake import order_facts
+from aftersales.tasks.money import refund_buyer, reship_items
+from aftersales.tasks.notify import notify_in_session, send_pending
+
+
+def return_case_id(order_id: str, request_ref: str | None = None) -> str:
+    return f"return-{order_id}" + (f"-{request_ref}" if request_ref else "")
+
+
+@task(name="open-return-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
+      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+async def open_return_case(case_id: str, order_id: str, amount: str, kind: ReturnKind, reason: str,
+                           requested_by: str, missing_skus: list[str], flow_run_id: str) -> str:
+    """§1.1 step 1: check the request against the order; record the case only if it is valid."""
+    with session_scope() as session:
+        if session.get(Case, case_id) is not None:
+            return case_id  # checked when it was opened; a replay must not re-judge it against today's date
+    async with PlatformClient() as platform:
+        order, facts = await order_facts(platform, order_id)
+    checked_amount = validate_return_request(facts, amount, kind, utcnow(), get_settings().rules, missing_skus)
+    with session_scope() as session:
+        case, created = case_store.create_case(
+            session, id=case_id, process=Process.RETURN, order_id=order_id, customer_id=order.customer.customer_id,
+            requested_by=requested_by, reason=reason[:500], amount=checked_amount, flow_run_id=flow_run_id,
+            details={"kind": kind.value, "missing_skus": missing_skus, "free_shipping": order.free_shipping,
+                     "customer": order.customer.model_dump(mode="json"),
+                     "items": [item.model_dump(mode="json") for item in order.items]},
+        )
+        if created:
+            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
+                                    {"kind": kind.value, "amount": checked_amount, "reason": reason, "missing_skus": missing_skus})
+            notify_in_session(session, case, "opened", "return_opened", staff_tags=[Role.AGENT.value], buyer=True, kind=kind.value)
+    send_pending(case_id)
+    return case_id
+
+
+@flow(name="return", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+async def return_flow(case_id: str, order_id: str, amount: str, reason: str = "",
+                      kind: ReturnKind = ReturnKind.NO_REASON, requested_by: str = "buyer",
+                      missing_skus: list[str] | None = None) -> str:
+    """A buyer's return request, from application to refund (§1.1)."""
+    from prefect.runtime import flow_run
+
+    await open_return_case(case_id, order_id, amount, kind, reason, requested_by, missing_skus or [], flow_run.id)
+    case = load_case(case_id)
+    if case.status == CaseStatus.CLOSED:
+        return case.outcome or "closed"
+
+    if kind is ReturnKind.SHORT_SHIPMENT:
+        return await handle_short_shipment(case)
+    if kind is ReturnKind.REFUSED_AT_DELIVERY:
+        return await handle_refused_parcel(case)
+
+    review = await await_decision(case, seller_review(case))
+    if review.data.decision == ReviewDecision.REFUSE:
+        return await close_case(case_id, "refused", review.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
+    await send_return_address(case_id, review.actor, review.by_deadline)
+
+    shipment = await await_decision(case, buyer_shipment(case, review))
+    if shipment.by_deadline:
+        return await close_case(case_id, "closed_not_shipped", "system", notify="await_buyer_shipment_expired")
+    await record_step(case_id, "buyer-shipped", "parcel.shipped", shipment.actor, stage="in-return-transit",
+                      details={"carrier": shipment.data.carrier, "tracking_number": shipment.data.tracking_number},
+                      notify="parcel_shipped", staff_tags=[Role.WAREHOUSE.value],
+                      carrier=shipment.data.carrier, waybill=shipment.data.tracking_number)
+
+    receipt = await await_decision(case, receipt_confirmation(case, shipment))
+    postage = return_postage(case, shipment)
+    if receipt.by_deadline:
+        # §1.1 step 5: nobody confirmed receipt in 10 days — the system refunds automatically.
+        await refund_buyer(case_id, "auto-refund", case.amount, "system", "10 天未确认收货，系统自动退款 not confirmed within 10 days: automatic refund", postage)
+        return await close_case(case_id, "refunded_automatically", "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
+    await record_step(case_id, "received", "parcel.received", receipt.actor, stage="inspection",
+                      details={"note": receipt.data.note}, notify="inspection_needed", staff_tags=[Role.WAREHOUSE.value])
+
+    inspection = await await_decision(case, inspect_goods(case, receipt))
+    result = inspection.data.result
+    if result == InspectionResult.FAIL:
+        return await close_case(case_id, "inspection_failed", inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+    goods = case.amount if result == InspectionResult.PASS or inspection.by_deadline else parse_amount(inspection.data.refund_amount)
+    await refund_buyer(case_id, "refund", goods, inspection.actor, f"退货验货{result.value} return inspected: {result.value}", postage)
+    return await close_case(case_id, "refunded" if result == InspectionResult.PASS else "partly_refunded", inspection.actor, notify="case_closed")
+
+
+# --- the waits of §1.1, each with its deadline and default action -------------------------------
+
+
+def seller_review(case: Case) -> WaitSpec:
+    rules = get_settings().rules
+    return WaitSpec(
+        step="seller-review",
+        title="退货审核 Return review",
+        form=SellerReview,
+        deadline=business_calendar().add_days(case.opened_at, rules.seller_review_days),
+        default_action=f"{rules.seller_review_days} 天未处理，平台自动同意 not answered in {rules.seller_review_days} days: the platform agrees",
+        default_input={"decision": ReviewDecision.AGREE.value, "note": "超时自动同意 agreed automatically at the deadline"},
+        addressed_to=approval_level(case.amount, rules).value,
+        amount=case.amount,
+        check=lambda form: "拒绝须写明原因 a refusal needs a note for the buyer" if form.decision == ReviewDecision.REFUSE and not form.note.strip() else None,
+    )
+
+
+def buyer_shipment(case: Case, review: Decision) -> WaitSpec:
+    rules = get_settings().rules
+    return WaitSpec(
+        step="buyer-shipment",
+        title="等待买家退货 Waiting for the buyer to ship",
+        form=BuyerShipment,
+        deadline=business_calendar().add_days(review.answered_at, rules.buyer_ship_days),
+        default_action=f"买家 {rules.buyer_ship_days} 天未寄回，关闭退货 buyer did not ship within {rules.buyer_ship_days} days: the request closes",
+        default_input={"carrier": "none", "tracking_number": "NOTSHIPPED"},
+        addressed_to="buyer",
+        prefill={"return_postage": "0.00"},
+    )
+
+
+def receipt_confirmation(case: Case, shipment: Decision) -> WaitSpec:
+    rules = get_settings().rules
+    return WaitSpec(
+        step="receipt",
+        title="确认收到退货 Confirm the return parcel arrived",
+        form=ReceiptConfirmation,
+        deadline=business_calendar().add_days(shipment.answered_at, rules.receipt_confirm_days),
+        default_action=f"{rules.receipt_confirm_days} 天未确认收货，系统自动退款 not confirmed in {rules.receipt_confirm_days} days: automatic refund",
+        default_input={"note": "超时未确认 not confirmed in time"},
+        addressed_to=Role.WAREHOUSE.value,
+    )
+
+
+def inspect_goods(case: Case, receipt: Decision) -> WaitSpec:
+    rules = get_settings().rules
+
+    def check(form: Inspection) -> str | None:
+        if form.result != InspectionResult.PASS and not form.note.strip():
+            return "部分通过或不通过须写验货说明 partial or fail needs an inspection note"
+        if form.result == InspectionResult.PARTIAL:
+            amount = parse_amount(form.refund_amount, "refund_amount")
+            if amount > case.amount:
+                return f"退款金额 {amount} 超过申请金额 {case.amount} refund above the amount requested"
+        return None
+
+    return WaitSpec(
+        step="inspection",
+        title="退货验货 Inspect the returned goods",
+        form=Inspection,
+        deadline=business_calendar().add_working_days(receipt.answered_at, rules.inspection_working_days),
+        default_action=f"{rules.inspection_working_days} 个工作日未验货，视为通过并全额退款 not inspected in {rules.inspection_working_days} working days: passes, full refund",
+        default_input={"result": InspectionResult.PASS.value, "refund_amount": f"{case.amount:.2f}", "note": "超时视为通过 passed at the deadline"},
+        addressed_to=Role.WAREHOUSE.value,
+        prefill={"refund_amount": f"{case.amount:.2f}"},
+        check=check,
+    )
+
+
+def return_postage(case: Case, shipment: Decision) -> list:
+    """§1.1 postage: who pays the return and (free shipping) the outbound postage."""
+    kind = ReturnKind(case.details.get("kind", ReturnKind.NO_REASON.value))
+    paid = Decimal(shipment.data.return_postage) if not shipment.by_deadline else Decimal("0")
+    return postage_lines(kind, bool(case.details.get("free_shipping")), paid, get_settings().rules.standard_postage)
+
+
+@task(name="send-return-address", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("return-address"), persist_result=True)
+async def send_return_address(case_id: str, agreed_by: str, by_deadline: bool) -> dict:
+    """§1.1 step 3: the buyer gets the return address; status “退款协议达成,等待买家退货”."""
+    case = load_case(case_id)
+    async with PlatformClient() as platform:
+        address = await platform.get_return_address(case.order_id)
+    rules = get_settings().rules
+    with session_scope() as session:
+        case_store.record_event(session, case_id, "agreed", agreed_by, "return.agreed", {"by_deadline": by_deadline, "return_address": address.model_dump(mode="json")})
+        case = case_store.set_stage(session, case_id, "buyer-shipment")
+        notify_in_session(session, case, "agreed", "return_agreed", buyer=True,
+                          return_address=f"{address.name} {address.phone} {address.address} {address.postcode}",
+                          ship_days=rules.buyer_ship_days)
+    send_pending(case_id)
+    return address.model_dump(mode="json")
+
+
+# --- §1.1 refusal at delivery and short shipment --------------------------------------------------
+
+
+async def handle_refused_parcel(case: Case) -> str:
+    """The buyer refused the parcel at the door: it returns by itself; check it, then refund (the seller bears the costs)."""
+    receipt = await await_decision(case, refused_parcel_back(case))
+    if receipt.by_deadline:
+        await refund_buyer(case.id, "auto-refund", case.amount, "system", "拒收退回 10 天未确认，自动退款 refused parcel not confirmed in 10 days: automatic refund")
+        return await close_case(case.id, "refunded_automatically", "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
+    inspection = await await_decision(case, inspect_goods(case, receipt))
+    if inspection.data.result == InspectionResult.FAIL:
+        return await close_case(case.id, "inspection_failed", inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+    goods = case.amount if inspection.data.result == InspectionResult.PASS else parse_amount(inspection.data.refund_amount)
+    await refund_buyer(case.id, "refund", goods, inspection.actor, "拒收退回核对后退款 refused parcel checked and refunded")
+    return await close_case(case.id, "refunded", inspection.actor, notify="case_closed")
+
+
+def refused_parcel_back(case: Case) -> WaitSpec:
+    spec = receipt_confirmation(case, Decision(data=None, actor="carrier", by_deadline=False, wait_key="", answered_at=case.opened_at))
+    spec.step, spec.title = "refused-parcel-back", "确认拒收包裹已退回 Confirm the refused parcel is back"
+    return spec
+
+
+async def handle_short_shipment(case: Case) -> str:
+    """Items missing from a signed parcel: refund the missing part or re-ship it within 3 working days."""
+    remedy = await await_decision(case, short_shipment_remedy(case))
+    missing = case.details.get("missing_skus", [])
+    if remedy.data.remedy == Remedy.RESHIP_MISSING and not remedy.by_deadline:
+        await reship_items(case.id, "reship", [{"sku": sku, "quantity": 1} for sku in missing], case.amount, remedy.actor, "少件补发 re-ship missing items")
+        return await close_case(case.id, "reshipped", remedy.actor, notify="case_closed")
+    await refund_buyer(case.id, "refund", case.amount, remedy.actor, "少件退还缺件金额 refund of missing items")
+    return await close_case(case.id, "refunded", remedy.actor, notify="case_closed")
+
+
+def short_shipment_remedy(case: Case) -> WaitSpec:
+    rules = get_settings().rules
+    with session_scope() as session:
+        notify_in_session(session, case, "short-shipment", "short_shipment", staff_tags=[Role.WAREHOUSE.value], buyer=True,
+                          missing=", ".join(case.details.get("missing_skus", [])), fix_days=rules.short_shipment_fix_working_days)
+    send_pending(case.id)
+    return WaitSpec(
+        step="short-shipment-remedy",
+        title="少件处理 Short shipment: refund or re-ship",
+        form=ShortShipmentRemedy,
+        deadline=business_calendar().add_working_days(case.opened_at, rules.short_shipment_fix_working_days),
+        default_action=f"{rules.short_shipment_fix_working_days} 个工作日未处理，退还缺件金额 not handled in {rules.short_shipment_fix_working_days} working days: refund the missing part",
+        default_input={"remedy": Remedy.REFUND_MISSING.value, "note": "超时自动退款 refunded at the deadline"},
+        addressed_to=approval_level(case.amount, rules).value,
+        amount=case.amount,
+    )

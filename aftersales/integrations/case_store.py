@@ -1,0 +1,144 @@
+"""Reading and writing cases in the case database: idempotent, so a replayed flow writes once.
+
+A suspended flow runs again from the top on every resume; each write here is keyed (case id, event
+key, wait key) so that a second run finds the row and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from aftersales.domain.calendar import utcnow
+from aftersales.domain.models import Case, CaseEvent, CaseStatus, LedgerLine, Process, Wait, WaitStatus
+
+
+class CaseNotFound(LookupError):
+    pass
+
+
+def get_case(session: Session, case_id: str) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(f"case {case_id} not found")
+    return case
+
+
+def create_case(session: Session, **fields: Any) -> tuple[Case, bool]:
+    """Insert the case unless it exists. Returns (case, created)."""
+    existing = session.get(Case, fields["id"])
+    if existing is not None:
+        return existing, False
+    case = Case(**fields)
+    try:
+        with session.begin_nested():
+            session.add(case)
+    except IntegrityError:  # a concurrent duplicate request won the race
+        return get_case(session, fields["id"]), False
+    return case, True
+
+
+def record_event(session: Session, case_id: str, key: str, actor: str, action: str, details: dict | None = None) -> tuple[CaseEvent, bool]:
+    """Append an event to the case's audit trail, once per key."""
+    existing = session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.key == key)).first()
+    if existing is not None:
+        return existing, False
+    event = CaseEvent(case_id=case_id, key=key, actor=actor, action=action, details=_jsonable(details or {}))
+    try:
+        with session.begin_nested():
+            session.add(event)
+    except IntegrityError:
+        existing = session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.key == key)).one()
+        return existing, False
+    return event, True
+
+
+def set_stage(session: Session, case_id: str, stage: str, status: CaseStatus | None = None) -> Case:
+    case = get_case(session, case_id)
+    if case.status == CaseStatus.CLOSED:
+        return case  # a closed case stays closed; replays must not reopen it
+    case.stage = stage
+    if status is not None:
+        case.status = status
+    case.updated_at = utcnow()
+    session.add(case)
+    return case
+
+
+def close_case(session: Session, case_id: str, outcome: str) -> Case:
+    case = get_case(session, case_id)
+    if case.status != CaseStatus.CLOSED:
+        case.status = CaseStatus.CLOSED
+        case.stage = "closed"
+        case.outcome = outcome
+        case.closed_at = case.updated_at = utcnow()
+        session.add(case)
+    return case
+
+
+def add_ledger_line(session: Session, *, idempotency_key: str, case: Case, kind: str, amount: Decimal, bearer: str, approved_by: str, platform_ref: str = "", note: str = "", responsible_department: str = "") -> LedgerLine:
+    existing = session.exec(select(LedgerLine).where(LedgerLine.idempotency_key == idempotency_key)).first()
+    if existing is not None:
+        return existing
+    line = LedgerLine(
+        idempotency_key=idempotency_key,
+        case_id=case.id,
+        process=Process(case.process),
+        order_id=case.order_id,
+        kind=kind,
+        amount=amount,
+        bearer=bearer,
+        approved_by=approved_by,
+        platform_ref=platform_ref,
+        note=note,
+        responsible_department=responsible_department,
+    )
+    with session.begin_nested():
+        session.add(line)
+    return line
+
+
+def timeline(session: Session, case_id: str) -> list[CaseEvent]:
+    return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.at, CaseEvent.id)))
+
+
+def open_waits(session: Session, process: str | None = None) -> list[tuple[Wait, Case]]:
+    query = select(Wait, Case).join(Case, Case.id == Wait.case_id).where(Wait.status.in_([WaitStatus.OPEN, WaitStatus.EXPIRING]))
+    if process:
+        query = query.where(Case.process == process)
+    return list(session.exec(query.order_by(Wait.deadline)))
+
+
+def find_wait(session: Session, case_id: str, step: str | None = None) -> Wait | None:
+    """The case's currently open wait (optionally for a given step)."""
+    query = select(Wait).where(Wait.case_id == case_id, Wait.status.in_([WaitStatus.OPEN, WaitStatus.EXPIRING]))
+    if step:
+        query = query.where(Wait.step == step)
+    return session.exec(query.order_by(Wait.id.desc())).first()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
+        return value.value
+    return value
+
+
+def jsonable(value: Any) -> Any:
+    return _jsonable(value)
+
+
+def ids(rows: Iterable[Any]) -> list[Any]:
+    return [row.id for row in rows]

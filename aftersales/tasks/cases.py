@@ -1,0 +1,68 @@
+"""Case steps as Prefect tasks: open a case, record a step, close it.
+
+Tasks that must happen once per case carry a business cache key (``open-<case>``), not Prefect's
+default policy (which includes the task's source and changes on redeploy): a resumed flow runs from
+the top and skips them through their persisted results. The database writes are idempotent too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from aftersales.domain.models import Case, CaseStatus
+from aftersales.domain.rules import InvalidRequest
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+from aftersales.tasks.notify import notify_in_session, send_pending
+
+
+def per_case(step: str):
+    """A cache key function: one result per case and step, whatever the code version."""
+
+    def key(_context, parameters: dict[str, Any]) -> str:
+        return f"{step}-{parameters['case_id']}"
+
+    return key
+
+
+def no_retry_on_invalid(_task, _run, state) -> bool:
+    """Retry outside-world failures; never a request the rulebook or the platform refused (4xx)."""
+    from aftersales.integrations.platform import PlatformRejected
+
+    return not isinstance(state.data, (InvalidRequest, PlatformRejected))
+
+
+def load_case(case_id: str) -> Case:
+    with session_scope() as session:
+        return case_store.get_case(session, case_id)
+
+
+@task(name="record-step", retries=3, retry_delay_seconds=2)
+async def record_step(case_id: str, key: str, action: str, actor: str = "system", stage: str | None = None,
+                details: dict | None = None, notify: str | None = None, staff_tags: list[str] | None = None,
+                buyer: bool = False, **context: Any) -> None:
+    """Append an event (once per key), move the case's stage and enqueue its messages together."""
+    with session_scope() as session:
+        case_store.record_event(session, case_id, key, actor, action, details)
+        case = case_store.set_stage(session, case_id, stage) if stage else case_store.get_case(session, case_id)
+        if notify:
+            notify_in_session(session, case, key, notify, staff_tags=staff_tags, buyer=buyer, **context)
+    send_pending(case_id)
+
+
+@task(name="close-case", retries=3, retry_delay_seconds=2)
+async def close_case(case_id: str, outcome: str, actor: str, notify: str | None = None, staff_tags: list[str] | None = None,
+               buyer: bool = True, **context: Any) -> str:
+    with session_scope() as session:
+        case_store.record_event(session, case_id, "closed", actor, "case.closed", {"outcome": outcome, **context})
+        case = case_store.close_case(session, case_id, outcome)
+        if notify:
+            notify_in_session(session, case, "closed", notify, staff_tags=staff_tags, buyer=buyer, outcome=outcome, **context)
+    send_pending(case_id)
+    return outcome
+
+
+def case_is_closed(case_id: str) -> bool:
+    return load_case(case_id).status == CaseStatus.CLOSED

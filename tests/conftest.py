@@ -1,0 +1,32 @@
+"""Fixtures: the whole system on loopback (see tests/support/stack.py).
+
+``AFTERSALES_TEST_DB=postgres`` puts the case database in a fresh schema of the local PostgreSQL
+(127.0.0.1:5432, database ``test``); the default is a SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.stack import build_stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    stack, stops = build_stack(tmp_path_factory.mktemp("stack"), os.environ.get("AFTERSALES_TEST_DB", "sqlite"))
+    yield stack
+    for stop in stops:
+        try:
+            stop()
+        except Exception as exc:  # keep stopping the rest
+            print(f"teardown: {exc}")
+
+
+@pytest.fixture
+def sandbox_clean(stack):
+    """No fault knobs left over from another test."""
+    stack.faults()
+    yield stack
+    stack.faults()

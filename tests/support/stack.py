@@ -1,0 +1,375 @@
+"""The whole system on loopback, for the end-to-end tests.
+
+A real ``prefect server start`` (SQLite in a temporary PREFECT_HOME), the case database (SQLite file
+or a fresh schema in the local PostgreSQL), the sandbox platform, a local HTTP receiver for every
+notification, and our ``serve`` process running the deployments. Nothing of ours is mocked; time is
+moved only by asking the deadline sweeper to sweep "as of" a later moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pyotp
+
+from tests.support.receivers import free_port, start_http_receiver
+from tests.support.sandbox import start_sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+STAFF_TAGS = ("agent", "supervisor", "manager", "warehouse", "finance", "review", "dispute", "quality", "logistics")
+POSTGRES_ADMIN_URL = os.environ.get("AFTERSALES_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def start_prefect_server(home: Path, log: Path) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": "", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    process = subprocess.Popen([PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                               env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {process.returncode}; see {log}")
+        try:
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # A fresh Prefect database migrates in about 40 s on this kind of machine.
+    wait_until(healthy, 300, "the Prefect server")
+    return url, process
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 15) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
+
+def case_database_url(kind: str, tmp: Path) -> tuple[str, Any]:
+    """A fresh case database: a SQLite file, or a new schema in the local PostgreSQL."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'cases.db'}", lambda: None
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+    separator = "&" if "?" in POSTGRES_ADMIN_URL else "?"
+    return f"{POSTGRES_ADMIN_URL}{separator}options=-csearch_path%3D{schema}", drop
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    env: dict[str, str]
+    sandbox_url: str
+    sandbox_key: str
+    receiver_url: str
+    received: list
+    serve_process: subprocess.Popen | None = None
+    serve_log: Path | None = None
+    _used_codes: set = field(default_factory=set)
+    _serve_count: int = 0
+
+    # --- processes ------------------------------------------------------------------------
+
+    def start_serving(self) -> None:
+        self._serve_count += 1
+        self.serve_log = self.tmp / f"serve-{self._serve_count}.log"
+        self.serve_process = subprocess.Popen([PYTHON, "-m", "aftersales.deployments.serve"], cwd=ROOT, env=self.env,
+                                              stdout=self.serve_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+        def ready() -> bool:
+            if self.serve_process.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.serve_process.returncode}:\n{self.serve_log.read_text()[-3000:]}")
+            return "Your deployments are being served" in self.serve_log.read_text(errors="replace") or _deployment_exists(self.env["PREFECT_API_URL"])
+
+        wait_until(ready, 120, "the serve process")
+
+    def stop_serving(self, hard: bool = False) -> None:
+        if hard and self.serve_process and self.serve_process.poll() is None:
+            os.killpg(self.serve_process.pid, signal.SIGKILL)
+            self.serve_process.wait(10)
+        stop_process(self.serve_process)
+        self.serve_process = None
+
+    # --- the sandbox platform ---------------------------------------------------------------
+
+    def sandbox(self, method: str, path: str, **kwargs) -> Any:
+        response = httpx.request(method, f"{self.sandbox_url}{path}", headers={"X-Api-Key": self.sandbox_key}, timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def make_order(self, *, paid: str = "128.00", delivered_days_ago: float | None = 2, status: str = "completed",
+                   free_shipping: bool = False, items: list[dict] | None = None, refused_hours_ago: float | None = None,
+                   language: str = "zh-CN") -> dict:
+        """A fresh order on the sandbox platform, so every test has its own."""
+        now = datetime.now(timezone.utc)
+        order_id = f"T{now:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
+        customer_id = f"C{uuid.uuid4().hex[:8].upper()}"
+        items = items or [{"sku": "SKU-TSHIRT-M", "name": "纯棉T恤 M", "category": "apparel", "quantity": 1, "unit_price": paid}]
+        waybill = f"ZT{uuid.uuid4().int % 10**12:012d}"
+        delivered_at = (now - timedelta(days=delivered_days_ago)).isoformat() if delivered_days_ago is not None else None
+        order = {
+            "order_id": order_id,
+            "customer": {"customer_id": customer_id, "name": "韩梅梅", "phone": "13812345678", "email": f"{customer_id.lower()}@buyer.example",
+                         "address": "浙江省杭州市西湖区文三路 123 号 4 幢 501", "language": language},
+            "items": items, "paid_amount": paid, "postage_paid": "0.00", "free_shipping": free_shipping, "status": status,
+            "shipped_at": (now - timedelta(days=5)).isoformat(), "delivered_at": delivered_at,
+            "transaction_success_at": delivered_at, "carrier": "zhongtong", "waybill": waybill, "warehouse_left": True,
+        }
+        self.sandbox("POST", "/sandbox/orders", json=order)
+        if refused_hours_ago is not None:
+            self.sandbox("POST", f"/sandbox/parcels/{waybill}/events",
+                         json={"state": 14, "status_code": "14", "context": "收件人拒签 recipient refused the parcel",
+                               "time": (now - timedelta(hours=refused_hours_ago)).isoformat()})
+        return order
+
+    def refunds(self, order_id: str) -> list[dict]:
+        return self.sandbox("GET", "/api/refunds", params={"order_id": order_id})
+
+    def reshipments(self, order_id: str) -> list[dict]:
+        return self.sandbox("GET", "/api/reshipments", params={"order_id": order_id})
+
+    def faults(self, **knobs) -> None:
+        self.sandbox("POST", "/sandbox/faults", json={"error_rate": 0, "latency_ms": 0, "fail_after_commit": 0, **knobs})
+
+    # --- staff ------------------------------------------------------------------------------
+
+    def code(self, staff_id: str) -> str:
+        """A one-time code this test run has not used yet (each code works once)."""
+        from aftersales.approvals.auth import DEMO_STAFF
+
+        secret = {m.id: m.totp_secret for m in DEMO_STAFF}[staff_id]
+        totp = pyotp.TOTP(secret)
+        while True:
+            now = datetime.now(timezone.utc)
+            step = totp.timecode(now)
+            if (now.timestamp() % 30) < 25:  # leave room for the flow to check it in the same step
+                for candidate in (step, step + 1):
+                    if (staff_id, candidate) not in self._used_codes:
+                        self._used_codes.add((staff_id, candidate))
+                        return totp.generate_otp(candidate)
+            time.sleep(1)
+
+    def mark_code_used(self, staff_id: str, code: str) -> None:
+        from aftersales.approvals.auth import DEMO_STAFF
+
+        totp = pyotp.TOTP({m.id: m.totp_secret for m in DEMO_STAFF}[staff_id])
+        step = totp.timecode(datetime.now(timezone.utc))
+        for candidate in (step - 1, step, step + 1):
+            if totp.generate_otp(candidate) == code:
+                self._used_codes.add((staff_id, candidate))
+
+    # --- cases --------------------------------------------------------------------------------
+
+    def run(self, coroutine):
+        return asyncio.run(coroutine)
+
+    def open_return(self, order: dict, amount: str | None = None, **kwargs) -> str:
+        from aftersales.deployments.intake import open_return
+
+        opened = self.run(open_return(order["order_id"], amount or order["paid_amount"], **kwargs))
+        return opened.case_id
+
+    def waiting(self, case_id: str, step: str, timeout: float = 90):
+        """Block until the case's run is suspended at an open wait of ``step``; returns the wait."""
+        from prefect.client.orchestration import get_client
+
+        from aftersales.integrations import case_store
+        from aftersales.integrations.db import session_scope
+
+        async def paused_at(key: str, run_id: str) -> bool:
+            async with get_client() as client:
+                run = await client.read_flow_run(UUID(run_id))
+            return bool(run.state and run.state.is_paused() and run.state.state_details.pause_key == key)
+
+        def check():
+            with session_scope() as session:
+                wait = case_store.find_wait(session, case_id, step)
+            if wait is not None and self.run(paused_at(wait.key, wait.flow_run_id)):
+                return wait
+            self.assert_run_alive(case_id)
+            return None
+
+        return wait_until(check, timeout, f"{case_id} to wait at {step}")
+
+    def assert_run_alive(self, case_id: str) -> None:
+        from aftersales.integrations import case_store
+        from aftersales.integrations.db import session_scope
+
+        with session_scope() as session:
+            case = session.get(case_store.Case, case_id)
+        if case is None or not case.flow_run_id:
+            return
+        state = self.run_state(case.flow_run_id)
+        if state in ("FAILED", "CRASHED"):
+            raise AssertionError(f"the run of {case_id} is {state}:\n{(self.serve_log.read_text()[-4000:] if self.serve_log else '')}")
+
+    def run_state(self, flow_run_id: str) -> str:
+        from prefect.client.orchestration import get_client
+
+        async def read():
+            async with get_client() as client:
+                run = await client.read_flow_run(UUID(flow_run_id))
+            return run.state.type.value if run.state else "NONE"
+
+        return self.run(read())
+
+    def answer(self, case_id: str, step: str, **values) -> Any:
+        """Resume the case's wait at ``step`` (as the UI's Resume form would) and return the verdict row."""
+        from aftersales.approvals.resume import resume_wait, wait_for_verdict
+
+        wait = self.waiting(case_id, step)
+
+        async def go():
+            await resume_wait(case_id, values, step)
+            return await wait_for_verdict(case_id, wait.key, timeout=90)
+
+        return self.run(go())
+
+    def approve(self, case_id: str, step: str, staff_id: str, **values) -> Any:
+        return self.answer(case_id, step, staff_id=staff_id, code=self.code(staff_id), **values)
+
+    def sweep(self, case_id: str, days: float) -> dict:
+        """The deadline sweeper, run as if ``days`` had passed, for this case only."""
+        from aftersales.flows.deadline_sweeper import deadline_sweeper
+
+        return self.run(deadline_sweeper(as_of=datetime.now(timezone.utc) + timedelta(days=days), case_id=case_id))
+
+    def finished(self, case_id: str, timeout: float = 90):
+        """Block until the case is closed and its run has completed; returns the case."""
+        from aftersales.integrations import case_store
+        from aftersales.integrations.db import session_scope
+
+        def closed():
+            with session_scope() as session:
+                case = case_store.get_case(session, case_id)
+            if case.status == "closed" and self.run_state(case.flow_run_id) == "COMPLETED":
+                return case
+            self.assert_run_alive(case_id)
+            return None
+
+        return wait_until(closed, timeout, f"{case_id} to close")
+
+    def messages(self, path_prefix: str) -> list:
+        return [r for r in list(self.received) if r.path.startswith(path_prefix)]
+
+    def customer_messages(self, order: dict) -> list:
+        return self.messages(f"/customer/{order['customer']['customer_id']}")
+
+
+def _deployment_exists(api_url: str) -> bool:
+    try:
+        response = httpx.get(f"{api_url}/deployments/name/return/return", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
+    """Start everything; returns the stack and the functions that stop it, in order."""
+    stops: list = []
+    prefect_home = tmp / "prefect"
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    api_url, server = start_prefect_server(prefect_home, tmp / "prefect-server.log")
+    stops.append(lambda: stop_process(server))
+
+    sandbox_key = "test-sandbox-key"
+    sandbox_url, _app, stop_sandbox = start_sandbox(sandbox_key)
+    stops.append(stop_sandbox)
+    receiver_url, received, stop_receiver = start_http_receiver()
+    stops.append(stop_receiver)
+
+    receiver = receiver_url.replace("http://", "json://")
+    config = tmp / "apprise.yml"
+    config.write_text("urls:\n" + "".join(f"  - {receiver}/staff/{tag}:\n      - tag: {tag}\n" for tag in STAFF_TAGS), encoding="utf-8")
+
+    db_url, drop_db = case_database_url(db_kind, tmp)
+    stops.append(drop_db)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOCAL_STORAGE_PATH": str(tmp / "results"),
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "AFTERSALES_DATABASE_URL": db_url,
+        "AFTERSALES_PLATFORM_URL": sandbox_url,
+        "AFTERSALES_PLATFORM_API_KEY": sandbox_key,
+        "AFTERSALES_PLATFORM_RETRIES": "2",
+        "AFTERSALES_CARRIER_URL": f"{sandbox_url}/poll/query.do",
+        "AFTERSALES_APPRISE_CONFIG": str(config),
+        "AFTERSALES_CUSTOMER_NOTIFY_URL": receiver + "/customer/{customer_id}",
+        "AFTERSALES_SERVE_SCHEDULES": "false",
+        "AFTERSALES_API_KEY": "test-api-key",
+    }
+    os.environ.update(env)
+    _clear_caches()
+    # Prefect reads its settings when it is imported: point this process at the test server too.
+    from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_PERSIST_BY_DEFAULT, temporary_settings
+
+    settings_context = temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_RESULTS_PERSIST_BY_DEFAULT: True})
+    settings_context.__enter__()
+    stops.append(lambda: settings_context.__exit__(None, None, None))
+
+    from aftersales.approvals.auth import seed_demo_staff
+    from aftersales.integrations.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        seed_demo_staff(session)
+
+    stack = Stack(tmp=tmp, env=env, sandbox_url=sandbox_url, sandbox_key=sandbox_key, receiver_url=receiver_url, received=received)
+    stack.start_serving()
+    stops.insert(0, stack.stop_serving)
+    return stack, stops
+
+
+def _clear_caches() -> None:
+    from aftersales.domain.settings import get_settings
+    from aftersales.integrations.db import get_engine
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()

@@ -1,0 +1,309 @@
+"""The return process (rulebook §1.1) end to end: real Prefect server, served deployments, the
+sandbox platform over loopback, the case database and a real notification receiver."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pyotp
+import pytest
+from sqlmodel import select
+
+from aftersales.approvals.auth import DEMO_STAFF
+from aftersales.approvals.resume import ResumeRefused, resume_wait
+from aftersales.domain.models import Case, CaseEvent, LedgerLine, Wait
+from aftersales.integrations.db import session_scope
+
+PHONE = "13812345678"
+
+
+def events(case_id: str) -> list[CaseEvent]:
+    with session_scope() as session:
+        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
+
+
+def ledger(case_id: str) -> list[LedgerLine]:
+    with session_scope() as session:
+        return list(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id).order_by(LedgerLine.id)))
+
+
+def wait_row(case_id: str, key: str) -> Wait:
+    with session_scope() as session:
+        return session.exec(select(Wait).where(Wait.case_id == case_id, Wait.key == key)).one()
+
+
+def ship(stack, case_id: str, postage: str = "10.00"):
+    return stack.answer(case_id, "buyer-shipment", carrier="yuantong", tracking_number="YT1234567890", return_postage=postage)
+
+
+def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean):
+    order = stack.make_order(paid="128.00")
+    case_id = stack.open_return(order, reason="尺码不合适 wrong size")
+
+    review = stack.waiting(case_id, "seller-review")
+    assert review.addressed_to == "supervisor"  # 128 CNY is above the agent's 20 CNY (§1.3)
+    assert stack.approve(case_id, "seller-review", "S002", decision="agree").status == "answered"
+    assert ship(stack, case_id).status == "answered"
+    assert stack.approve(case_id, "receipt", "S004", note="外箱完好").status == "answered"
+    assert stack.approve(case_id, "inspection", "S004", result="pass", refund_amount="128.00").status == "answered"
+
+    case = stack.finished(case_id)
+    assert case.outcome == "refunded"
+    refunds = stack.refunds(order["order_id"])
+    assert [Decimal(r["amount"]) for r in refunds] == [Decimal("128.00")]
+
+    lines = {(line.kind, line.bearer): line for line in ledger(case_id)}
+    assert lines[("refund", "seller")].amount == Decimal("128.00")
+    assert lines[("refund", "seller")].approved_by == "S004"
+    assert lines[("refund", "seller")].platform_ref == refunds[0]["refund_id"]
+    # §1.1 postage: a no-reason return's postage is the buyer's
+    assert lines[("return_postage", "buyer")].amount == Decimal("10.00")
+
+    actors = {(e.action, e.details.get("step")): e.actor for e in events(case_id)}
+    assert actors[("wait.accepted", "seller-review")] == "S002"
+    assert actors[("wait.accepted", "buyer-shipment")] == "buyer"
+    assert actors[("wait.accepted", "inspection")] == "S004"
+
+    supervisor = stack.messages("/staff/supervisor")
+    approval = [m for m in supervisor if case_id in json.dumps(m.json, ensure_ascii=False)]
+    assert approval, "the supervisor was told a return waits for them"
+    staff_text = json.dumps([m.json for m in stack.messages("/staff/")], ensure_ascii=False)
+    assert PHONE not in staff_text and "138****5678" in staff_text  # masked for staff
+    buyer_text = json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
+    assert "128.00" in buyer_text and case_id in buyer_text
+    assert any("finance" in m.path and case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/finance"))
+
+
+def test_refusal_needs_a_note_and_closes_without_refund(stack, sandbox_clean):
+    order = stack.make_order(paid="88.00")
+    case_id = stack.open_return(order)
+
+    first = stack.approve(case_id, "seller-review", "S002", decision="refuse", note="")
+    assert first.status == "rejected" and "note" in first.reason
+    second = stack.waiting(case_id, "seller-review")
+    assert second.key == "seller-review-2" and "note" in second.notice
+
+    stack.approve(case_id, "seller-review", "S006", decision="refuse", note="商品已使用，不符合退货条件")
+    case = stack.finished(case_id)
+    assert case.outcome == "refused"
+    assert stack.refunds(order["order_id"]) == []
+    assert ledger(case_id) == []
+    assert "商品已使用" in json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
+
+
+def test_seller_review_deadline_agrees_automatically(stack, sandbox_clean):
+    order = stack.make_order(paid="59.00")
+    case_id = stack.open_return(order)
+    stack.waiting(case_id, "seller-review")
+
+    assert stack.sweep(case_id, days=4)["resumed"] == []  # not yet: 5 days (§1.1 step 2)
+    assert stack.sweep(case_id, days=5.1)["resumed"] == [case_id]
+    stack.waiting(case_id, "buyer-shipment")
+    review = wait_row(case_id, "seller-review-1")
+    assert review.status == "answered" and review.actor == "system"
+    assert any(e.action == "wait.accepted.by_deadline" and e.actor == "system" for e in events(case_id))
+    assert "退货地址" in json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False) or any(
+        "return address" in json.dumps(m.json).lower() for m in stack.customer_messages(order))
+
+
+def test_buyer_not_shipping_in_7_days_closes_the_request(stack, sandbox_clean):
+    order = stack.make_order(paid="59.00")
+    case_id = stack.open_return(order)
+    stack.approve(case_id, "seller-review", "S002")
+    stack.waiting(case_id, "buyer-shipment")
+
+    stack.sweep(case_id, days=7.2)
+    case = stack.finished(case_id)
+    assert case.outcome == "closed_not_shipped"
+    assert stack.refunds(order["order_id"]) == []
+
+
+def test_ten_days_without_receipt_refunds_automatically(stack, sandbox_clean):
+    order = stack.make_order(paid="128.00")
+    case_id = stack.open_return(order, kind="quality", reason="开线 seam came apart")
+    stack.approve(case_id, "seller-review", "S002")
+    ship(stack, case_id, postage="12.00")
+    stack.waiting(case_id, "receipt")
+
+    assert stack.sweep(case_id, days=9)["resumed"] == []
+    assert stack.sweep(case_id, days=10.1)["resumed"] == [case_id]
+    case = stack.finished(case_id)
+    assert case.outcome == "refunded_automatically"
+    # quality problem: the seller is at fault and refunds the return postage too (§1.1 postage)
+    assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("140.00")]
+    lines = {(line.kind, line.bearer): line for line in ledger(case_id)}
+    assert lines[("refund", "seller")].approved_by == "system"
+    assert lines[("return_postage", "seller")].amount == Decimal("12.00")
+    assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
+
+
+def test_partial_inspection_and_inspection_deadline(stack, sandbox_clean):
+    partial_order = stack.make_order(paid="300.00")
+    partial = stack.open_return(partial_order)
+    stack.approve(partial, "seller-review", "S002")
+    ship(stack, partial)
+    stack.approve(partial, "receipt", "S004")
+    too_much = stack.approve(partial, "inspection", "S004", result="partial", refund_amount="301.00", note="吊牌缺失")
+    assert too_much.status == "rejected" and "301" in too_much.reason
+    stack.approve(partial, "inspection", "S004", result="partial", refund_amount="150.50", note="吊牌缺失 tag missing")
+    assert stack.finished(partial).outcome == "partly_refunded"
+    assert [Decimal(r["amount"]) for r in stack.refunds(partial_order["order_id"])] == [Decimal("150.50")]
+
+    late_order = stack.make_order(paid="66.00")
+    late = stack.open_return(late_order)
+    stack.approve(late, "seller-review", "S002")
+    ship(stack, late)
+    stack.approve(late, "receipt", "S004")
+    stack.waiting(late, "inspection")
+    stack.sweep(late, days=5)  # 2 working days, whatever the weekday
+    assert stack.finished(late).outcome == "refunded"
+    assert [Decimal(r["amount"]) for r in stack.refunds(late_order["order_id"])] == [Decimal("66.00")]
+
+
+def test_over_limit_escalates_to_the_next_level(stack, sandbox_clean):
+    order = stack.make_order(paid="899.00")
+    case_id = stack.open_return(order)
+    assert stack.waiting(case_id, "seller-review").addressed_to == "manager"
+
+    by_supervisor = stack.approve(case_id, "seller-review", "S002")
+    assert by_supervisor.status == "escalated" and "500" in by_supervisor.reason
+    escalated = stack.waiting(case_id, "seller-review")
+    assert escalated.key == "seller-review-2" and escalated.addressed_to == "manager"
+    assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/manager"))
+
+    assert stack.approve(case_id, "seller-review", "S003").status == "answered"
+    stack.waiting(case_id, "buyer-shipment")
+    assert wait_row(case_id, "seller-review-2").actor == "S003"
+
+    agent_order = stack.make_order(paid="128.00")
+    agent_case = stack.open_return(agent_order)
+    by_agent = stack.approve(agent_case, "seller-review", "S001")  # the agent's limit is 20 CNY
+    assert by_agent.status == "escalated"
+    assert stack.waiting(agent_case, "seller-review").addressed_to == "supervisor"
+
+
+def test_nobody_approves_their_own_request(stack, sandbox_clean):
+    order = stack.make_order(paid="128.00")
+    case_id = stack.open_return(order, requested_by="S002")
+    own = stack.approve(case_id, "seller-review", "S002")
+    assert own.status == "rejected" and "S002" in own.reason
+    assert stack.approve(case_id, "seller-review", "S006").status == "answered"
+
+
+def test_wrong_and_replayed_codes_are_refused(stack, sandbox_clean):
+    first_order, second_order = stack.make_order(paid="60.00"), stack.make_order(paid="70.00")
+    first, second = stack.open_return(first_order), stack.open_return(second_order)
+
+    secret = {m.id: m.totp_secret for m in DEMO_STAFF}["S002"]
+    totp = pyotp.TOTP(secret)
+    stale = totp.generate_otp(totp.timecode(__import__("datetime").datetime.now()) - 20)  # ten minutes old
+    wrong = stack.answer(first, "seller-review", staff_id="S002", code=stale)
+    assert wrong.status == "rejected" and "wrong" in wrong.reason
+
+    code = stack.code("S002")
+    assert stack.answer(first, "seller-review", staff_id="S002", code=code).status == "answered"
+    replayed = stack.answer(second, "seller-review", staff_id="S002", code=code)
+    assert replayed.status == "rejected" and "already used" in replayed.reason
+
+    unknown = stack.answer(second, "seller-review", staff_id="S999", code="123456")
+    assert unknown.status == "rejected" and "S999" in unknown.reason
+    # the server refuses input that does not fit the form, and the run stays paused
+    with pytest.raises(ResumeRefused):
+        stack.run(resume_wait(second, {"staff_id": "S002", "code": "12ab"}, "seller-review"))
+    assert stack.waiting(second, "seller-review").key == "seller-review-3"
+
+
+def test_the_form_the_ui_receives_keeps_descriptions_and_constraints(stack, sandbox_clean):
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    order = stack.make_order(paid="128.00")
+    case_id = stack.open_return(order)
+    stack.approve(case_id, "seller-review", "S002")
+    ship(stack, case_id)
+    stack.approve(case_id, "receipt", "S004")
+    wait = stack.waiting(case_id, "inspection")
+
+    async def read(key):
+        async with get_client() as client:
+            return await client.read_flow_run_input(UUID(wait.flow_run_id), key)
+
+    schema = json.loads(stack.run(read(f"suspended-{wait.key}-schema")))
+    description = json.loads(stack.run(read(f"suspended-{wait.key}-description")))
+    props = schema["properties"]
+    assert props["refund_amount"]["default"] == "128.00"  # prefilled from the case …
+    assert props["refund_amount"]["pattern"]  # … keeping its constraint
+    assert "Refund amount" in props["refund_amount"]["title"] and props["refund_amount"]["description"]
+    assert props["code"]["pattern"] == r"^\d{6}$" and "authenticator" in props["code"]["description"]
+    result_ref = props["result"]["$ref"].split("/")[-1]
+    assert schema["definitions"][result_ref]["enum"] == ["pass", "partial", "fail"]
+    assert case_id in description and "138****5678" in description and PHONE not in description
+    assert "Asia/Shanghai" in description
+
+
+def test_refund_paid_once_under_retries_repeated_resume_and_restart(stack, sandbox_clean):
+    order = stack.make_order(paid="128.00")
+    case_id = stack.open_return(order)
+    stack.approve(case_id, "seller-review", "S002")
+    ship(stack, case_id)
+    wait = stack.waiting(case_id, "receipt")
+
+    # a restart while the case waits: the wait survives and can still be answered
+    stack.stop_serving(hard=True)
+    stack.start_serving()
+    stack.approve(case_id, "receipt", "S004")
+    inspection = stack.waiting(case_id, "inspection")
+
+    # the platform commits the refund but answers 500 more often than the client retries (2):
+    # the client gives up, Prefect retries the task, and the idempotency key keeps it to one refund
+    stack.faults(fail_after_commit=4)
+    verdict = stack.approve(case_id, "inspection", "S004", result="pass", refund_amount="128.00")
+    with pytest.raises(ResumeRefused):  # a second answer to the same wait is refused
+        stack.run(resume_wait(case_id, {"staff_id": "S004", "code": stack.code("S004"), "result": "pass", "refund_amount": "128.00"}, "inspection"))
+    assert verdict.status == "answered" and inspection.key == "inspection-1" and wait.key == "receipt-1"
+    case = stack.finished(case_id, timeout=150)
+    assert case.outcome == "refunded"
+    assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("128.00")]
+    assert len([line for line in ledger(case_id) if line.kind == "refund"]) == 1
+    assert len([e for e in events(case_id) if e.action == "refund.paid"]) == 1
+
+
+def test_short_shipment_reships_the_missing_item_once(stack, sandbox_clean):
+    items = [{"sku": "SKU-CUP", "name": "马克杯", "category": "home", "quantity": 1, "unit_price": "35.00"},
+             {"sku": "SKU-SPOON", "name": "勺子", "category": "home", "quantity": 1, "unit_price": "15.00"}]
+    order = stack.make_order(paid="50.00", items=items, delivered_days_ago=0.2)
+    case_id = stack.open_return(order, amount="15.00", kind="short_shipment", missing_skus=["SKU-SPOON"])
+    assert stack.waiting(case_id, "short-shipment-remedy").addressed_to == "agent"
+    stack.approve(case_id, "short-shipment-remedy", "S001", remedy="reship_missing", note="补发勺子")
+    assert stack.finished(case_id).outcome == "reshipped"
+    assert len(stack.reshipments(order["order_id"])) == 1
+    assert stack.refunds(order["order_id"]) == []
+    assert {line.kind for line in ledger(case_id)} == {"reshipment", "outbound_postage"}
+
+    late = stack.make_order(paid="50.00", items=items, delivered_days_ago=0.2)
+    late_case = stack.open_return(late, amount="15.00", kind="short_shipment", missing_skus=["SKU-SPOON"])
+    stack.waiting(late_case, "short-shipment-remedy")
+    stack.sweep(late_case, days=6)  # 3 working days → refund the missing part
+    assert stack.finished(late_case).outcome == "refunded"
+    assert [Decimal(r["amount"]) for r in stack.refunds(late["order_id"])] == [Decimal("15.00")]
+
+
+def test_parcel_refused_at_the_door_is_checked_and_refunded(stack, sandbox_clean):
+    order = stack.make_order(paid="128.00", delivered_days_ago=None, status="shipped", refused_hours_ago=3)
+    case_id = stack.open_return(order, kind="refused_at_delivery", reason="外箱破损拒收")
+    stack.approve(case_id, "refused-parcel-back", "S004", note="拒收件已退回")
+    stack.approve(case_id, "inspection", "S004", result="pass", refund_amount="128.00")
+    assert stack.finished(case_id).outcome == "refunded"
+    assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("128.00")]
+
+
+def test_a_repeated_request_opens_no_second_case(stack, sandbox_clean):
+    order = stack.make_order(paid="40.00")
+    first = stack.open_return(order)
+    again = stack.open_return(order)
+    assert first == again
+    stack.waiting(first, "seller-review")
+    with session_scope() as session:
+        assert len(session.exec(select(Case).where(Case.order_id == order["order_id"])).all()) == 1
