@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # Notifications: an Apprise YAML config with tagged staff channels, and a URL template for
     # buyer messages ({contact} is the buyer's own contact, {customer_id} their id).
     apprise_config: Path = PROJECT_ROOT / "config" / "apprise.yml"
-    customer_notify_url: str = "json://127.0.0.1:8765/sandbox/messages/{customer_id}"
+    customer_notify_url: str = "json://127.0.0.1:8765/sandbox/messages/{customer_id}?+X-Api-Key=sandbox-platform-key"
     outbox_max_attempts: int = 12
 
     timezone: str = "Asia/Shanghai"

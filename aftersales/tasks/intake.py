@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from aftersales.domain.rules import InvalidRequest, OrderFacts
-from aftersales.integrations.platform import CarrierClient, Order, OrderNotFound, PlatformClient, TrackingResult
+from aftersales.integrations.platform import CarrierClient, NoTrackingRecord, Order, OrderNotFound, PlatformClient, RefundKind, TrackingResult
 
 REFUSED_STATE = 14  # Kuaidi100 state 拒签: the recipient refused the parcel (CARRIERS.md)
 
@@ -30,12 +30,15 @@ async def order_facts(platform: PlatformClient, order_id: str) -> tuple[Order, O
     tracking = None
     if order.waybill and order.carrier and order.delivered_at is None:
         async with CarrierClient() as carrier:
-            tracking = await carrier.query(order.carrier, order.waybill, phone=order.customer.phone)
+            try:
+                tracking = await carrier.query(order.carrier, order.waybill, phone=order.customer.phone)
+            except NoTrackingRecord:
+                tracking = None  # nothing scanned yet: no refusal either
     facts = OrderFacts(
         order_id=order.order_id,
         status=order.status,
         paid_amount=order.paid_amount,
-        already_refunded=sum((r.amount for r in refunds), Decimal("0")),
+        already_refunded=sum((r.amount for r in refunds if r.kind == RefundKind.GOODS), Decimal("0")),
         delivered_at=order.delivered_at,
         refused_at=refused_at(tracking),
         free_shipping=order.free_shipping,

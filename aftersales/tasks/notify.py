@@ -46,7 +46,7 @@ def notify_in_session(
     **extra: Any,
 ) -> None:
     """Enqueue the staff and/or buyer message for one case event (idempotent by event key)."""
-    context = {**case_context(case), **{k: _text(v) for k, v in extra.items()}}
+    context = {**case_context(case), **extra}
     if staff_tags:
         outbox.enqueue(session, case_id=case.id, key=f"{case.id}:{event_key}:staff", audience="staff", template=template, context=context, tags=staff_tags)
     if buyer:
@@ -64,10 +64,3 @@ def send_pending(case_id: str) -> None:
     except Exception as exc:  # the outbox retry flow will deliver it; the case goes on
         log.warning("notification delivery for %s postponed: %s", case_id, exc)
 
-
-def _text(value: Any) -> Any:
-    from datetime import datetime
-
-    if isinstance(value, datetime):
-        return value.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
-    return value

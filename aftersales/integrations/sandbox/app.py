@@ -1,0 +1,752 @@
+"""The sandbox shop platform: the HTTP API a real platform gateway offers, served from memory.
+
+``make run`` and the tests talk to it exactly as production talks to the shop platform and to the
+carrier aggregator, so going live changes URLs and keys, not code:
+
+* ``/api/...``: orders, return addresses, refunds, re-shipments, reviews (``X-Api-Key``).
+* ``/poll/query.do``: Kuaidi100's real-time query, authenticated by its MD5 signature.
+* ``/sandbox/...``: the test bench's levers (``X-Api-Key``): make orders, reset, inject faults,
+  move parcels, add reviews, and an inbox for Apprise ``json://`` messages to buyers and staff.
+
+Money travels as decimal strings ("59.00"), times as ISO 8601 with offset (Kuaidi100's own fields
+keep its "YYYY-MM-DD HH:MM:SS" China-time format).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from aftersales.domain.settings import get_settings
+from aftersales.integrations.platform import (
+    Customer,
+    Money,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Rating,
+    Refund,
+    RefundKind,
+    Reshipment,
+    ReshipmentItem,
+    ReturnAddress,
+    Review,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+Clock = Callable[[], datetime]
+
+
+def shanghai_now() -> datetime:
+    return datetime.now(SHANGHAI)
+
+
+# --- parcels (Kuaidi100 vocabulary, see shared/domain/CARRIERS.md) ------------------------------
+
+STATE_NAMES = {
+    1: "揽收", 0: "在途", 5: "派件", 3: "签收", 6: "退回", 4: "退签",
+    14: "拒签", 7: "转投", 8: "清关", 2: "疑难",
+}
+SIGNED_STATES = {3, 4}  # Kuaidi100 ``ischeck`` = 1: the parcel has been signed for
+CARRIER_NAMES = {
+    "zhongtong": "中通快递", "yuantong": "圆通速递", "shunfeng": "顺丰速运", "yunda": "韵达快递",
+    "shentong": "申通快递", "jd": "京东快递", "ems": "EMS",
+}
+# Kuaidi100 answers errors with HTTP 200 and {"result": false, "returnCode", "message"}.
+KD100_INCOMPLETE = ("400", "提交的数据不完整，或者贵司没有购买该接口")
+KD100_PHONE = ("408", "快递公司参数异常：手机号码校验不通过")
+KD100_NO_RECORD = ("500", "查询无结果，请隔段时间再查")
+KD100_BAD_SIGN = ("503", "验证签名失败")
+
+
+@dataclass
+class ParcelEvent:
+    time: datetime
+    state: int
+    status_code: str
+    context: str
+    area: str | None = None
+
+    def as_kuaidi100(self) -> dict[str, Any]:
+        stamp = self.time.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        return {
+            "time": stamp,
+            "ftime": stamp,
+            "context": self.context,
+            "status": STATE_NAMES.get(self.state, str(self.state)),
+            "statusCode": self.status_code,
+            "areaName": self.area,
+        }
+
+
+@dataclass
+class Parcel:
+    waybill: str
+    com: str | None  # None: any carrier code finds it (a parcel made by a test without one)
+    phone: str | None = None  # SF checks the recipient's phone, so the sandbox does too
+    events: list[ParcelEvent] = field(default_factory=list)
+
+    def newest_first(self) -> list[ParcelEvent]:
+        return sorted(self.events, key=lambda event: event.time, reverse=True)
+
+
+# --- seed: demo orders relative to now ---------------------------------------------------------
+
+SHOP_RETURN_ADDRESS = ReturnAddress(
+    name="售后仓 周师傅",
+    phone="0571-88196620",
+    address="浙江省杭州市余杭区仓前街道良睦路 1399 号 梦想小镇售后仓 3 号门",
+    postcode="311121",
+)
+WAREHOUSE_AREA = "浙江,杭州市,余杭区"
+
+
+@dataclass(frozen=True)
+class _Buyer:
+    customer: Customer
+    area: str  # Kuaidi100 areaName of the delivery address
+    city: str
+
+
+def _buyer(cid: str, name: str, phone: str, address: str, area: str, language: str = "zh-CN") -> _Buyer:
+    customer = Customer(
+        customer_id=cid, name=name, phone=phone, email=f"{cid.lower()}@example.com",
+        address=address, language=language,
+    )
+    return _Buyer(customer, area, area.split(",")[1])
+
+
+BUYERS = {
+    "zhang": _buyer("C1001", "张伟", "13812345601", "上海市浦东新区张江路 88 弄 6 号 1201 室",
+                    "上海,上海市,浦东新区"),
+    "wang": _buyer("C1002", "王芳", "15912345602", "北京市朝阳区阜通东大街 6 号院 3 号楼 1502",
+                   "北京,北京市,朝阳区"),
+    "li": _buyer("C1003", "李娜", "18612345603", "广东省深圳市南山区科技园南区 12 栋 808",
+                 "广东,深圳市,南山区", language="en"),
+    "liu": _buyer("C1004", "刘洋", "13712345604", "四川省成都市武侯区天府大道北段 1700 号 2 栋 1203",
+                  "四川,成都市,武侯区"),
+    "chen": _buyer("C1005", "陈静", "15012345605", "江苏省南京市鼓楼区中山北路 200 号 5 幢 301",
+                   "江苏,南京市,鼓楼区"),
+    "yang": _buyer("C1006", "杨帆", "18912345606", "湖北省武汉市洪山区珞喻路 1037 号 8 栋 402",
+                   "湖北,武汉市,洪山区"),
+    "zhao": _buyer("C1007", "赵磊", "13512345607", "浙江省宁波市鄞州区天童南路 588 号 16 楼",
+                   "浙江,宁波市,鄞州区"),
+}
+
+
+@dataclass(frozen=True)
+class _SeedOrder:
+    """One demo order; ages in days before now. ``sign_code`` is Kuaidi100's detailed 3xx value."""
+
+    order_id: str
+    buyer: str
+    items: tuple[tuple[str, str, str, int, str], ...]  # sku, name, category, quantity, unit price
+    postage: str
+    status: OrderStatus
+    carrier: str | None = None
+    waybill: str | None = None
+    shipped_days: float | None = None
+    delivered_days: float | None = None
+    success_days: float | None = None
+    sign_code: str = "301"
+    free_shipping: bool = False
+    paid: bool = True
+
+
+SEED_ORDERS = (
+    # delivered 2 days ago: inside the 7-day no-reason window; amounts hit every approval level
+    _SeedOrder("O20261120-001", "zhang", (("TS-COT-WH-L", "纯棉圆领短袖T恤 白色 L", "服装", 1, "49.00"),),
+               "10.00", OrderStatus.SHIPPED, "zhongtong", "73154829660123", 4, 2),
+    _SeedOrder("O20261120-002", "wang", (("PL-MEM-60", "慢回弹记忆棉枕头 60cm", "家居", 2, "64.00"),),
+               "0.00", OrderStatus.COMPLETED, "yuantong", "YT7489201365521", 4, 2, success_days=1,
+               sign_code="304", free_shipping=True),
+    _SeedOrder("O20261120-003", "li", (("EB-ANC-BK", "主动降噪蓝牙耳机 黑色", "数码", 1, "887.00"),),
+               "12.00", OrderStatus.SHIPPED, "jd", "JDVA20456893172", 4, 2),
+    _SeedOrder("O20261120-004", "liu", (("AP-HEPA-600", "家用空气净化器 HEPA 600", "家电", 1, "1279.00"),),
+               "20.00", OrderStatus.SHIPPED, "shunfeng", "SF1402376589014", 4, 2, sign_code="303"),
+    # delivered 12 days ago: past the 7-day no-reason window, inside the 15-day quality window
+    _SeedOrder("O20261120-005", "chen", (("SH-RUN-42", "轻量缓震跑步鞋 42 码", "鞋靴", 1, "229.00"),
+                                         ("SK-SPT-3P", "运动中筒袜 三双装", "服装", 1, "29.00")),
+               "10.00", OrderStatus.COMPLETED, "yunda", "4312876549201", 14, 12, success_days=2),
+    # shipped, still on the road
+    _SeedOrder("O20261120-006", "yang", (("KT-PAN-28", "不粘炒锅 28cm", "厨具", 1, "158.00"),),
+               "10.00", OrderStatus.SHIPPED, "zhongtong", "73154829660147", 1),
+    _SeedOrder("O20261120-007", "zhao", (("BK-NOTE-A5", "A5 点阵笔记本 3 本装", "文具", 2, "34.50"),),
+               "10.00", OrderStatus.AWAITING_SHIPMENT),
+    _SeedOrder("O20261120-008", "zhang", (("MG-CER-350", "陶瓷马克杯 350ml", "家居", 1, "39.00"),),
+               "6.00", OrderStatus.CANCELLED, paid=False),
+)
+
+
+def _seed_order(spec: _SeedOrder, now: datetime) -> Order:
+    def days_ago(days: float | None) -> datetime | None:
+        return None if days is None else now - timedelta(days=days)
+
+    items = [OrderItem(sku=s, name=n, category=c, quantity=q, unit_price=Decimal(p))
+             for s, n, c, q, p in spec.items]
+    goods = sum((item.unit_price * item.quantity for item in items), Decimal("0.00"))
+    postage = Decimal(spec.postage)
+    return Order(
+        order_id=spec.order_id,
+        customer=BUYERS[spec.buyer].customer,
+        items=items,
+        paid_amount=goods + postage if spec.paid else Decimal("0.00"),
+        postage_paid=postage if spec.paid else Decimal("0.00"),
+        free_shipping=spec.free_shipping,
+        status=spec.status,
+        shipped_at=days_ago(spec.shipped_days),
+        delivered_at=days_ago(spec.delivered_days),
+        transaction_success_at=days_ago(spec.success_days),
+        carrier=spec.carrier,
+        waybill=spec.waybill,
+        warehouse_left=spec.shipped_days is not None,
+    )
+
+
+def seed_orders(now: datetime | None = None) -> list[Order]:
+    """The demo orders, dated relative to ``now`` (Asia/Shanghai). See ``SEED_ORDERS``."""
+    moment = (now or shanghai_now()).astimezone(SHANGHAI).replace(microsecond=0)
+    return [_seed_order(spec, moment) for spec in SEED_ORDERS]
+
+
+SIGN_TEXTS = {
+    "301": "快件已签收，签收人：本人签收。感谢使用{carrier}，期待再次为您服务",
+    "303": "快件已签收，签收人：小区门卫代签。如有疑问请联系派件员",
+    "304": "快件已投递至【{city}菜鸟驿站】，已由驿站代收，请凭取件码取件",
+}
+
+
+def _history(order: Order, buyer: _Buyer, sign_code: str) -> list[ParcelEvent]:
+    """A plausible Kuaidi100 history from the warehouse in Hangzhou to the buyer's door."""
+    carrier = CARRIER_NAMES.get(order.carrier or "", order.carrier or "")
+    shipped = order.shipped_at
+    events = [
+        ParcelEvent(shipped, 1, "103", f"【杭州市余杭区仓前营业部】{carrier}已揽收", WAREHOUSE_AREA),
+        ParcelEvent(shipped + timedelta(hours=4), 0, "1002", "快件已到达【杭州转运中心】", "浙江,杭州市"),
+        ParcelEvent(shipped + timedelta(hours=6), 0, "1002",
+                    f"快件已从【杭州转运中心】发出，下一站【{buyer.city}转运中心】", "浙江,杭州市"),
+        ParcelEvent(shipped + timedelta(hours=20), 0, "1001",
+                    f"快件已到达【{buyer.city}转运中心】", buyer.area.rsplit(",", 1)[0]),
+    ]
+    if order.delivered_at is not None:
+        delivered = order.delivered_at
+        events.append(ParcelEvent(delivered - timedelta(hours=3), 5, "5",
+                                  f"【{buyer.area.split(',')[-1]}营业部】派件员 李师傅 正在为您派件", buyer.area))
+        text = SIGN_TEXTS.get(sign_code, SIGN_TEXTS["301"]).format(carrier=carrier, city=buyer.city)
+        events.append(ParcelEvent(delivered, 3, sign_code, text, buyer.area))
+    return events
+
+
+def _seed_parcels(orders: list[Order]) -> dict[str, Parcel]:
+    specs = {spec.order_id: spec for spec in SEED_ORDERS}
+    parcels = {}
+    for order in orders:
+        if order.waybill is None:
+            continue
+        spec = specs[order.order_id]
+        events = _history(order, BUYERS[spec.buyer], spec.sign_code)
+        parcels[order.waybill] = Parcel(order.waybill, order.carrier, order.customer.phone, events)
+    return parcels
+
+
+def _seed_reviews(orders: list[Order], now: datetime) -> list[Review]:
+    """Reviews written after delivery: one negative (a quality complaint), one positive, one neutral."""
+    by_id = {order.order_id: order for order in orders}
+    lines = [  # order, rating, text, hours before now
+        ("O20261120-005", Rating.NEGATIVE, "穿了一周鞋底就开胶了，质量太差，要求退货！", 72),
+        ("O20261120-002", Rating.POSITIVE, "枕头很软，睡得很舒服，物流也快。", 24),
+        ("O20261120-001", Rating.NEUTRAL, "衣服还行，就是有点薄。", 12),
+    ]
+    return [
+        Review(review_id=f"RV{number:06d}", order_id=order_id,
+               customer_id=by_id[order_id].customer.customer_id, rating=rating, text=text,
+               created_at=now - timedelta(hours=hours))
+        for number, (order_id, rating, text, hours) in enumerate(lines, start=1)
+    ]
+
+
+# --- request bodies ----------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RefundRequest(_Body):
+    order_id: str
+    amount: Money
+    kind: RefundKind = RefundKind.GOODS
+    reason: str = Field(min_length=1)
+    case_id: str = Field(min_length=1)
+
+
+class ReshipmentRequest(_Body):
+    order_id: str
+    items: list[ReshipmentItem] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    case_id: str = Field(min_length=1)
+
+
+class FaultsRequest(_Body):
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_ms: int = Field(default=0, ge=0)
+    fail_after_commit: int = Field(default=0, ge=0)
+
+
+class ResetRequest(_Body):
+    seed: bool = True
+
+
+class ParcelEventRequest(_Body):
+    state: int
+    status_code: str | None = None
+    context: str
+    time: AwareDatetime | None = None
+    area: str | None = None
+    com: str | None = None  # only for a waybill the sandbox has not seen yet
+
+
+class ReviewRequest(_Body):
+    order_id: str
+    rating: Rating
+    text: str
+    review_id: str | None = None
+    customer_id: str | None = None
+    created_at: AwareDatetime | None = None
+
+
+# --- the shop's state --------------------------------------------------------------------------
+
+
+@dataclass
+class _Remembered:
+    fingerprint: str
+    record: BaseModel
+
+
+def _not_found(order_id: str) -> HTTPException:
+    return HTTPException(404, f"order {order_id} not found")
+
+
+class SandboxShop:
+    """Everything the sandbox knows, behind one lock (uvicorn's thread and the tests share it)."""
+
+    def __init__(self, now: Clock, carrier_customer: str, carrier_key: str, seed: bool = True):
+        self.now = now
+        self.carrier_customer = carrier_customer
+        self.carrier_key = carrier_key
+        self.lock = threading.RLock()
+        self.random = random.Random(20261120)  # reproducible fault injection
+        self.reset(seed)
+
+    def reset(self, seed: bool = True) -> None:
+        with self.lock:
+            self.orders: dict[str, Order] = {}
+            self.refunds: list[Refund] = []
+            self.reshipments: list[Reshipment] = []
+            self.reviews: list[Review] = []
+            self.parcels: dict[str, Parcel] = {}
+            self.messages: dict[str, list[dict[str, Any]]] = {}
+            self.remembered: dict[tuple[str, str], _Remembered] = {}
+            self.carrier_queries: dict[str, int] = {}
+            self.faults = FaultsRequest()
+            if seed:
+                self._seed()
+
+    def _seed(self) -> None:
+        now = self.now().astimezone(SHANGHAI).replace(microsecond=0)
+        orders = seed_orders(now)
+        self.orders = {order.order_id: order for order in orders}
+        self.parcels = _seed_parcels(orders)
+        self.reviews = _seed_reviews(orders, now)
+
+    # orders
+
+    def order(self, order_id: str) -> Order:
+        with self.lock:
+            if order_id not in self.orders:
+                raise _not_found(order_id)
+            return self.orders[order_id]
+
+    def put_order(self, order: Order) -> bool:
+        """Create or replace; a new waybill gets an empty parcel (Kuaidi100: no record yet)."""
+        with self.lock:
+            created = order.order_id not in self.orders
+            self.orders[order.order_id] = order
+            if order.waybill and order.waybill not in self.parcels:
+                self.parcels[order.waybill] = Parcel(order.waybill, order.carrier, order.customer.phone)
+            return created
+
+    # idempotent side effects
+
+    def once(
+        self, kind: str, key: str, body: BaseModel, effect: Callable[[], BaseModel]
+    ) -> tuple[BaseModel, bool]:
+        """Run ``effect`` once per idempotency key; a repeat returns the first result (replayed)."""
+        fingerprint = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+        with self.lock:
+            seen = self.remembered.get((kind, key))
+            if seen is not None:
+                if seen.fingerprint != fingerprint:
+                    raise HTTPException(
+                        409, f"Idempotency-Key {key!r} was already used for a different {kind} request"
+                    )
+                return seen.record, True
+            record = effect()
+            self.remembered[(kind, key)] = _Remembered(fingerprint, record)
+            return record, False
+
+    def pay_refund(self, request: RefundRequest) -> Refund:
+        with self.lock:
+            order = self.order(request.order_id)
+            if request.amount <= 0:
+                raise HTTPException(422, f"refund amount must be positive, got {request.amount}")
+            # only the goods are capped at the price paid; postage the seller owes comes on top
+            earlier = (r.amount for r in self.refunds if r.order_id == order.order_id and r.kind == RefundKind.GOODS)
+            already = sum(earlier, Decimal("0.00"))
+            if request.kind == RefundKind.GOODS and already + request.amount > order.paid_amount:
+                raise HTTPException(422, (
+                    f"refund {request.amount} for order {order.order_id} would bring refunds to "
+                    f"{already + request.amount}, above the paid amount {order.paid_amount} "
+                    f"(already refunded {already})"))
+            refund = Refund(
+                refund_id=f"RF{len(self.refunds) + 1:08d}", order_id=order.order_id,
+                amount=request.amount, kind=request.kind, reason=request.reason, case_id=request.case_id,
+                status="paid", created_at=self.now(),
+            )
+            self.refunds.append(refund)
+            return refund
+
+    def ship_again(self, request: ReshipmentRequest) -> Reshipment:
+        with self.lock:
+            order = self.order(request.order_id)
+            self._check_reshipment(order, request.items)
+            carrier = order.carrier or "zhongtong"
+            waybill = f"78{len(self.reshipments) + 1:010d}"
+            created_at = self.now()
+            reshipment = Reshipment(
+                reshipment_id=f"RS{len(self.reshipments) + 1:08d}", order_id=order.order_id,
+                items=request.items, carrier=carrier, waybill=waybill, status="shipped",
+                created_at=created_at,
+            )
+            self.reshipments.append(reshipment)
+            carrier_name = CARRIER_NAMES.get(carrier, carrier)
+            collected = ParcelEvent(created_at, 1, "103", f"【杭州市余杭区仓前营业部】{carrier_name}已揽收",
+                                    WAREHOUSE_AREA)
+            self.parcels[waybill] = Parcel(waybill, carrier, order.customer.phone, [collected])
+            return reshipment
+
+    @staticmethod
+    def _check_reshipment(order: Order, items: list[ReshipmentItem]) -> None:
+        if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED):
+            raise HTTPException(422, f"order {order.order_id} is {order.status}: nothing to ship again")
+        ordered = {item.sku: item.quantity for item in order.items}
+        for item in items:
+            if item.sku not in ordered:
+                raise HTTPException(422, f"sku {item.sku} is not in order {order.order_id}")
+            if item.quantity > ordered[item.sku]:
+                raise HTTPException(422, (f"cannot ship {item.quantity} x {item.sku} again: "
+                                          f"order {order.order_id} has {ordered[item.sku]}"))
+
+    # parcels
+
+    def add_parcel_event(self, waybill: str, request: ParcelEventRequest) -> Parcel:
+        with self.lock:
+            parcel = self.parcels.setdefault(waybill, Parcel(waybill, request.com))
+            event = ParcelEvent(request.time or self.now(), request.state,
+                                request.status_code or str(request.state), request.context, request.area)
+            parcel.events.append(event)
+            if event.state == 3:
+                self._mark_delivered(waybill, event.time)
+            return parcel
+
+    def _mark_delivered(self, waybill: str, signed_at: datetime) -> None:
+        # the platform learns of the signature from the carrier, as a real one does
+        for order in self.orders.values():
+            if order.waybill == waybill and order.delivered_at is None:
+                self.orders[order.order_id] = order.model_copy(update={"delivered_at": signed_at})
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "orders": len(self.orders),
+                "refunds": {"count": len(self.refunds),
+                            "total": str(sum((r.amount for r in self.refunds), Decimal("0.00")))},
+                "reshipments": len(self.reshipments),
+                "reviews": len(self.reviews),
+                "parcels": len(self.parcels),
+                "messages": {recipient: len(inbox) for recipient, inbox in self.messages.items()},
+                "carrier_queries": dict(self.carrier_queries),
+                "faults": self.faults.model_dump(),
+            }
+
+
+# --- Kuaidi100 real-time query -----------------------------------------------------------------
+
+
+def _kd100_error(code_and_message: tuple[str, str]) -> dict[str, Any]:
+    code, message = code_and_message
+    return {"result": False, "returnCode": code, "message": message}
+
+
+def _form(body: bytes) -> dict[str, str]:
+    # parsed by hand: Starlette's form parser needs python-multipart, which we do not install
+    return {name: values[0] for name, values in parse_qs(body.decode("utf-8")).items()}
+
+
+def carrier_answer(shop: SandboxShop, form: dict[str, str]) -> dict[str, Any]:
+    customer, sign, param_text = form.get("customer"), form.get("sign"), form.get("param")
+    if not (customer and sign and param_text):
+        return _kd100_error(KD100_INCOMPLETE)
+    expected = hashlib.md5((param_text + shop.carrier_key + customer).encode()).hexdigest().upper()
+    if customer != shop.carrier_customer or not hmac.compare_digest(sign.upper(), expected):
+        return _kd100_error(KD100_BAD_SIGN)
+    try:
+        param = json.loads(param_text)
+        com, num = param["com"], param["num"]
+    except (ValueError, KeyError, TypeError):
+        return _kd100_error(KD100_INCOMPLETE)
+    return _tracking(shop, com, num, param.get("phone"))
+
+
+def _tracking(shop: SandboxShop, com: str, num: str, phone: str | None) -> dict[str, Any]:
+    with shop.lock:
+        shop.carrier_queries[num] = shop.carrier_queries.get(num, 0) + 1
+        parcel = shop.parcels.get(num)
+        if parcel is None or not parcel.events or parcel.com not in (None, com):
+            return _kd100_error(KD100_NO_RECORD)
+        if com == "shunfeng" and not _phone_matches(phone, parcel.phone):
+            return _kd100_error(KD100_PHONE)
+        events = parcel.newest_first()
+    state = events[0].state
+    return {
+        "message": "ok", "nu": num, "ischeck": "1" if state in SIGNED_STATES else "0",
+        "com": com, "status": "200", "state": str(state),
+        "data": [event.as_kuaidi100() for event in events],
+    }
+
+
+def _phone_matches(given: str | None, recipient: str | None) -> bool:
+    # SF accepts the full number or its last four digits
+    if recipient is None:
+        return True
+    return bool(given) and (given == recipient or given == recipient[-4:])
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def create_app(
+    api_key: str,
+    seed: bool = True,
+    now: Clock | None = None,
+    *,
+    carrier_customer: str | None = None,
+    carrier_key: str | None = None,
+) -> FastAPI:
+    """The sandbox platform. Carrier credentials default to the settings' ``carrier_*``."""
+    settings = get_settings()
+    shop = SandboxShop(
+        now=now or shanghai_now,
+        carrier_customer=carrier_customer or settings.carrier_customer,
+        carrier_key=carrier_key or settings.carrier_key.get_secret_value(),
+        seed=seed,
+    )
+    app = FastAPI(title="Sandbox shop platform", version="1",
+                  description="In-memory shop platform and Kuaidi100 query for tests and demos.")
+    app.state.shop = shop
+    key_guard = Depends(_api_key_guard(api_key))
+    fault_guard = Depends(_fault_guard(shop))
+    app.include_router(_platform_routes(shop), dependencies=[key_guard, fault_guard])
+    app.include_router(_carrier_routes(shop), dependencies=[fault_guard])
+    # the levers never fail on purpose, or a test could not turn the faults off again
+    app.include_router(_sandbox_routes(shop), dependencies=[key_guard])
+    return app
+
+
+def _api_key_guard(api_key: str) -> Callable[[str | None], None]:
+    header = APIKeyHeader(name="X-Api-Key", auto_error=False)
+
+    def require_api_key(given: str | None = Depends(header)) -> None:
+        if not given:
+            raise HTTPException(401, "missing X-Api-Key header")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(401, "wrong X-Api-Key")
+
+    return require_api_key
+
+
+def _fault_guard(shop: SandboxShop) -> Callable[[], Any]:
+    async def apply_faults() -> None:
+        with shop.lock:
+            faults = shop.faults
+            unlucky = faults.error_rate > 0 and shop.random.random() < faults.error_rate
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if unlucky:
+            raise HTTPException(503, "sandbox fault: platform unavailable (error_rate)")
+
+    return apply_faults
+
+
+def _idempotency_key(key: str | None, route: str) -> str:
+    if not key:
+        raise HTTPException(400, f"Idempotency-Key header is required for POST {route}")
+    return key
+
+
+def _side_effect_answer(shop: SandboxShop, record: BaseModel, replayed: bool) -> JSONResponse:
+    content = record.model_dump(mode="json")
+    if replayed:
+        return JSONResponse(content, status_code=200, headers={"Idempotent-Replayed": "true"})
+    with shop.lock:
+        lose_answer = shop.faults.fail_after_commit > 0
+        if lose_answer:
+            shop.faults.fail_after_commit -= 1
+    if lose_answer:
+        # the effect is committed; only the answer is lost, as after a gateway crash
+        return JSONResponse({"detail": "sandbox fault: committed, then failed (fail_after_commit)"}, 500)
+    return JSONResponse(content, status_code=201)
+
+
+def _platform_routes(shop: SandboxShop) -> APIRouter:
+    api = APIRouter(prefix="/api", tags=["platform"])
+
+    @api.get("/orders/{order_id}", response_model=Order)
+    async def get_order(order_id: str) -> Order:
+        return shop.order(order_id)
+
+    @api.get("/orders/{order_id}/return-address", response_model=ReturnAddress)
+    async def get_return_address(order_id: str) -> ReturnAddress:
+        shop.order(order_id)
+        return SHOP_RETURN_ADDRESS
+
+    @api.post("/refunds", status_code=201, response_model=Refund)
+    async def create_refund(
+        request: RefundRequest, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+    ) -> JSONResponse:
+        key = _idempotency_key(idempotency_key, "/api/refunds")
+        refund, replayed = shop.once("refund", key, request, lambda: shop.pay_refund(request))
+        return _side_effect_answer(shop, refund, replayed)
+
+    @api.get("/refunds", response_model=list[Refund])
+    async def list_refunds(order_id: str | None = None) -> list[Refund]:
+        with shop.lock:
+            if order_id is not None:
+                shop.order(order_id)
+            return [r for r in shop.refunds if order_id in (None, r.order_id)]
+
+    @api.post("/reshipments", status_code=201, response_model=Reshipment)
+    async def create_reshipment(
+        request: ReshipmentRequest, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+    ) -> JSONResponse:
+        key = _idempotency_key(idempotency_key, "/api/reshipments")
+        reshipment, replayed = shop.once("reshipment", key, request, lambda: shop.ship_again(request))
+        return _side_effect_answer(shop, reshipment, replayed)
+
+    @api.get("/reshipments", response_model=list[Reshipment])
+    async def list_reshipments(order_id: str | None = None) -> list[Reshipment]:
+        with shop.lock:
+            if order_id is not None:
+                shop.order(order_id)
+            return [r for r in shop.reshipments if order_id in (None, r.order_id)]
+
+    @api.get("/reviews", response_model=list[Review])
+    async def list_reviews(
+        since: AwareDatetime | None = Query(None, description="created at or after (inclusive)"),
+    ) -> list[Review]:
+        with shop.lock:
+            reviews = [r for r in shop.reviews if since is None or r.created_at >= since]
+        return sorted(reviews, key=lambda review: review.created_at)
+
+    return api
+
+
+def _carrier_routes(shop: SandboxShop) -> APIRouter:
+    carrier = APIRouter(tags=["carrier (Kuaidi100)"])
+
+    @carrier.post("/poll/query.do")
+    async def kuaidi100_query(request: Request) -> dict[str, Any]:
+        """Kuaidi100 real-time query: form fields ``customer``, ``sign``, ``param``."""
+        return carrier_answer(shop, _form(await request.body()))
+
+    return carrier
+
+
+def _sandbox_routes(shop: SandboxShop) -> APIRouter:
+    admin = APIRouter(prefix="/sandbox", tags=["sandbox levers"])
+
+    @admin.post("/orders", response_model=Order)
+    async def put_order(order: Order) -> JSONResponse:
+        created = shop.put_order(order)
+        return JSONResponse(order.model_dump(mode="json"), status_code=201 if created else 200)
+
+    @admin.post("/reset")
+    async def reset(request: ResetRequest | None = None) -> dict[str, Any]:
+        shop.reset(seed=request.seed if request else True)
+        return shop.summary()
+
+    @admin.post("/faults")
+    async def set_faults(faults: FaultsRequest) -> dict[str, Any]:
+        """Replaces all faults at once: ``{}`` switches them off."""
+        with shop.lock:
+            shop.faults = faults
+        return faults.model_dump()
+
+    @admin.post("/parcels/{waybill}/events")
+    async def add_parcel_event(waybill: str, event: ParcelEventRequest) -> dict[str, Any]:
+        parcel = shop.add_parcel_event(waybill, event)
+        return {"waybill": waybill, "events": [e.as_kuaidi100() for e in parcel.newest_first()]}
+
+    @admin.post("/reviews", status_code=201, response_model=Review)
+    async def add_review(request: ReviewRequest) -> Review:
+        with shop.lock:
+            order = shop.order(request.order_id)
+            review = Review(
+                review_id=request.review_id or f"RV{len(shop.reviews) + 1:06d}",
+                order_id=order.order_id,
+                customer_id=request.customer_id or order.customer.customer_id,
+                rating=request.rating, text=request.text,
+                created_at=request.created_at or shop.now(),
+            )
+            shop.reviews.append(review)
+            return review
+
+    @admin.post("/messages/{recipient}")
+    async def receive_message(recipient: str, payload: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """Inbox for Apprise ``json://`` (payload: version, title, message, type, attachments)."""
+        message = {
+            "recipient": recipient, "title": payload.get("title", ""),
+            "message": payload.get("message", ""), "type": payload.get("type"),
+            "received_at": shop.now().isoformat(), "payload": payload,
+        }
+        with shop.lock:
+            shop.messages.setdefault(recipient, []).append(message)
+        return {"ok": True}
+
+    @admin.get("/messages/{recipient}")
+    async def list_messages(recipient: str) -> list[dict[str, Any]]:
+        with shop.lock:
+            return list(shop.messages.get(recipient, []))
+
+    @admin.get("/state")
+    async def state() -> dict[str, Any]:
+        return shop.summary()
+
+    return admin
