@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 
-import pytest
+# Before Prefect is imported: logs outside a flow run stay local (no temporary API server).
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
-from tests.support.stack import build_stack
+import pytest  # noqa: E402
+
+from tests.support.stack import build_stack  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -153,9 +153,9 @@ def test_partial_inspection_and_inspection_deadline(stack, sandbox_clean):
 
     late_order = stack.make_order(paid="66.00")
     late = stack.open_return(late_order)
-    stack.approve(late, "seller-review", "S002")
+    stack.approve(late, "seller-review", "S006")
     ship(stack, late)
-    stack.approve(late, "receipt", "S004")
+    stack.approve(late, "receipt", "S007")
     stack.waiting(late, "inspection")
     stack.sweep(late, days=5)  # 2 working days, whatever the weekday
     assert stack.finished(late).outcome == "refunded"
@@ -294,7 +294,7 @@ def test_short_shipment_reships_the_missing_item_once(stack, sandbox_clean):
 def test_parcel_refused_at_the_door_is_checked_and_refunded(stack, sandbox_clean):
     order = stack.make_order(paid="128.00", delivered_days_ago=None, status="shipped", refused_hours_ago=3)
     case_id = stack.open_return(order, kind="refused_at_delivery", reason="外箱破损拒收")
-    stack.approve(case_id, "refused-parcel-back", "S004", note="拒收件已退回")
+    stack.approve(case_id, "refused-parcel-back", "S007", note="拒收件已退回")
     stack.approve(case_id, "inspection", "S004", result="pass", refund_amount="128.00")
     assert stack.finished(case_id).outcome == "refunded"
     assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("128.00")]

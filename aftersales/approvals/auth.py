@@ -123,6 +123,12 @@ DEMO_STAFF: tuple[Staff, ...] = (
     Staff(id="S004", name="刘洋 Liu Yang", role=Role.WAREHOUSE, approval_limit=Decimal("0"), contact="warehouse@shop.example", totp_secret=_demo_secret("S004")),
     Staff(id="S005", name="陈静 Chen Jing", role=Role.FINANCE, approval_limit=Decimal("0"), contact="finance@shop.example", totp_secret=_demo_secret("S005")),
     Staff(id="S006", name="赵磊 Zhao Lei", role=Role.SUPERVISOR, approval_limit=Decimal("500"), contact="supervisor2@shop.example", totp_secret=_demo_secret("S006")),
+    Staff(id="S007", name="孙丽 Sun Li", role=Role.WAREHOUSE, approval_limit=Decimal("0"), contact="warehouse2@shop.example", totp_secret=_demo_secret("S007")),
+    Staff(id="S008", name="周强 Zhou Qiang", role=Role.QUALITY, approval_limit=Decimal("0"), contact="quality@shop.example", totp_secret=_demo_secret("S008")),
+    Staff(id="S009", name="吴敏 Wu Min", role=Role.REVIEW, approval_limit=Decimal("0"), contact="review@shop.example", totp_secret=_demo_secret("S009")),
+    Staff(id="S010", name="郑浩 Zheng Hao", role=Role.DISPUTE, approval_limit=Decimal("0"), contact="dispute@shop.example", totp_secret=_demo_secret("S010")),
+    Staff(id="S011", name="何婷 He Ting", role=Role.LOGISTICS, approval_limit=Decimal("0"), contact="logistics@shop.example", totp_secret=_demo_secret("S011")),
+    Staff(id="S012", name="马超 Ma Chao", role=Role.AGENT, approval_limit=Decimal("20"), contact="agent2@shop.example", totp_secret=_demo_secret("S012")),
 )
 
 

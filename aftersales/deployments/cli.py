@@ -37,6 +37,20 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
+def _add_process_commands() -> None:
+    import importlib
+    import pkgutil
+
+    import aftersales.deployments.commands as commands
+
+    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
+        app.add_typer(module.app, name=module.NAME)
+
+
+_add_process_commands()
+
+
 @app.callback()
 def _defaults() -> None:
     # Talk to the `make run` Prefect server unless told otherwise.

@@ -37,12 +37,16 @@ async def open_return(order_id: str, amount: str, reason: str = "", kind: Return
         _order, facts = await order_facts(platform, order_id)
     checked = validate_return_request(facts, amount, kind, utcnow(), get_settings().rules, missing_skus)
     case_id = return_case_id(order_id, request_ref)
-    run = await run_deployment(
-        "return/return",
-        parameters={"case_id": case_id, "order_id": order_id, "amount": str(checked), "reason": reason,
-                    "kind": kind.value, "requested_by": requested_by, "missing_skus": missing_skus or []},
-        idempotency_key=case_id,
+    return await start_case_run(
+        "return/return", case_id,
+        {"case_id": case_id, "order_id": order_id, "amount": str(checked), "reason": reason,
+         "kind": kind.value, "requested_by": requested_by, "missing_skus": missing_skus or []},
         tags=["process:return", f"level:{approval_level(checked, get_settings().rules).value}", f"kind:{kind.value}"],
-        timeout=0,
     )
+
+
+async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: list[str]) -> Opened:
+    """Start the one flow run of a case; the case id is the idempotency key (and the run's name,
+    through the flow's ``flow_run_name="{case_id}"``)."""
+    run = await run_deployment(deployment, parameters=parameters, idempotency_key=case_id, tags=tags, timeout=0)
     return Opened(case_id=case_id, flow_run_id=str(run.id), flow_run_name=run.name)

@@ -46,6 +46,33 @@ class Rules(BaseSettings):
     # free-shipping order (split on a no-reason return) and for re-shipments (default)
     standard_postage: Decimal = Decimal("12.00")
 
+    # §1.3 compensation: each approval level answers within this many hours (default)
+    compensation_approval_hours: int = 24
+    # §1.4 express out-of-area: the buyer picks a remedy within 48 h, else the default (default)
+    out_of_area_choice_hours: int = 48
+    out_of_area_default_remedy: str = "switch_carrier"
+    # §1.5 repair: warranty from delivery; superior's approval for out-of-warranty (defaults)
+    repair_warranty_days: int = 365
+    repair_approval_working_days: int = 2
+    repair_buyer_ship_days: int = 7
+    repair_stage_working_days: int = 5
+    # §1.6 negative review: superior approves the offer; the buyer answers (defaults)
+    review_approval_working_days: int = 1
+    review_buyer_response_days: int = 7
+    # §1.7 wrong shipment: the buyer chooses re-ship or return (default)
+    wrong_shipment_choice_days: int = 3
+    # §1.8 dispute: the shop replies within 3 days; the case closes within 15 (defaults)
+    dispute_reply_days: int = 3
+    dispute_close_days: int = 15
+    # §1.10 complaints (002 §3.3): first response and handling plan by level, in hours;
+    # level 4's plan is in working days. The supervisor is warned at this share of the time.
+    complaint_first_response_hours: dict[int, int] = {1: 2, 2: 4, 3: 6, 4: 8}
+    complaint_plan_hours: dict[int, int] = {1: 24, 2: 48, 3: 72}
+    complaint_plan_working_days_level4: int = 5
+    complaint_warning_share: float = 0.75
+    # §1.10 result feedback to the customer within 3 working days after handling ends (002 §4.3)
+    complaint_feedback_working_days: int = 3
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AFTERSALES_", env_file=".env", extra="ignore")

@@ -16,6 +16,7 @@ from prefect.client.schemas.responses import SetStateStatus
 
 from aftersales.approvals.waits import claim_expired, default_run_input, flow_run_uuid, release_claim
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.settings import get_settings
 
 FINISHED = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
@@ -47,3 +48,12 @@ async def deadline_sweeper(as_of: datetime | None = None, limit: int = 500, case
     if stuck:
         logger.warning("waits whose run has ended and cannot be resumed: %s", ", ".join(stuck))
     return {"resumed": resumed, "pending": pending, "stuck": stuck}
+
+
+def deployments(schedule) -> list:
+    return [
+        deadline_sweeper.to_deployment(
+            name="deadline-sweeper", tags=["ops"], schedules=schedule(get_settings().sweeper_cron),
+            description="到期处理 Applies the rulebook's default action to every wait past its deadline.",
+        )
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from aftersales.domain.settings import get_settings
 from aftersales.integrations.notify import deliver_pending
 
 
@@ -23,3 +24,12 @@ def outbox_retry(batch_size: int = 200, max_batches: int = 50) -> dict:
             break
     logger.info("outbox: %(sent)d sent, %(failed)d postponed, %(dead)d dead", totals)
     return totals
+
+
+def deployments(schedule) -> list:
+    return [
+        outbox_retry.to_deployment(
+            name="outbox-retry", tags=["ops"], schedules=schedule(get_settings().outbox_retry_cron),
+            description="通知重发 Delivers notifications whose channel was down.",
+        )
+    ]

@@ -267,3 +267,12 @@ def short_shipment_remedy(case: Case) -> WaitSpec:
         addressed_to=approval_level(case.amount, rules).value,
         amount=case.amount,
     )
+
+
+def deployments(schedule) -> list:
+    return [
+        return_flow.to_deployment(
+            name="return", tags=["process:return"],
+            description="§1.1 退货 Return: one run per case, named after the case. Opened by `aftersales return open` or POST /returns.",
+        )
+    ]

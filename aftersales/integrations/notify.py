@@ -50,7 +50,8 @@ from aftersales.integrations.db import session_scope
 
 log = logging.getLogger(__name__)
 
-TEMPLATES_FILE = Path(__file__).resolve().parent / "templates" / "messages.yml"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATES_FILE = TEMPLATES_DIR / "messages.yml"  # the shared ones; each process may add <process>.yml
 STAFF, CUSTOMER = "staff", "customer"
 AUDIENCES = (STAFF, CUSTOMER)
 CHINESE, ENGLISH = "zh-CN", "en"
@@ -114,16 +115,19 @@ class _Catalog:
 
 
 @lru_cache
-def _catalog(path: Path = TEMPLATES_FILE) -> _Catalog:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    templates = {
-        template_id: _parse_template(template_id, spec)
-        for template_id, spec in (data.get("templates") or {}).items()
-    }
-    phrases = {
-        placeholder: {_phrase_code(code): texts for code, texts in codes.items()}
-        for placeholder, codes in (data.get("phrases") or {}).items()
-    }
+def _catalog(directory: Path = TEMPLATES_DIR) -> _Catalog:
+    """Every template file in the folder; a template id defined twice is an error."""
+    templates: dict[str, MessageTemplate] = {}
+    phrases: dict[str, dict[str, Mapping[str, str]]] = {}
+    for path in sorted(directory.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for template_id, spec in (data.get("templates") or {}).items():
+            if template_id in templates:
+                raise TemplateError(f"message template {template_id!r} is defined twice (again in {path.name})")
+            templates[template_id] = _parse_template(template_id, spec)
+        for placeholder, codes in (data.get("phrases") or {}).items():
+            merged = phrases.setdefault(placeholder, {})
+            merged.update({_phrase_code(code): texts for code, texts in codes.items()})
     return _Catalog(templates, phrases)
 
 
@@ -138,7 +142,7 @@ def _parse_template(template_id: str, spec: Mapping[str, Any]) -> MessageTemplat
             if not text.get("subject") or not text.get("body"):
                 raise TemplateError(
                     f"message template {template_id!r} ({audience}) needs a {language} "
-                    f"subject and body in {TEMPLATES_FILE.name}"
+                    f"subject and body in {TEMPLATES_DIR.name}/"
                 )
             texts[audience][language] = _Text(str(text["subject"]), str(text["body"]))
     if not texts:

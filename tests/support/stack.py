@@ -183,9 +183,11 @@ class Stack:
         totp = pyotp.TOTP(secret)
         while True:
             now = datetime.now(timezone.utc)
-            step = totp.timecode(now)
-            if (now.timestamp() % 30) < 25:  # leave room for the flow to check it in the same step
-                for candidate in (step, step + 1):
+            step, into = totp.timecode(now), now.timestamp() % 30
+            # the flow accepts one step of drift either way; leave it room to check in time
+            candidates = ((step - 1, step, step + 1) if into < 15 else (step, step + 1)) if into < 25 else ()
+            if candidates:
+                for candidate in candidates:
                     if (staff_id, candidate) not in self._used_codes:
                         self._used_codes.add((staff_id, candidate))
                         return totp.generate_otp(candidate)
