@@ -23,12 +23,6 @@ VAR = PROJECT_ROOT / "var"
 PREFECT_PORT = 4200
 PREFECT_API = f"http://127.0.0.1:{PREFECT_PORT}/api"
 
-# Demo cases: seeded sandbox orders, opened so that the UI has runs waiting for people.
-DEMO_RETURNS = (
-    ("O20261120-002", "128.00", "no_reason", "尺码偏小 too small"),
-    ("O20261120-003", "899.00", "quality", "屏幕有坏点 dead pixels"),
-    ("O20261120-001", "18.00", "no_reason", "颜色不喜欢 colour"),
-)
 
 
 def _env() -> dict[str, str]:
@@ -122,15 +116,22 @@ def main() -> int:
 
 
 async def open_demo_cases() -> None:
-    from aftersales.deployments.intake import open_return
+    """Every flow module's ``demo_cases()`` opens a few cases from the sandbox's seeded orders."""
+    import importlib
+    import pkgutil
+
+    import aftersales.flows
     from aftersales.domain.rules import InvalidRequest
 
-    for order_id, amount, kind, reason in DEMO_RETURNS:
+    for module_info in sorted(pkgutil.iter_modules(aftersales.flows.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"aftersales.flows.{module_info.name}")
+        if not hasattr(module, "demo_cases"):
+            continue
         try:
-            opened = await open_return(order_id, amount, reason, kind)
-            print(f"  ✓ demo case {opened.case_id} (flow run {opened.flow_run_name})", flush=True)
-        except InvalidRequest as exc:
-            print(f"  – demo case for {order_id} not opened: {exc.message}", flush=True)
+            for opened in await module.demo_cases():
+                print(f"  ✓ demo case {opened.case_id}", flush=True)
+        except InvalidRequest as exc:  # e.g. the seeded order's window has passed since the seed
+            print(f"  – demo cases of {module_info.name} not opened: {exc.message}", flush=True)
 
 
 GUIDE = """

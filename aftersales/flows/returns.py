@@ -276,3 +276,14 @@ def deployments(schedule) -> list:
             description="§1.1 退货 Return: one run per case, named after the case. Opened by `aftersales return open` or POST /returns.",
         )
     ]
+
+
+async def demo_cases() -> list:
+    """`make run`: three returns on the sandbox's seeded orders, one for each approval level."""
+    from aftersales.deployments.intake import open_return
+
+    return [
+        await open_return("O20261120-001", "18.00", "颜色不喜欢 colour", ReturnKind.NO_REASON),
+        await open_return("O20261120-002", "128.00", "尺码偏小 too small", ReturnKind.NO_REASON),
+        await open_return("O20261120-003", "899.00", "屏幕有坏点 dead pixels", ReturnKind.QUALITY),
+    ]
