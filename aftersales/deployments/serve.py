@@ -35,10 +35,55 @@ def deployments() -> list:
     return found
 
 
+async def recover_interrupted_runs(served: list) -> list[str]:
+    """Put back in the queue the runs a stopped `serve` left Running (crash, reboot, kill -9).
+
+    `serve` is the only runner of its deployments on this machine, so at start-up no run of theirs
+    can really be running; those still marked Running died with the previous process. They run
+    again from the top: finished steps are skipped through their cached results, and a refund that
+    was in flight is asked again with the same idempotency key, so nothing is paid twice. (Runs
+    started by workers carry an infrastructure pid and are left to the worker's crash handling.)
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Scheduled
+
+    recovered = []
+    async with get_client() as client:
+        ids = []
+        for deployment in served:
+            try:
+                ids.append((await client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")).id)
+            except ObjectNotFound:
+                continue  # first start: nothing can be left over
+        if not ids:
+            return recovered
+        while True:  # re-queued runs leave the filter, so the first page is always the next one
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))),
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)), limit=200,
+            )
+            orphans = [run for run in runs if not run.infrastructure_pid and run.name not in recovered]
+            if not orphans:
+                return recovered
+            for run in orphans:
+                await client.set_flow_run_state(run.id, Scheduled(name="Recovering"), force=True)
+                recovered.append(run.name)
+
+
 def main() -> None:
+    import asyncio
+    import logging
+
     install_log_masking()
     migrate()
-    serve(*deployments(), limit=8)
+    served = deployments()
+    recovered = asyncio.run(recover_interrupted_runs(served))
+    if recovered:
+        logging.getLogger("aftersales.serve").warning("re-queued runs interrupted by the last stop: %s", ", ".join(recovered))
+    serve(*served, limit=8)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ class Stack:
         def ready() -> bool:
             if self.serve_process.poll() is not None:
                 raise RuntimeError(f"serve exited with {self.serve_process.returncode}:\n{self.serve_log.read_text()[-3000:]}")
-            return "Your deployments are being served" in self.serve_log.read_text(errors="replace") or _deployment_exists(self.env["PREFECT_API_URL"])
+            return "Your deployments are being served" in self.serve_log.read_text(errors="replace")
 
         wait_until(ready, 120, "the serve process")
 
@@ -298,14 +298,6 @@ class Stack:
 
     def customer_messages(self, order: dict) -> list:
         return self.messages(f"/customer/{order['customer']['customer_id']}")
-
-
-def _deployment_exists(api_url: str) -> bool:
-    try:
-        response = httpx.get(f"{api_url}/deployments/name/return/return", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
 
 
 def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:

@@ -1,0 +1,43 @@
+"""Running it as operations does (issue 4): crash safety of the serving process."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from sqlmodel import select
+
+from aftersales.domain.models import CaseEvent, LedgerLine
+from aftersales.integrations.db import session_scope
+
+
+def test_a_crash_while_a_refund_is_in_flight_pays_once_after_restart(stack, sandbox_clean):
+    order = stack.make_order(paid="77.00")
+    case_id = stack.open_return(order)
+    stack.approve(case_id, "seller-review", "S006")
+    stack.answer(case_id, "buyer-shipment", carrier="yuantong", tracking_number="YT5550001112")
+    stack.approve(case_id, "receipt", "S007")
+    stack.waiting(case_id, "inspection")
+
+    # the platform answers slowly: kill -9 the serving process while the refund call is in flight
+    stack.faults(latency_ms=6000)
+    stack.approve(case_id, "inspection", "S007", result="pass", refund_amount="77.00")
+    time.sleep(2.5)
+    stack.stop_serving(hard=True)
+    assert stack.run_state(_run_id(case_id)) in ("RUNNING", "PENDING")
+    stack.faults()
+
+    stack.start_serving()  # re-queues the interrupted run; it runs again from the top
+    case = stack.finished(case_id, timeout=150)
+    assert case.outcome == "refunded"
+    assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("77.00")]
+    with session_scope() as session:
+        assert len(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id, LedgerLine.kind == "refund")).all()) == 1
+        assert len(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.action == "refund.paid")).all()) == 1
+
+
+def _run_id(case_id: str) -> str:
+    from aftersales.integrations import case_store
+
+    with session_scope() as session:
+        return case_store.get_case(session, case_id).flow_run_id
