@@ -45,10 +45,12 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
         time.sleep(interval)
 
 
-def start_prefect_server(home: Path, log: Path) -> tuple[str, subprocess.Popen]:
+def start_prefect_server(home: Path, log: Path, database_url: str | None = None) -> tuple[str, subprocess.Popen]:
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": "", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     process = subprocess.Popen([PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                                env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api"
@@ -75,6 +77,26 @@ def stop_process(process: subprocess.Popen | None, timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
+
+
+def prefect_database(kind: str) -> tuple[str | None, Any]:
+    """PostgreSQL mode puts the Prefect server on a fresh database of the local PostgreSQL too."""
+    if kind != "postgres":
+        return None, lambda: None
+    import sqlalchemy as sa
+
+    name = f"prefect_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    server = POSTGRES_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+    return f"postgresql+asyncpg://{server}/{name}", drop
 
 
 def case_database_url(kind: str, tmp: Path) -> tuple[str, Any]:
@@ -305,8 +327,10 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
     stops: list = []
     prefect_home = tmp / "prefect"
     prefect_home.mkdir(parents=True, exist_ok=True)
-    api_url, server = start_prefect_server(prefect_home, tmp / "prefect-server.log")
+    prefect_db, drop_prefect_db = prefect_database(db_kind)
+    api_url, server = start_prefect_server(prefect_home, tmp / "prefect-server.log", prefect_db)
     stops.append(lambda: stop_process(server))
+    stops.append(drop_prefect_db)
 
     sandbox_key = "test-sandbox-key"
     sandbox_url, _app, stop_sandbox = start_sandbox(sandbox_key)
