@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-sqlite test-postgres install bench clean
+.PHONY: run test test-sqlite test-postgres install tools bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -13,18 +13,27 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# LibreOffice + poppler for the finance workbook's rendering test (tests only: `make run` stays quick).
+tools:
+	sh scripts/ensure-tools.sh
+
 # Prefect server + UI (127.0.0.1:4200), sandbox platform, intake API, served flows, demo cases.
 run: install
 	$(VENV)/bin/aftersales dev
 
 # The suite on a SQLite case database, then on the local PostgreSQL (127.0.0.1:5432, database test).
-test: install test-sqlite test-postgres
+test: install tools test-sqlite test-postgres
 
-test-sqlite: install
+test-sqlite: install tools
 	$(VENV)/bin/pytest -q
 
-test-postgres: install
+test-postgres: install tools
 	AFTERSALES_TEST_DB=postgres $(VENV)/bin/pytest -q
+
+# Benchmarks (figures in the README): the 15-day tracker over 100,000 orders, the finance export over 1,000,000 lines.
+bench: install
+	$(PY) bench/tracker_bench.py --orders 100000
+	$(PY) bench/export_bench.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -49,6 +49,7 @@ def floor(base: str, orders: int, concurrency: int) -> dict:
     import asyncio
 
     from aftersales.integrations.platform import kuaidi100_sign
+    from aftersales.integrations.sandbox.bulk import bulk_waybill
     from aftersales.domain.settings import get_settings
 
     settings = get_settings()
@@ -58,7 +59,7 @@ def floor(base: str, orders: int, concurrency: int) -> dict:
         limit = asyncio.Semaphore(concurrency)
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             async def one(i: int) -> int:
-                param = json.dumps({"com": "zhongtong", "num": f"75{i:012d}", "resultv2": "4"})
+                param = json.dumps({"com": "zhongtong", "num": bulk_waybill("B", i), "resultv2": "4"})
                 async with limit:
                     response = await client.post("/poll/query.do", data={"customer": customer, "param": param, "sign": kuaidi100_sign(param, key, customer)})
                 return len(response.json().get("data", []))

@@ -41,3 +41,45 @@ def _run_id(case_id: str) -> str:
 
     with session_scope() as session:
         return case_store.get_case(session, case_id).flow_run_id
+
+
+def test_prefect_yaml_declares_what_serve_serves_and_deploys_to_a_work_pool(tmp_path):
+    """`prefect deploy --all` against a server of its own (so the served deployments stay as they are)."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from prefect.client.orchestration import get_client
+
+    from aftersales.deployments.commands.deployments import manifest, render
+    from tests.support.stack import ROOT, start_prefect_server, stop_process
+
+    assert (ROOT / "prefect.yaml").read_text(encoding="utf-8") == render(), "run `aftersales deployments write-yaml`"
+    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))["deployments"]
+    assert {d["name"] for d in declared} >= {"return", "deadline-sweeper", "outbox-retry", "order-tracker", "review-monitor"}
+
+    api_url, server = start_prefect_server(tmp_path / "prefect", tmp_path / "server.log")
+    try:
+        env = {**os.environ, "PREFECT_API_URL": api_url, "AFTERSALES_HOME": str(ROOT)}
+        prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+        subprocess.run([*prefect, "work-pool", "create", "aftersales", "--type", "process"], env=env, check=True, capture_output=True)
+        done = subprocess.run([*prefect, "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+        async def read_all():
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                async with get_client() as client:
+                    return await client.read_deployments()
+
+        deployed = {d.name: d for d in __import__("asyncio").run(read_all())}
+        for entry in manifest()["deployments"]:
+            deployment = deployed[entry["name"]]
+            assert deployment.work_pool_name == "aftersales"
+            crons = [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules]
+            assert crons == [(s["cron"], s["timezone"]) for s in entry.get("schedules", [])]
+        assert deployed["deadline-sweeper"].schedules[0].schedule.timezone == "Asia/Shanghai"
+    finally:
+        stop_process(server)

@@ -88,6 +88,9 @@ def create_app() -> FastAPI:
             raise HTTPException(status_code=409, detail=str(exc)) from None
         return {"case_id": case_id, "wait": wait.key, "status": "submitted"}
 
+    from aftersales.api.reporting import add_reporting_routes  # exports, satisfaction (reporting)
+
+    add_reporting_routes(app)
     return app
 
 

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 
@@ -39,7 +38,7 @@ def _env() -> dict[str, str]:
 
 def _up(url: str, headers: dict | None = None) -> bool:
     try:
-        return httpx.get(url, timeout=2, headers=headers).status_code < 500
+        return httpx.get(url, timeout=2, headers=headers).status_code == 200
     except httpx.HTTPError:
         return False
 

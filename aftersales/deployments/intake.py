@@ -48,5 +48,7 @@ async def open_return(order_id: str, amount: str, reason: str = "", kind: Return
 async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: list[str]) -> Opened:
     """Start the one flow run of a case; the case id is the idempotency key (and the run's name,
     through the flow's ``flow_run_name="{case_id}"``)."""
-    run = await run_deployment(deployment, parameters=parameters, idempotency_key=case_id, tags=tags, timeout=0)
+    # as_subflow=False: a case opened from inside a flow (the tracker, the review monitor) is a run of
+    # its own — a subflow could not suspend for its waits
+    run = await run_deployment(deployment, parameters=parameters, idempotency_key=case_id, tags=tags, timeout=0, as_subflow=False)
     return Opened(case_id=case_id, flow_run_id=str(run.id), flow_run_name=run.name)

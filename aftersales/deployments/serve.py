@@ -21,11 +21,13 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations.db import migrate
 
 
-def deployments() -> list:
+def deployments(schedule=None) -> list:
     settings = get_settings()
 
-    def schedule(cron: str) -> list:
+    def serve_schedule(cron: str) -> list:
         return [Cron(cron, timezone=settings.timezone)] if settings.serve_schedules else []
+
+    schedule = schedule or serve_schedule
 
     found = []
     for module_info in sorted(pkgutil.iter_modules(aftersales.flows.__path__), key=lambda m: m.name):

@@ -74,6 +74,7 @@ class Process(StrEnum):  # stored as plain strings: a new process needs no ALTER
     WRONG_SHIPMENT = "wrong_shipment"
     DISPUTE = "dispute"
     COMPLAINT = "complaint"
+    TRACKING = "tracking"  # §1.9: a proactive contact raised by the 15-day tracker
 
 
 class CaseStatus(StrEnum):
@@ -226,3 +227,54 @@ class OneTimeCodeUse(SQLModel, table=True):
     time_step: int
     used_at: datetime = _ts()
     case_id: str = Field(default="", max_length=80)
+
+
+class TrackedOrder(SQLModel, table=True):
+    """An order the 15-day tracker watches (§1.9): from shipment to 15 days after it was signed."""
+
+    __tablename__ = "tracked_order"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(max_length=64)
+    carrier: str = Field(max_length=32)
+    waybill: str = Field(max_length=64)
+    phone_tail: str = Field(default="", max_length=4)  # SF checks the last 4 digits; no full phone kept
+    shipped_at: datetime = Field(sa_type=UTCDateTime)
+    signed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    watching: bool = Field(default=True, index=True)
+    next_check_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    last_checked_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    last_state: Optional[int] = None
+    last_status_code: str = Field(default="", max_length=8)
+    last_event_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    acted_on: list = Field(default_factory=list, sa_column=Column(JSON))  # finding keys already handled
+
+
+class Checkpoint(SQLModel, table=True):
+    """Where a poller got to (e.g. the newest review or order it has seen)."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
+    updated_at: datetime = _ts()
+
+
+class WarningAlert(SQLModel, table=True):
+    """An early-warning alert (002 §9.2): one per subject (SKU or category) and window, so a
+    breach is announced once however often the check runs; delivered to the department's tag."""
+
+    __tablename__ = "warning_alert"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200)  # e.g. sku:SKU-TSHIRT-M:2026-11-16
+    subject_kind: str = Field(max_length=16)  # "sku" or "category"
+    subject: str = Field(max_length=100)
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    window_end: datetime = Field(sa_type=UTCDateTime)
+    count: int
+    threshold: float  # mean + k·stddev of earlier windows, at least the floor (a count, not money)
+    department: str = Field(max_length=32)  # Apprise staff tag
+    status: str = Field(default="pending", index=True, max_length=16)  # pending, sent
+    attempts: int = 0
+    last_error: str = Field(default="", max_length=1000)
+    created_at: datetime = _ts()
+    sent_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)

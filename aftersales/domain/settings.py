@@ -48,19 +48,33 @@ class Rules(BaseSettings):
 
     # §1.3 compensation: each approval level answers within this many hours (default)
     compensation_approval_hours: int = 24
+    # §1.3 a coupon given as compensation is valid this many days (default)
+    compensation_coupon_valid_days: int = 90
     # §1.4 express out-of-area: the buyer picks a remedy within 48 h, else the default (default)
     out_of_area_choice_hours: int = 48
     out_of_area_default_remedy: str = "switch_carrier"
+    # §1.4 switching carrier: the one proposed when nobody names another; China Post EMS
+    # delivers to every address, blind areas included (default)
+    out_of_area_fallback_carrier: str = "ems"
     # §1.5 repair: warranty from delivery; superior's approval for out-of-warranty (defaults)
     repair_warranty_days: int = 365
     repair_approval_working_days: int = 2
     repair_buyer_ship_days: int = 7
     repair_stage_working_days: int = 5
+    # §1.5 the buyer confirms the repaired item arrived; then it is taken as received (default,
+    # as the platform auto-confirms receipt)
+    repair_buyer_receipt_days: int = 10
     # §1.6 negative review: superior approves the offer; the buyer answers (defaults)
     review_approval_working_days: int = 1
     review_buyer_response_days: int = 7
+    # §1.6 the responsible department finds the cause; the review specialist verifies a
+    # suspected malicious review (defaults)
+    review_cause_working_days: int = 2
+    review_verify_working_days: int = 2
     # §1.7 wrong shipment: the buyer chooses re-ship or return (default)
     wrong_shipment_choice_days: int = 3
+    # §1.7 the supervisor records the responsible person and the assessment (记录考核) (default)
+    wrong_shipment_assessment_working_days: int = 3
     # §1.8 dispute: the shop replies within 3 days; the case closes within 15 (defaults)
     dispute_reply_days: int = 3
     dispute_close_days: int = 15
@@ -72,6 +86,13 @@ class Rules(BaseSettings):
     complaint_warning_share: float = 0.75
     # §1.10 result feedback to the customer within 3 working days after handling ends (002 §4.3)
     complaint_feedback_working_days: int = 3
+    # §1.10 the customer answers a proposed solution within this many days; silence is taken as
+    # agreement and the solution is carried out (default)
+    complaint_customer_answer_days: int = 3
+    # §1.9 order tracking: watch orders for 15 days after the signature (004 fig. 5.9);
+    # no tracking update for this many days is a problem to raise with the buyer (default)
+    tracking_watch_days: int = 15
+    tracking_no_update_days: int = 3
 
 
 class Settings(BaseSettings):
@@ -115,6 +136,15 @@ class Settings(BaseSettings):
     serve_schedules: bool = True
     sweeper_cron: str = "*/5 * * * *"
     outbox_retry_cron: str = "* * * * *"
+
+    # The 15-day tracker: Kuaidi100 locks a waybill queried more often than every ~30 min.
+    tracker_min_interval_minutes: int = 30
+    tracker_batch_size: int = 500
+    tracker_concurrency: int = 16
+    tracker_cron: str = "0 * * * *"
+    review_monitor_cron: str = "*/15 * * * *"
+    # §1.8 the dispute specialist's daily register of yesterday's and still-open disputes
+    dispute_register_cron: str = "0 9 * * *"
 
     exports_dir: Path = PROJECT_ROOT / "var" / "exports"
 

@@ -63,7 +63,8 @@ def assess(parcel: ParcelView, now: datetime, watch_days: int, no_update_days: i
         if code in codes:
             findings.append(Finding(Action.CONTACT_BUYER, f"contact:{code}", code, what))
     stale = parcel.last_event_at is not None and now - parcel.last_event_at > timedelta(days=no_update_days)
-    if parcel.state not in (SIGNED, 4) and (stale or "202" in codes):
+    case_opened = any(f.action is not Action.CONTACT_BUYER for f in findings)  # the case contacts the buyer itself
+    if parcel.state not in (SIGNED, 4) and (stale or "202" in codes) and not case_opened:
         findings.append(Finding(Action.CONTACT_BUYER, "contact:no-update", "no_update", f"物流超过 {no_update_days} 天未更新 no tracking update for {no_update_days} days"))
     if parcel.signed_at is not None and now - parcel.signed_at > timedelta(days=watch_days):
         findings.append(Finding(Action.STOP_WATCHING, "stop", "done", f"签收已满 {watch_days} 天 {watch_days} days after the signature"))

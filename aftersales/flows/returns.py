@@ -97,22 +97,10 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
         return await close_case(case_id, "refused", review.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
     await send_return_address(case_id, review.actor, review.by_deadline)
 
-    shipment = await await_decision(case, buyer_shipment(case, review))
-    if shipment.by_deadline:
-        return await close_case(case_id, "closed_not_shipped", "system", notify="await_buyer_shipment_expired")
-    await record_step(case_id, "buyer-shipped", "parcel.shipped", shipment.actor, stage="in-return-transit",
-                      details={"carrier": shipment.data.carrier, "tracking_number": shipment.data.tracking_number},
-                      notify="parcel_shipped", staff_tags=[Role.WAREHOUSE.value],
-                      carrier=shipment.data.carrier, waybill=shipment.data.tracking_number)
-
-    receipt = await await_decision(case, receipt_confirmation(case, shipment))
-    postage = return_postage(case, shipment)
-    if receipt.by_deadline:
-        # §1.1 step 5: nobody confirmed receipt in 10 days — the system refunds automatically.
-        await refund_buyer(case_id, "auto-refund", case.amount, "system", "10 天未确认收货，系统自动退款 not confirmed within 10 days: automatic refund", postage)
-        return await close_case(case_id, "refunded_automatically", "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
-    await record_step(case_id, "received", "parcel.received", receipt.actor, stage="inspection",
-                      details={"note": receipt.data.note}, notify="inspection_needed", staff_tags=[Role.WAREHOUSE.value])
+    back = await goods_come_back(case, buyer_shipment(case, review), return_postage, "await_buyer_shipment_expired")
+    if isinstance(back, str):
+        return back
+    _shipment, receipt, postage = back
 
     inspection = await await_decision(case, inspect_goods(case, receipt))
     result = inspection.data.result
@@ -121,6 +109,29 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
     goods = case.amount if result == InspectionResult.PASS or inspection.by_deadline else parse_amount(inspection.data.refund_amount)
     await refund_buyer(case_id, "refund", goods, inspection.actor, f"退货验货{result.value} return inspected: {result.value}", postage)
     return await close_case(case_id, "refunded" if result == InspectionResult.PASS else "partly_refunded", inspection.actor, notify="case_closed")
+
+
+async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_shipped_notice: str) -> tuple[Decision, Decision, list] | str:
+    """§1.1 steps 4–5 (the exchange, §1.2, too): the buyer ships within 7 days, else the request
+    closes; the warehouse confirms receipt within 10 days, else the system refunds automatically.
+    Returns (shipment, receipt, postage lines) or, when a deadline closed the case, its outcome."""
+    shipment = await await_decision(case, shipment_wait)
+    if shipment.by_deadline:
+        return await close_case(case.id, "closed_not_shipped", "system", notify=not_shipped_notice)
+    await record_step(case.id, "buyer-shipped", "parcel.shipped", shipment.actor, stage="in-return-transit",
+                      details={"carrier": shipment.data.carrier, "tracking_number": shipment.data.tracking_number},
+                      notify="parcel_shipped", staff_tags=[Role.WAREHOUSE.value],
+                      carrier=shipment.data.carrier, waybill=shipment.data.tracking_number)
+
+    receipt = await await_decision(case, receipt_confirmation(case, shipment))
+    postage = postage_of(case, shipment)
+    if receipt.by_deadline:
+        # §1.1 step 5: nobody confirmed receipt in 10 days — the system refunds automatically.
+        await refund_buyer(case.id, "auto-refund", case.amount, "system", "10 天未确认收货，系统自动退款 not confirmed within 10 days: automatic refund", postage)
+        return await close_case(case.id, "refunded_automatically", "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
+    await record_step(case.id, "received", "parcel.received", receipt.actor, stage="inspection",
+                      details={"note": receipt.data.note}, notify="inspection_needed", staff_tags=[Role.WAREHOUSE.value])
+    return shipment, receipt, postage
 
 
 # --- the waits of §1.1, each with its deadline and default action -------------------------------

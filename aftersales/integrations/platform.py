@@ -137,6 +137,11 @@ class Order(_Model):
         return self.delivered_at is not None
 
 
+class OrderPage(_Model):
+    orders: list[Order]
+    next: str | None = None  # cursor for the following page; None on the last one
+
+
 class ReturnAddress(_Model):
     name: str
     phone: str
@@ -147,6 +152,7 @@ class ReturnAddress(_Model):
 class RefundKind(StrEnum):
     GOODS = "goods"  # part or all of the price paid; never more than was paid in all
     POSTAGE = "postage"  # postage the seller owes the buyer (§1.1: seller at fault), paid on top
+    COMPENSATION = "compensation"  # cash to win a buyer's understanding (§1.3, §1.6), paid on top
 
 
 class Refund(_Model):
@@ -175,12 +181,66 @@ class Reshipment(_Model):
     created_at: AwareDatetime
 
 
+# --- stock, charges and coupons (§1.2 exchange, §1.3 compensation, §1.7 wrong shipment) ---------
+
+
+class StockLevel(_Model):
+    """A SKU in the shop's catalogue: its price and how many can be shipped now."""
+
+    sku: str
+    name: str
+    unit_price: Money
+    available: int = Field(ge=0)
+
+    def can_ship(self, quantity: int) -> bool:
+        return self.available >= quantity
+
+
+class Charge(_Model):
+    """Money the buyer pays (e.g. §1.2: the replacement costs more than the item sent back)."""
+
+    charge_id: str
+    order_id: str
+    amount: Money
+    reason: str
+    case_id: str
+    status: str
+    created_at: AwareDatetime
+
+
+class Coupon(_Model):
+    """A shop coupon issued to a buyer (§1.3 compensation by coupon)."""
+
+    coupon_id: str
+    code: str
+    customer_id: str
+    order_id: str
+    amount: Money
+    reason: str
+    case_id: str
+    status: str
+    expires_at: AwareDatetime
+    created_at: AwareDatetime
+
+
 class Review(_Model):
     review_id: str
     order_id: str
     customer_id: str
     rating: Rating
     text: str
+    created_at: AwareDatetime
+
+
+class ReviewReport(_Model):
+    """A malicious review reported to the platform for verification (§1.6; 000 §5.2.2)."""
+
+    report_id: str
+    review_id: str
+    reason: str
+    evidence: str
+    case_id: str
+    status: str
     created_at: AwareDatetime
 
 
@@ -394,9 +454,13 @@ class PlatformClient:
         reason: str,
         case_id: str,
         idempotency_key: str,
+        carrier: str | None = None,
     ) -> Reshipment:
+        """Ship goods again; ``carrier`` (a Kuaidi100 code) switches carrier (§1.4), else the order's."""
         lines = [ReshipmentItem.model_validate(item).model_dump() for item in items]
         payload = {"order_id": order_id, "items": lines, "reason": reason, "case_id": case_id}
+        if carrier is not None:
+            payload["carrier"] = carrier
         body = await self._call(
             "reship", "POST", "/api/reshipments", json=payload, idempotency_key=idempotency_key
         )
@@ -406,6 +470,47 @@ class PlatformClient:
         params = {"order_id": order_id}
         body = await self._call("list reshipments", "GET", "/api/reshipments", params=params)
         return [Reshipment.model_validate(item) for item in body]
+
+    # --- stock, charges and coupons (§1.2, §1.3, §1.7); POSTs carry the caller's idempotency key
+
+    async def get_stock(self, sku: str) -> StockLevel:
+        """The SKU's price and stock; ``OrderNotFound`` (404) for a SKU the catalogue does not know."""
+        body = await self._call("get stock", "GET", f"/api/stock/{sku}")
+        return StockLevel.model_validate(body)
+
+    async def charge(self, order_id: str, amount: Decimal, reason: str, case_id: str, idempotency_key: str) -> Charge:
+        """Charge the buyer of ``order_id`` (their original payment method)."""
+        payload = {"order_id": order_id, "amount": money_text(amount), "reason": reason, "case_id": case_id}
+        body = await self._call("charge", "POST", "/api/charges", json=payload, idempotency_key=idempotency_key)
+        return Charge.model_validate(body)
+
+    async def list_charges(self, order_id: str) -> list[Charge]:
+        body = await self._call("list charges", "GET", "/api/charges", params={"order_id": order_id})
+        return [Charge.model_validate(item) for item in body]
+
+    async def issue_coupon(self, order_id: str, amount: Decimal, reason: str, case_id: str, idempotency_key: str,
+                           valid_days: int = 90) -> Coupon:
+        """Issue a coupon worth ``amount`` to the buyer of ``order_id``."""
+        payload = {"order_id": order_id, "amount": money_text(amount), "reason": reason, "case_id": case_id,
+                   "valid_days": valid_days}
+        body = await self._call("issue coupon", "POST", "/api/coupons", json=payload, idempotency_key=idempotency_key)
+        return Coupon.model_validate(body)
+
+    async def list_coupons(self, order_id: str) -> list[Coupon]:
+        body = await self._call("list coupons", "GET", "/api/coupons", params={"order_id": order_id})
+        return [Coupon.model_validate(item) for item in body]
+
+    # --- §1.9 the order feed the 15-day tracker reads ---------------------------------------------
+
+    async def list_shipped_orders(self, shipped_since: datetime, after: str | None = None, limit: int = 500) -> OrderPage:
+        """Orders shipped at or after ``shipped_since``, oldest first, one page at a time."""
+        if shipped_since.tzinfo is None:
+            raise ValueError(f"naive datetime {shipped_since!r}: pass a timezone-aware time")
+        params = {"shipped_since": shipped_since.isoformat(), "limit": limit}
+        if after:
+            params["after"] = after
+        body = await self._call("list shipped orders", "GET", "/api/orders", params=params)
+        return OrderPage.model_validate(body)
 
     # reviews
 
@@ -418,6 +523,19 @@ class PlatformClient:
             params["since"] = since.isoformat()
         body = await self._call("list reviews", "GET", "/api/reviews", params=params)
         return [Review.model_validate(item) for item in body]
+
+    # --- §1.6 malicious reviews (out-of-area/repair/review engineer) ---------------------------
+
+    async def report_review(self, review_id: str, reason: str, evidence: str, case_id: str, idempotency_key: str) -> ReviewReport:
+        """Report a verified malicious review to the platform, once per idempotency key."""
+        payload = {"reason": reason, "evidence": evidence, "case_id": case_id}
+        body = await self._call("report review", "POST", f"/api/reviews/{review_id}/report", json=payload,
+                                idempotency_key=idempotency_key)
+        return ReviewReport.model_validate(body)
+
+    async def list_review_reports(self, review_id: str) -> list[ReviewReport]:
+        body = await self._call("list review reports", "GET", f"/api/reviews/{review_id}/reports")
+        return [ReviewReport.model_validate(item) for item in body]
 
     # plumbing
 

@@ -60,6 +60,11 @@ async def close_case(case_id: str, outcome: str, actor: str, notify: str | None 
         case = case_store.close_case(session, case_id, outcome)
         if notify:
             notify_in_session(session, case, "closed", notify, staff_tags=staff_tags, buyer=buyer, outcome=outcome, **context)
+        if buyer:
+            # §3: then ask the buyer for a score (once per case; never blocks the close)
+            from aftersales.reporting.satisfaction import request_after_close
+
+            request_after_close(session, case)
     send_pending(case_id)
     return outcome
 

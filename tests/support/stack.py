@@ -362,6 +362,7 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
         "AFTERSALES_CUSTOMER_NOTIFY_URL": receiver + "/customer/{customer_id}",
         "AFTERSALES_SERVE_SCHEDULES": "false",
         "AFTERSALES_API_KEY": "test-api-key",
+        "AFTERSALES_EXPORTS_DIR": str(tmp / "exports"),
     }
     os.environ.update(env)
     _clear_caches()

@@ -47,6 +47,10 @@ from aftersales.integrations.platform import (
     ReshipmentItem,
     ReturnAddress,
     Review,
+    StockLevel,
+    Charge,
+    Coupon,
+    ReviewReport,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -301,6 +305,13 @@ class ReshipmentRequest(_Body):
     items: list[ReshipmentItem] = Field(min_length=1)
     reason: str = Field(min_length=1)
     case_id: str = Field(min_length=1)
+    carrier: str | None = Field(default=None, pattern=r"^[a-z0-9]{2,20}$")  # §1.4 switch carrier
+
+
+class ReviewReportRequest(_Body):  # §1.6 a malicious review reported for verification
+    reason: str = Field(min_length=1)
+    evidence: str = ""
+    case_id: str = Field(min_length=1)
 
 
 class FaultsRequest(_Body):
@@ -320,6 +331,116 @@ class ParcelEventRequest(_Body):
     time: AwareDatetime | None = None
     area: str | None = None
     com: str | None = None  # only for a waybill the sandbox has not seen yet
+
+
+class BulkOrdersRequest(_Body):
+    count: int = Field(ge=1, le=500_000)
+    prefix: str = Field(default="B", pattern=r"^[A-Z0-9-]{1,12}$")
+    problem_share: float = Field(default=0.02, ge=0, le=1)  # share of parcels with a problem
+
+
+# --- stock, charges and coupons (§1.2 exchange, §1.3 compensation, §1.7 wrong shipment) ---------
+# Catalogue SKUs with price and stock (``GET /api/stock/{sku}``, lever ``POST /sandbox/stock/{sku}``),
+# charges to the buyer (``POST /api/charges``) and coupons (``POST /api/coupons``), both with
+# idempotency keys like the refund's.
+
+SEED_STOCK = (  # sku, name, unit price, available
+    ("TS-COT-WH-L", "纯棉圆领短袖T恤 白色 L", "49.00", 50),
+    ("TS-COT-WH-XL", "纯棉圆领短袖T恤 白色 XL", "49.00", 30),
+    ("TS-COT-WH-M", "纯棉圆领短袖T恤 白色 M", "49.00", 0),
+    ("TS-COT-BK-L", "纯棉圆领短袖T恤 黑色 L(加厚款)", "55.00", 20),
+    ("PL-MEM-60", "慢回弹记忆棉枕头 60cm", "64.00", 40),
+    ("PL-MEM-70", "慢回弹记忆棉枕头 70cm", "79.00", 10),
+    ("EB-ANC-BK", "主动降噪蓝牙耳机 黑色", "887.00", 5),
+    ("EB-ANC-WH", "主动降噪蓝牙耳机 白色", "887.00", 0),
+    ("AP-HEPA-600", "家用空气净化器 HEPA 600", "1279.00", 3),
+    ("SH-RUN-42", "轻量缓震跑步鞋 42 码", "229.00", 10),
+    ("SH-RUN-43", "轻量缓震跑步鞋 43 码", "229.00", 8),
+    ("SH-RUN-42-LITE", "轻量缓震跑步鞋 42 码 简约款", "199.00", 6),
+    ("SK-SPT-3P", "运动中筒袜 三双装", "29.00", 100),
+    ("KT-PAN-28", "不粘炒锅 28cm", "158.00", 12),
+    ("BK-NOTE-A5", "A5 点阵笔记本 3 本装", "34.50", 60),
+    ("MG-CER-350", "陶瓷马克杯 350ml", "39.00", 25),
+    ("GIFT-MUG", "品牌定制马克杯(补偿赠品)", "25.00", 200),
+)
+
+
+def seed_stock() -> dict[str, StockLevel]:
+    return {sku: StockLevel(sku=sku, name=name, unit_price=Decimal(price), available=available)
+            for sku, name, price, available in SEED_STOCK}
+
+
+class StockRequest(_Body):
+    available: int = Field(ge=0)
+    unit_price: Money | None = None  # needed for a SKU the catalogue does not know yet
+    name: str | None = None
+
+
+class ChargeRequest(_Body):
+    order_id: str
+    amount: Money
+    reason: str = Field(min_length=1)
+    case_id: str = Field(min_length=1)
+
+
+class CouponRequest(_Body):
+    order_id: str
+    amount: Money
+    reason: str = Field(min_length=1)
+    case_id: str = Field(min_length=1)
+    valid_days: int = Field(default=90, ge=1, le=3650)
+
+
+def _stock_routes(shop: "SandboxShop") -> APIRouter:
+    api = APIRouter(prefix="/api", tags=["platform: stock, charges, coupons"])
+
+    @api.get("/stock/{sku}", response_model=StockLevel)
+    async def get_stock(sku: str) -> StockLevel:
+        with shop.lock:
+            if sku not in shop.stock:
+                raise HTTPException(404, f"sku {sku} not found in the catalogue")
+            return shop.stock[sku]
+
+    @api.post("/charges", status_code=201, response_model=Charge)
+    async def create_charge(
+        request: ChargeRequest, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+    ) -> JSONResponse:
+        key = _idempotency_key(idempotency_key, "/api/charges")
+        charge, replayed = shop.once("charge", key, request, lambda: shop.take_charge(request))
+        return _side_effect_answer(shop, charge, replayed)
+
+    @api.get("/charges", response_model=list[Charge])
+    async def list_charges(order_id: str | None = None) -> list[Charge]:
+        with shop.lock:
+            return [c for c in shop.charges if order_id in (None, c.order_id)]
+
+    @api.post("/coupons", status_code=201, response_model=Coupon)
+    async def create_coupon(
+        request: CouponRequest, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+    ) -> JSONResponse:
+        key = _idempotency_key(idempotency_key, "/api/coupons")
+        coupon, replayed = shop.once("coupon", key, request, lambda: shop.issue_coupon(request))
+        return _side_effect_answer(shop, coupon, replayed)
+
+    @api.get("/coupons", response_model=list[Coupon])
+    async def list_coupons(order_id: str | None = None) -> list[Coupon]:
+        with shop.lock:
+            return [c for c in shop.coupons if order_id in (None, c.order_id)]
+
+    return api
+
+
+def _stock_levers(shop: "SandboxShop") -> APIRouter:
+    admin = APIRouter(prefix="/sandbox", tags=["sandbox levers"])
+
+    @admin.post("/stock/{sku}", response_model=StockLevel)
+    async def set_stock(sku: str, request: StockRequest) -> StockLevel:
+        return shop.set_stock(sku, request)
+
+    return admin
+
+
+# --- end of stock, charges and coupons ---------------------------------------------------------
 
 
 class ReviewRequest(_Body):
@@ -361,11 +482,15 @@ class SandboxShop:
             self.refunds: list[Refund] = []
             self.reshipments: list[Reshipment] = []
             self.reviews: list[Review] = []
+            self.review_reports: list[ReviewReport] = []
             self.parcels: dict[str, Parcel] = {}
             self.messages: dict[str, list[dict[str, Any]]] = {}
             self.remembered: dict[tuple[str, str], _Remembered] = {}
             self.carrier_queries: dict[str, int] = {}
             self.faults = FaultsRequest()
+            self.stock: dict[str, StockLevel] = {}  # §1.2/§1.3/§1.7 catalogue and stock
+            self.charges: list[Charge] = []
+            self.coupons: list[Coupon] = []
             if seed:
                 self._seed()
 
@@ -375,6 +500,7 @@ class SandboxShop:
         self.orders = {order.order_id: order for order in orders}
         self.parcels = _seed_parcels(orders)
         self.reviews = _seed_reviews(orders, now)
+        self.stock = seed_stock()
 
     # orders
 
@@ -436,8 +562,11 @@ class SandboxShop:
     def ship_again(self, request: ReshipmentRequest) -> Reshipment:
         with self.lock:
             order = self.order(request.order_id)
-            self._check_reshipment(order, request.items)
-            carrier = order.carrier or "zhongtong"
+            # a catalogue SKU outside the order may be shipped too: an exchange's replacement, a gift
+            ordered_skus = {item.sku for item in order.items}
+            self._check_reshipment(order, [i for i in request.items if i.sku in ordered_skus or i.sku not in self.stock])
+            self.take_stock(request.items)
+            carrier = request.carrier or order.carrier or "zhongtong"
             waybill = f"78{len(self.reshipments) + 1:010d}"
             created_at = self.now()
             reshipment = Reshipment(
@@ -464,6 +593,57 @@ class SandboxShop:
                 raise HTTPException(422, (f"cannot ship {item.quantity} x {item.sku} again: "
                                           f"order {order.order_id} has {ordered[item.sku]}"))
 
+    # stock, charges and coupons (§1.2, §1.3, §1.7)
+
+    def take_stock(self, items: list[ReshipmentItem]) -> None:
+        """Ship from stock: every tracked SKU must be there, then all are taken (all or nothing)."""
+        with self.lock:
+            for item in items:
+                level = self.stock.get(item.sku)
+                if level is not None and level.available < item.quantity:
+                    raise HTTPException(422, f"out of stock: {item.sku} has {level.available}, {item.quantity} needed")
+            for item in items:
+                level = self.stock.get(item.sku)
+                if level is not None:
+                    self.stock[item.sku] = level.model_copy(update={"available": level.available - item.quantity})
+
+    def set_stock(self, sku: str, request: StockRequest) -> StockLevel:
+        with self.lock:
+            known = self.stock.get(sku)
+            if known is None and request.unit_price is None:
+                raise HTTPException(422, f"sku {sku} is new to the catalogue: give its unit_price")
+            level = StockLevel(sku=sku, name=request.name or (known.name if known else sku),
+                               unit_price=request.unit_price if request.unit_price is not None else known.unit_price,
+                               available=request.available)
+            self.stock[sku] = level
+            return level
+
+    def take_charge(self, request: ChargeRequest) -> Charge:
+        with self.lock:
+            order = self.order(request.order_id)
+            if request.amount <= 0:
+                raise HTTPException(422, f"charge amount must be positive, got {request.amount}")
+            if order.status in (OrderStatus.AWAITING_PAYMENT, OrderStatus.CANCELLED):
+                raise HTTPException(422, f"order {order.order_id} is {order.status}: no payment method to charge")
+            charge = Charge(charge_id=f"CH{len(self.charges) + 1:08d}", order_id=order.order_id, amount=request.amount,
+                            reason=request.reason, case_id=request.case_id, status="paid", created_at=self.now())
+            self.charges.append(charge)
+            return charge
+
+    def issue_coupon(self, request: CouponRequest) -> Coupon:
+        with self.lock:
+            order = self.order(request.order_id)
+            if request.amount <= 0:
+                raise HTTPException(422, f"coupon amount must be positive, got {request.amount}")
+            number = len(self.coupons) + 1
+            created = self.now()
+            coupon = Coupon(coupon_id=f"CP{number:08d}", code=f"SHOP{number:04d}{hashlib.sha1(request.case_id.encode()).hexdigest()[:6].upper()}",
+                            customer_id=order.customer.customer_id, order_id=order.order_id, amount=request.amount,
+                            reason=request.reason, case_id=request.case_id, status="issued",
+                            expires_at=created + timedelta(days=request.valid_days), created_at=created)
+            self.coupons.append(coupon)
+            return coupon
+
     # parcels
 
     def add_parcel_event(self, waybill: str, request: ParcelEventRequest) -> Parcel:
@@ -481,6 +661,25 @@ class SandboxShop:
         for order in self.orders.values():
             if order.waybill == waybill and order.delivered_at is None:
                 self.orders[order.order_id] = order.model_copy(update={"delivered_at": signed_at})
+
+    def shipped_orders_page(self, since: datetime, after: str | None, limit: int) -> dict[str, Any]:
+        """A page of the order feed, ordered by (shipped_at, order_id); ``after`` is the cursor."""
+        with self.lock:
+            feed = sorted((o.shipped_at, o.order_id) for o in self.orders.values() if o.shipped_at and o.shipped_at >= since)
+            start = 0
+            if after:
+                shipped, _, order_id = after.partition("|")
+                cursor = (datetime.fromisoformat(shipped), order_id)
+                start = next((i for i, item in enumerate(feed) if item > cursor), len(feed))
+            page = feed[start:start + limit]
+            orders = [self.orders[order_id].model_dump(mode="json") for _, order_id in page]
+        more = start + limit < len(feed)
+        return {"orders": orders, "next": f"{page[-1][0].isoformat()}|{page[-1][1]}" if page and more else None}
+
+    def add_bulk_orders(self, orders: list[Order], parcels: list[Parcel]) -> None:
+        with self.lock:
+            self.orders.update({o.order_id: o for o in orders})
+            self.parcels.update({p.waybill: p for p in parcels})
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -574,6 +773,8 @@ def create_app(
     key_guard = Depends(_api_key_guard(api_key))
     fault_guard = Depends(_fault_guard(shop))
     app.include_router(_platform_routes(shop), dependencies=[key_guard, fault_guard])
+    app.include_router(_stock_routes(shop), dependencies=[key_guard, fault_guard])
+    app.include_router(_stock_levers(shop), dependencies=[key_guard])
     app.include_router(_carrier_routes(shop), dependencies=[fault_guard])
     # the levers never fail on purpose, or a test could not turn the faults off again
     app.include_router(_sandbox_routes(shop), dependencies=[key_guard])
@@ -667,6 +868,11 @@ def _platform_routes(shop: SandboxShop) -> APIRouter:
                 shop.order(order_id)
             return [r for r in shop.reshipments if order_id in (None, r.order_id)]
 
+    # --- §1.9 order feed for the 15-day tracker --------------------------------------------------
+    @api.get("/orders")
+    async def list_shipped_orders(shipped_since: AwareDatetime, after: str | None = None, limit: int = 500) -> dict[str, Any]:
+        return shop.shipped_orders_page(shipped_since, after, max(1, min(limit, 1000)))
+
     @api.get("/reviews", response_model=list[Review])
     async def list_reviews(
         since: AwareDatetime | None = Query(None, description="created at or after (inclusive)"),
@@ -674,6 +880,35 @@ def _platform_routes(shop: SandboxShop) -> APIRouter:
         with shop.lock:
             reviews = [r for r in shop.reviews if since is None or r.created_at >= since]
         return sorted(reviews, key=lambda review: review.created_at)
+
+    # --- §1.6 malicious reviews reported for verification (out-of-area/repair/review engineer) ---
+
+    @api.post("/reviews/{review_id}/report", status_code=201, response_model=ReviewReport)
+    async def report_review(
+        review_id: str, request: ReviewReportRequest,
+        idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    ) -> JSONResponse:
+        key = _idempotency_key(idempotency_key, f"/api/reviews/{review_id}/report")
+
+        def file_report() -> ReviewReport:
+            with shop.lock:
+                if not any(r.review_id == review_id for r in shop.reviews):
+                    raise HTTPException(404, f"review {review_id} not found")
+                report = ReviewReport(
+                    report_id=f"RR{len(shop.review_reports) + 1:08d}", review_id=review_id,
+                    reason=request.reason, evidence=request.evidence, case_id=request.case_id,
+                    status="submitted", created_at=shop.now(),
+                )
+                shop.review_reports.append(report)
+                return report
+
+        report, replayed = shop.once("review-report", key, request, file_report)
+        return _side_effect_answer(shop, report, replayed)
+
+    @api.get("/reviews/{review_id}/reports", response_model=list[ReviewReport])
+    async def list_review_reports(review_id: str) -> list[ReviewReport]:
+        with shop.lock:
+            return [r for r in shop.review_reports if r.review_id == review_id]
 
     return api
 
@@ -713,6 +948,15 @@ def _sandbox_routes(shop: SandboxShop) -> APIRouter:
     async def add_parcel_event(waybill: str, event: ParcelEventRequest) -> dict[str, Any]:
         parcel = shop.add_parcel_event(waybill, event)
         return {"waybill": waybill, "events": [e.as_kuaidi100() for e in parcel.newest_first()]}
+
+    @admin.post("/orders/bulk", status_code=201)
+    async def add_bulk_orders(request: BulkOrdersRequest) -> dict[str, Any]:
+        """Many synthetic shipped orders with tracking (for the tracker's tests and benchmark)."""
+        from aftersales.integrations.sandbox.bulk import synthetic_orders
+
+        orders, parcels = synthetic_orders(request, shop.now())
+        shop.add_bulk_orders(orders, parcels)
+        return {"created": len(orders)}
 
     @admin.post("/reviews", status_code=201, response_model=Review)
     async def add_review(request: ReviewRequest) -> Review:

@@ -1,0 +1,41 @@
+"""Forms of the compensation (§1.3): one approval per level, each answered by that level's role."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field
+
+from aftersales.approvals.forms import StaffForm
+from aftersales.domain.models import Role
+
+
+class ApprovalDecision(StrEnum):
+    APPROVE = "approve"
+    DECLINE = "decline"
+
+
+class CompensationApproval(StaffForm):
+    """§1.3: approve or decline a compensation above the agent's limit."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.SUPERVISOR, Role.MANAGER)
+
+    decision: ApprovalDecision = Field(
+        default=ApprovalDecision.APPROVE,
+        title="审批结果 Decision",
+        description="approve 同意（如需更高一级审批，将转给上级）/ decline 不同意（须写明原因，告知客服）. approve: goes on to the next level if one is needed; decline: give the reason for the agent.",
+    )
+    note: str = Field(default="", title="审批意见 Note", description="不同意时必填 required when declining", max_length=500)
+
+
+class SupervisorCompensationApproval(CompensationApproval):
+    """§1.3 first level: the supervisor (主管)."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.SUPERVISOR,)
+
+
+class ManagerCompensationApproval(CompensationApproval):
+    """§1.3 top level: the manager (经理), after the supervisor or when the supervisor did not answer."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.MANAGER,)

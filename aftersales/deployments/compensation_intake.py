@@ -1,0 +1,26 @@
+"""Opening a compensation (§1.3): the offer is checked first (nothing is recorded when it is bad),
+then one flow run is started for the case (the case id is the idempotency key)."""
+
+from __future__ import annotations
+
+from aftersales.deployments.intake import Opened, start_case_run
+from aftersales.domain.compensation_rules import approval_chain
+from aftersales.domain.settings import get_settings
+from aftersales.flows.compensation import compensation_case_id
+from aftersales.integrations.platform import PlatformClient
+from aftersales.tasks.compensation import compensation_request
+
+
+async def open_compensation(order_id: str, form: str, amount: str | None, reason: str, requested_by: str,
+                            bearer: str = "seller", goods: list[str] | None = None, request_ref: str | None = None) -> Opened:
+    """§1.3 at the door: refuse a bad offer at once (nothing is recorded), else start its run."""
+    async with PlatformClient() as platform:
+        _order, request = await compensation_request(platform, order_id, form, amount, reason, bearer, requested_by, goods)
+    case_id = compensation_case_id(order_id, request_ref)
+    chain = approval_chain(request.amount, get_settings().rules)
+    return await start_case_run(
+        "compensation/compensation", case_id,
+        {"case_id": case_id, "order_id": order_id, "form": request.form.value, "amount": str(request.amount), "reason": reason,
+         "requested_by": requested_by, "bearer": request.bearer, "goods": [f"{sku}:{quantity}" for sku, quantity in request.goods]},
+        tags=["process:compensation", f"form:{request.form.value}", f"level:{chain[-1].value if chain else 'agent'}"],
+    )

@@ -1,0 +1,26 @@
+"""Opening a negative-review follow-up (§1.6): one case per review, ``review-<review_id>``.
+
+``open_review_followup`` is idempotent per review — the case id is the run's idempotency key — so
+the review monitor may call it for every neutral or negative review it sees, as often as it likes.
+A positive or unknown review is refused (InvalidRequest) and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+from aftersales.deployments.intake import Opened, start_case_run
+from aftersales.domain.review_rules import check_followed_up, parse_department, review_case_id
+from aftersales.integrations.platform import PlatformClient
+from aftersales.tasks.review import find_review
+
+
+async def open_review_followup(review_id: str, department: str | None = None, requested_by: str = "system") -> Opened:
+    async with PlatformClient() as platform:
+        review = await find_review(platform, review_id)
+    check_followed_up(review_id, review.rating)
+    dept = parse_department(department, review.text)
+    case_id = review_case_id(review_id)
+    return await start_case_run(
+        "review-followup/review-followup", case_id,
+        {"case_id": case_id, "review_id": review_id, "department": dept.value, "requested_by": requested_by},
+        tags=["process:review", f"rating:{review.rating.value}", f"department:{dept.value}"],
+    )

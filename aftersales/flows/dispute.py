@@ -1,0 +1,210 @@
+"""Dispute / rights protection (维权) — rulebook §1.8 (004 fig. 5.8; 000 §5.1.3).
+
+The flow chart, step by step:
+
+1. the dispute specialist registers the dispute, linked to its original sales order (it must exist
+   on the platform and have been paid), with the buyer's reasons;
+2. the shop replies within ``dispute_reply_days`` — otherwise it is escalated to the supervisor
+   (recorded and told), then to the manager, who is reminded until someone replies;
+3. the dispute closes with the final explanation and the handling opinion, the responsible
+   department, the responsible person and the penalty/assessment, and the root cause — a closing
+   without them is refused (``dispute_close_days`` from registration, escalating the same way).
+
+And once a day (09:00 Asia/Shanghai) the **daily register**: one run lists the previous day's new
+disputes and every dispute still open, and sends the dispute specialists one summary.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from prefect import flow, get_run_logger
+
+from aftersales.approvals.deadline_ladder import Ladder, await_with_escalation
+from aftersales.approvals.dispute_forms import DisputeClosing, DisputeReply, Position
+from aftersales.approvals.waits import WaitSpec
+from aftersales.domain.calendar import business_calendar, utcnow
+from aftersales.domain.dispute_rules import (
+    REASON_LABEL,
+    Closing,
+    Department,
+    DisputeResult,
+    RootCause,
+    check_claim,
+    check_order_for_dispute,
+    check_reason,
+    closing_problem,
+    register_window,
+    yesterday,
+)
+from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.rules import InvalidRequest
+from aftersales.domain.settings import get_settings
+from aftersales.tasks.cases import close_case, load_case, record_step
+from aftersales.tasks.dispute import (
+    disputes_for_register,
+    mark_registered,
+    record_closing,
+    register_dispute,
+    render_register,
+    send_register,
+)
+
+
+def dispute_case_id(order_id: str, platform_ref: str | None = None) -> str:
+    return f"dispute-{order_id}" + (f"-{platform_ref}" if platform_ref else "")
+
+
+@flow(name="dispute", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+async def dispute_flow(case_id: str, dispute: dict) -> str:
+    """One dispute, from registration to closing with responsibility and root cause (§1.8)."""
+    from prefect.runtime import flow_run
+
+    await register_dispute(case_id, dispute, flow_run.id)
+    case = load_case(case_id)
+    if case.status == CaseStatus.CLOSED:
+        return case.outcome or "closed"
+
+    reply = await await_with_escalation(case, shop_reply(case), reply_ladder(case))
+    await record_step(case_id, "replied", "dispute.replied", reply.actor, stage="closing",
+                      details={"position": reply.data.position.value, "reply": reply.data.reply, "evidence": reply.data.evidence},
+                      notify="dispute_replied", buyer=True, position=reply.data.position.value, reply=reply.data.reply)
+
+    closing = await await_with_escalation(case, close_dispute(case), closing_ladder(case))
+    facts = closing.data.model_dump(mode="json", include=set(Closing.__dataclass_fields__))
+    await record_closing(case_id, closing.actor, facts)
+    return await close_case(case_id, closing.data.result.value, closing.actor, notify="dispute_closed",
+                            staff_tags=[Role.DISPUTE.value, Role.SUPERVISOR.value], **facts)
+
+
+# --- the waits of §1.8 ----------------------------------------------------------------------------
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+
+
+def reply_ladder(case: Case) -> Ladder:
+    """Reply deadline → the supervisor; one more reply period → the manager; then reminders."""
+    days = get_settings().rules.dispute_reply_days
+    due = business_calendar().add_days(case.opened_at, days)
+    return Ladder(
+        handler=Role.DISPUTE.value, warn_at=due, due=due + timedelta(days=days), remind_every=timedelta(days=days),
+        warning_action=f"{days} 天未答复：升级给主管并记录 not replied in {days} days: escalated to the supervisor and recorded",
+        overdue_action=f"主管 {days} 天内仍未答复：升级给经理 still no reply {days} days later: escalated to the manager",
+    )
+
+
+def closing_ladder(case: Case) -> Ladder:
+    rules = get_settings().rules
+    due = business_calendar().add_days(case.opened_at, rules.dispute_close_days)
+    return Ladder(
+        handler=Role.DISPUTE.value, warn_at=due, due=due + timedelta(days=rules.dispute_reply_days),
+        remind_every=timedelta(days=rules.dispute_reply_days),
+        warning_action=f"{rules.dispute_close_days} 天未结案：升级给主管 not closed in {rules.dispute_close_days} days: escalated to the supervisor",
+        overdue_action=f"主管 {rules.dispute_reply_days} 天内仍未结案：升级给经理 still not closed {rules.dispute_reply_days} days later: escalated to the manager",
+    )
+
+
+def shop_reply(case: Case) -> WaitSpec:
+    return WaitSpec(
+        step="shop-reply",
+        title="维权答复 Reply to the dispute",
+        form=DisputeReply, deadline=reply_ladder(case).warn_at, default_action="", addressed_to=Role.DISPUTE.value,
+        default_input={"position": Position.CONTEST.value, "reply": "", "evidence": ""},
+        check=lambda form: None if form.reply.strip() else "请填写本店答复 the shop's reply is required",
+    )
+
+
+def close_dispute(case: Case) -> WaitSpec:
+    def check(form: DisputeClosing) -> str | None:
+        return closing_problem(Closing(**form.model_dump(include=set(Closing.__dataclass_fields__))))
+
+    return WaitSpec(
+        step="closing",
+        title="维权结案(责任部门、责任人、处罚、根本原因) Close the dispute: responsibility and root cause",
+        form=DisputeClosing, deadline=closing_ladder(case).warn_at, default_action="", addressed_to=Role.DISPUTE.value,
+        # only the sweeper submits this, and the ladder escalates instead of closing with it
+        default_input={"result": DisputeResult.SETTLED.value, "responsible_department": Department.NONE.value,
+                       "root_cause": RootCause.OTHER.value, "final_explanation": "", "handling_opinion": "",
+                       "responsible_person": "", "penalty": "", "root_cause_detail": ""},
+        check=check,
+    )
+
+
+# --- the daily register ---------------------------------------------------------------------------
+
+
+@flow(name="dispute-daily-register", log_prints=True)
+async def dispute_daily_register(day: date | None = None) -> dict:
+    """§1.8: the dispute specialist's register of ``day`` (default: yesterday, Asia/Shanghai) — the
+    day's new disputes and all still open — in one run and one message to the dispute channel."""
+    tz = get_settings().tz
+    day = day or yesterday(utcnow(), tz)
+    start, end = register_window(day, tz)
+    new, still_open, new_total, open_total = disputes_for_register(start, end)
+    mark_registered(day, [row["case_id"] for row in new])
+    subject, body = render_register(day, new, still_open, new_total, open_total)
+    send_register(day.isoformat(), subject, body)
+    get_run_logger().info("dispute register %s: %d new, %d open", day, new_total, open_total)
+    return {"day": day.isoformat(), "new": [r["case_id"] for r in new], "open": [r["case_id"] for r in still_open]}
+
+
+# --- opening a dispute ----------------------------------------------------------------------------
+
+
+async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, platform_ref: str | None = None,
+                       claimed_amount: str | None = None, registered_by: str = "S010"):
+    """§1.8 registration: the order must exist on the platform and have been paid; bad input is
+    refused at once and nothing is recorded; else the dispute's run starts."""
+    from aftersales.deployments.intake import start_case_run
+    from aftersales.integrations.platform import OrderNotFound, PlatformClient
+
+    checked_reason = check_reason(reason)
+    statement = (buyer_statement or "").strip()
+    if not statement:
+        raise InvalidRequest("statement_required", "请填写买家的维权理由 the buyer's statement is required")
+    if len(statement) > 1000:
+        raise InvalidRequest("statement_too_long", "买家陈述最多 1000 字 the buyer's statement is at most 1000 characters")
+    ref = (platform_ref or "").strip() or None
+    if ref is not None and not ref.replace("-", "").isalnum():
+        raise InvalidRequest("bad_platform_ref", f"平台维权编号只能含字母数字 the platform's dispute id must be letters and digits, got {platform_ref!r}")
+    async with PlatformClient() as platform:
+        try:
+            order = await platform.get_order(order_id)
+        except OrderNotFound:
+            raise InvalidRequest("unknown_order", f"订单 {order_id} 不存在 order {order_id} not found on the platform: a dispute needs its original sales order") from None
+    check_order_for_dispute(order.order_id, order.status, order.paid_amount)
+    claimed = check_claim(claimed_amount, order.paid_amount)
+    case_id = dispute_case_id(order.order_id, ref)
+    reply_due = business_calendar().add_days(utcnow(), get_settings().rules.dispute_reply_days)
+    dispute = {
+        "order_id": order.order_id, "reason": checked_reason.value, "reason_label": REASON_LABEL[checked_reason],
+        "buyer_statement": statement, "platform_ref": ref, "claimed_amount": str(claimed), "registered_by": registered_by,
+        "customer": order.customer.model_dump(mode="json"), "items": [item.model_dump(mode="json") for item in order.items],
+        "reply_due": _local(reply_due),
+    }
+    return await start_case_run("dispute/dispute", case_id, {"case_id": case_id, "dispute": dispute},
+                                tags=["process:dispute", f"reason:{checked_reason.value}"])
+
+
+def deployments(schedule) -> list:
+    return [
+        dispute_flow.to_deployment(
+            name="dispute", tags=["process:dispute"],
+            description="§1.8 维权 Dispute: one run per dispute, named after the case. Opened by `aftersales dispute open`.",
+        ),
+        dispute_daily_register.to_deployment(
+            name="dispute-daily-register", tags=["process:dispute", "ops"],
+            schedules=schedule(get_settings().dispute_register_cron),
+            description="§1.8 维权日登记 The dispute specialist's daily register: yesterday's and open disputes, one message.",
+        ),
+    ]
+
+
+async def demo_cases() -> list:
+    """`make run`: a not-as-described dispute on a seeded order, waiting for the shop's reply."""
+    return [
+        await open_dispute("O20261120-004", "not_as_described", "净化器噪音远大于页面标注的 35 分贝 much louder than the 35 dB listed",
+                           platform_ref="WQ20261121001", claimed_amount="300.00"),
+    ]

@@ -1,0 +1,174 @@
+"""Exchange (换货) — rulebook §1.2 (004 fig. 5.2; 004 二 “商品退换货的价差处理”).
+
+As the return (§1.1), but the outcome is a replacement shipment:
+
+1. the buyer asks to exchange an item for another (size, colour …); checked against the order, the
+   return windows and the catalogue;
+2. the seller agrees or refuses within 5 days — on timeout the platform agrees;
+3. the replacement's stock is checked before it is promised: in stock → the buyer gets the return
+   address and the promise; out of stock → the buyer is told and offered a refund instead (sending
+   the item back accepts it; not sending it lets the request close after 7 days);
+4. the buyer ships within 7 days — otherwise the request closes;
+5. the seller confirms receipt within 10 days — otherwise the system refunds automatically (the
+   platform's rule for returns holds for exchanges too);
+6. the warehouse inspects: pass (the replacement ships) or fail (no exchange), 2 working days → pass;
+7. the stock is checked again; the price difference is charged or refunded, the replacement shipped
+   once; sold out in the meantime → the item's price is refunded and the seller bears the postage.
+
+Ledger: the replacement (seller), its postage (seller), the price difference (buyer when charged,
+seller when refunded), the return postage by fault as in §1.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from prefect import flow, task
+
+from aftersales.approvals.exchange_forms import ExchangeInspection, ExchangeInspectionResult
+from aftersales.approvals.forms import ReviewDecision
+from aftersales.approvals.waits import Decision, WaitSpec, await_decision
+from aftersales.domain.calendar import business_calendar
+from aftersales.domain.exchange_rules import ExchangeTerms, exchange_postage
+from aftersales.domain.models import Case, CaseStatus, Process, Role
+from aftersales.domain.rules import ReturnKind
+from aftersales.domain.settings import get_settings
+from aftersales.flows.returns import buyer_shipment, goods_come_back
+from aftersales.flows.returns import seller_review as return_seller_review
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+from aftersales.integrations.platform import PlatformClient
+from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.exchange import exchange_terms, promise_replacement, replacement_in_stock, settle_price_difference
+from aftersales.tasks.money import refund_buyer, reship_items
+from aftersales.tasks.notify import notify_in_session, send_pending
+
+
+def exchange_case_id(order_id: str, request_ref: str | None = None) -> str:
+    return f"exchange-{order_id}" + (f"-{request_ref}" if request_ref else "")
+
+
+@task(name="open-exchange-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
+      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+async def open_exchange_case(case_id: str, order_id: str, sku: str, new_sku: str, quantity: int, kind: ReturnKind,
+                             reason: str, requested_by: str, flow_run_id: str) -> str:
+    """§1.2 step 1: check the request against the order and the catalogue; record it only if valid."""
+    with session_scope() as session:
+        if session.get(Case, case_id) is not None:
+            return case_id  # checked when it was opened; a replay must not re-judge it against today's date
+    async with PlatformClient() as platform:
+        order, terms, replacement = await exchange_terms(platform, order_id, sku, new_sku, quantity, kind)
+    with session_scope() as session:
+        case, created = case_store.create_case(
+            session, id=case_id, process=Process.EXCHANGE, order_id=order_id, customer_id=order.customer.customer_id,
+            requested_by=requested_by, reason=reason[:500], amount=terms.value, flow_run_id=flow_run_id,
+            details={"kind": kind.value, **terms.as_details(), "new_name": replacement.name if replacement else terms.new_sku,
+                     "customer": order.customer.model_dump(mode="json"),
+                     "items": [item.model_dump(mode="json") for item in order.items]},
+        )
+        if created:
+            case_store.record_event(session, case_id, "opened", requested_by, "case.opened", {"kind": kind.value, "reason": reason, **terms.as_details()})
+            notify_in_session(session, case, "opened", "exchange_opened", staff_tags=[Role.AGENT.value], buyer=True,
+                              sku=terms.sku, new_sku=terms.new_sku, quantity=terms.quantity)
+    send_pending(case_id)
+    return case_id
+
+
+@flow(name="exchange", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = "", quantity: int = 1,
+                        kind: ReturnKind = ReturnKind.NO_REASON, reason: str = "", requested_by: str = "buyer") -> str:
+    """A buyer's exchange request, from application to the replacement shipment (§1.2)."""
+    from prefect.runtime import flow_run
+
+    await open_exchange_case(case_id, order_id, sku, new_sku or sku, quantity, kind, reason, requested_by, flow_run.id)
+    case = load_case(case_id)
+    if case.status == CaseStatus.CLOSED:
+        return case.outcome or "closed"
+    terms = ExchangeTerms.from_details(case.details)
+
+    review = await await_decision(case, seller_review(case))
+    if review.data.decision == ReviewDecision.REFUSE:
+        return await close_case(case_id, "refused", review.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
+    promise = await promise_replacement(case_id, review.actor, review.by_deadline)
+
+    back = await goods_come_back(case, buyer_ships(case, review), postage_paid_back, "case_closed")
+    if isinstance(back, str):
+        return back
+    shipment, receipt, postage = back
+
+    inspection = await await_decision(case, inspect_goods(case, receipt))
+    if inspection.data.result == ExchangeInspectionResult.FAIL and not inspection.by_deadline:
+        return await close_case(case_id, "inspection_failed", inspection.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+
+    if not promise["in_stock"]:
+        # the buyer took the refund offered when the replacement was out of stock
+        await refund_buyer(case_id, "refund", case.amount, inspection.actor, "换货缺货，改为退款 replacement out of stock: refunded instead", postage)
+        return await close_case(case_id, "refunded_out_of_stock", inspection.actor, notify="case_closed")
+    if not await replacement_in_stock(case_id):
+        # promised, but sold out while the parcel travelled: the shop cannot keep its word, so it
+        # refunds and bears the return postage whatever the reason for the exchange
+        await refund_buyer(case_id, "refund", case.amount, inspection.actor, "换货商品售罄，改为退款 replacement sold out: refunded instead",
+                           postage_paid_back(case, shipment, seller_at_fault=True))
+        return await close_case(case_id, "refunded_out_of_stock", inspection.actor, notify="exchange_out_of_stock_refund",
+                                staff_tags=[Role.AGENT.value, Role.SUPERVISOR.value], new_sku=terms.new_sku)
+
+    await settle_price_difference(case_id, inspection.actor, postage)
+    await reship_items(case_id, "replacement", [{"sku": terms.new_sku, "quantity": terms.quantity}], terms.replacement_value,
+                       inspection.actor, f"换货发出 replacement for {terms.sku}")
+    return await close_case(case_id, "exchanged", inspection.actor, notify="case_closed")
+
+
+# --- the waits of §1.2: the return's, with the exchange's words ----------------------------------
+
+
+def seller_review(case: Case) -> WaitSpec:
+    return replace(return_seller_review(case), title="换货审核 Exchange review")
+
+
+def buyer_ships(case: Case, review: Decision) -> WaitSpec:
+    return replace(buyer_shipment(case, review), title="等待买家寄回换货商品 Waiting for the buyer to send the item back")
+
+
+def inspect_goods(case: Case, receipt: Decision) -> WaitSpec:
+    rules = get_settings().rules
+    return WaitSpec(
+        step="inspection",
+        title="换货验货 Inspect the goods sent back for an exchange",
+        form=ExchangeInspection,
+        deadline=business_calendar().add_working_days(receipt.answered_at, rules.inspection_working_days),
+        default_action=f"{rules.inspection_working_days} 个工作日未验货，视为通过并发出换货 not inspected in {rules.inspection_working_days} working days: passes, the replacement ships",
+        default_input={"result": ExchangeInspectionResult.PASS.value, "note": "超时视为通过 passed at the deadline"},
+        addressed_to=Role.WAREHOUSE.value,
+        check=lambda form: "不通过须写验货说明 a fail needs an inspection note" if form.result == ExchangeInspectionResult.FAIL and not form.note.strip() else None,
+    )
+
+
+def postage_paid_back(case: Case, shipment: Decision, seller_at_fault: bool | None = None) -> list:
+    """§1.1 postage of the parcel sent back, by fault."""
+    paid = Decimal(shipment.data.return_postage) if not shipment.by_deadline else Decimal("0")
+    return exchange_postage(ReturnKind(case.details.get("kind", ReturnKind.NO_REASON.value)), paid, seller_at_fault)
+
+
+# --- running it ------------------------------------------------------------------------------------
+
+
+def deployments(schedule) -> list:
+    return [
+        exchange_flow.to_deployment(
+            name="exchange", tags=["process:exchange"],
+            description="§1.2 换货 Exchange: one run per case, named after the case. Opened by `aftersales exchange open`.",
+        )
+    ]
+
+
+async def demo_cases() -> list:
+    """`make run`: a T-shirt exchanged for a size up and a pair of
+    running shoes exchanged for a cheaper model (the difference is refunded); both wait for a supervisor."""
+    from aftersales.deployments.exchange_intake import open_exchange
+
+    return [
+        await open_exchange("O20261120-001", "TS-COT-WH-L", "TS-COT-WH-XL", 1, "尺码偏小，换大一码 too small, one size up"),
+        await open_exchange("O20261120-005", "SH-RUN-42", "SH-RUN-42-LITE", 1, "鞋底开胶，换简约款 sole came loose, the lighter model instead",
+                            ReturnKind.QUALITY),
+    ]

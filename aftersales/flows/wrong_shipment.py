@@ -1,0 +1,175 @@
+"""Wrong shipment (错发货) — rulebook §1.7 (004 fig. 5.6).
+
+The flow chart, step by step:
+
+1. a wrong item, size or quantity is reported (串发/错发) against the order's items;
+2. not yet out of the warehouse → the correct items are shipped at once; nobody needs to decide;
+3. out of the warehouse → the buyer chooses, within ``wrong_shipment_choice_days`` (3 days), to get
+   the correct items (re-ship) or a refund (return); without an answer the correct items are sent.
+   Either way the wrong items are picked up at the shop's cost;
+4. “settle according to stock”: correct items out of stock → refunded instead, and the buyer told;
+5. with a direct economic loss (the parcel left: extra postage both ways) or a negative effect
+   reported (a complaint, a bad review), the supervisor records the responsible person and the
+   assessment (记录考核) in a form, within ``wrong_shipment_assessment_working_days``; unrecorded at
+   the deadline it is written down as unassigned and the manager is told.
+
+Ledger: the re-shipment or refund, the correct parcel's postage and the pick-up, all borne by the
+seller with the warehouse as the responsible department.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from prefect import flow, task
+
+from aftersales.approvals.waits import Decision, WaitSpec, await_decision
+from aftersales.approvals.wrong_shipment_forms import WrongShipmentAssessment, WrongShipmentChoice
+from aftersales.domain.calendar import business_calendar
+from aftersales.domain.models import Case, CaseStatus, Process, Role
+from aftersales.domain.settings import get_settings
+from aftersales.domain.wrong_shipment_rules import BuyerChoice, direct_loss, needs_assessment
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+from aftersales.integrations.platform import PlatformClient
+from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case, record_step
+from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right, wrong_shipment_facts
+
+UNASSIGNED = "未指定 unassigned"
+
+
+def wrong_shipment_case_id(order_id: str, request_ref: str | None = None) -> str:
+    return f"wrong-shipment-{order_id}" + (f"-{request_ref}" if request_ref else "")
+
+
+@task(name="open-wrong-shipment-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
+      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+async def open_wrong_shipment_case(case_id: str, order_id: str, skus: list[str], reason: str, requested_by: str,
+                                   negative_effect: bool, flow_run_id: str) -> str:
+    """§1.7 step 1: check the report against the order; note whether the parcel has left the warehouse."""
+    with session_scope() as session:
+        if session.get(Case, case_id) is not None:
+            return case_id
+    async with PlatformClient() as platform:
+        order, _facts, value = await wrong_shipment_facts(platform, order_id, skus)
+    with session_scope() as session:
+        case, created = case_store.create_case(
+            session, id=case_id, process=Process.WRONG_SHIPMENT, order_id=order_id, customer_id=order.customer.customer_id,
+            requested_by=requested_by, reason=reason[:500], amount=value, flow_run_id=flow_run_id,
+            details={"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect,
+                     "customer": order.customer.model_dump(mode="json"),
+                     "items": [item.model_dump(mode="json") for item in order.items]},
+        )
+        if created:
+            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
+                                    {"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect, "reason": reason})
+            notify_in_session(session, case, "opened", "wrong_shipment_opened", staff_tags=[Role.WAREHOUSE.value, Role.AGENT.value],
+                              items=items_text(case), warehouse_left="是 yes" if order.warehouse_left else "否 no")
+    send_pending(case_id)
+    return case_id
+
+
+@flow(name="wrong-shipment", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+async def wrong_shipment_flow(case_id: str, order_id: str, skus: list[str], reason: str = "", requested_by: str = "buyer",
+                              negative_effect: bool = False) -> str:
+    """A wrong shipment, from the report to the correct goods (or the refund) and the assessment (§1.7)."""
+    from prefect.runtime import flow_run
+
+    await open_wrong_shipment_case(case_id, order_id, skus, reason, requested_by, negative_effect, flow_run.id)
+    case = load_case(case_id)
+    if case.status == CaseStatus.CLOSED:
+        return case.outcome or "closed"
+    left = bool(case.details["warehouse_left"])
+
+    if not left:
+        # §1.7: still in the warehouse — re-ship correctly at once
+        outcome, actor, since = await put_it_right(case_id, BuyerChoice.RESHIP, "system"), "system", case.opened_at
+    else:
+        choice = await await_decision(case, buyer_choice(case))
+        outcome, actor, since = await put_it_right(case_id, choice.data.choice, choice.actor), choice.actor, choice.answered_at
+
+    if needs_assessment(left, bool(case.details.get("negative_effect"))):
+        assessment = await await_decision(case, assess_responsibility(case, since))
+        await record_assessment(case_id, assessment)
+    return await close_case(case_id, outcome, actor, notify="case_closed")
+
+
+# --- the waits of §1.7 ---------------------------------------------------------------------------
+
+
+def buyer_choice(case: Case) -> WaitSpec:
+    rules = get_settings().rules
+    days = rules.wrong_shipment_choice_days
+    with session_scope() as session:
+        notify_in_session(session, case, "choose", "wrong_shipment_choose", buyer=True, items=items_text(case), choice_days=days)
+    send_pending(case.id)
+    return WaitSpec(
+        step="buyer-choice",
+        title="错发货：买家选择补发或退货 Wrong shipment: the buyer chooses re-ship or return",
+        form=WrongShipmentChoice,
+        deadline=business_calendar().add_days(case.opened_at, days),
+        default_action=f"买家 {days} 天未选择，补发正确商品 no choice in {days} days: the right items are sent",
+        default_input={"choice": BuyerChoice.RESHIP.value, "note": "超时默认补发 re-shipped by default at the deadline"},
+        addressed_to="buyer",
+    )
+
+
+def assess_responsibility(case: Case, since: datetime) -> WaitSpec:
+    rules = get_settings().rules
+    days = rules.wrong_shipment_assessment_working_days
+    loss = direct_loss(bool(case.details.get("warehouse_left")), rules.standard_postage)
+    with session_scope() as session:
+        notify_in_session(session, case, "assessment-needed", "wrong_shipment_assessment_needed", staff_tags=[Role.SUPERVISOR.value],
+                          economic_loss=f"{loss:.2f}")
+    send_pending(case.id)
+    return WaitSpec(
+        step="assessment",
+        title="错发货记录考核 Record the responsible person and the assessment",
+        form=WrongShipmentAssessment,
+        deadline=business_calendar().add_working_days(since, days),
+        default_action=f"{days} 个工作日未记录，记为未指定并通知经理 not recorded in {days} working days: recorded as unassigned, the manager is told",
+        default_input={"responsible_person": UNASSIGNED, "department": DEPARTMENT, "economic_loss": f"{loss:.2f}",
+                       "negative_effect": bool(case.details.get("negative_effect")), "assessment": "逾期未记录 not recorded in time"},
+        addressed_to=Role.SUPERVISOR.value,
+        prefill={"economic_loss": f"{loss:.2f}", "negative_effect": bool(case.details.get("negative_effect"))},
+    )
+
+
+async def record_assessment(case_id: str, assessment: Decision) -> None:
+    """§1.7 记录考核: the responsible person and the assessment go into the case's events; the manager is told."""
+    form = assessment.data
+    details = {"responsible_person": form.responsible_person, "department": form.department,
+               "economic_loss": Decimal(form.economic_loss),
+               "negative_effect": form.negative_effect, "assessment": form.assessment, "recorded_by": assessment.actor}
+    if assessment.by_deadline:
+        await record_step(case_id, "assessment", "assessment.missing", "system", details=details,
+                             notify="wrong_shipment_assessment_missing", staff_tags=[Role.MANAGER.value], economic_loss=form.economic_loss)
+    else:
+        await record_step(case_id, "assessment", "assessment.recorded", assessment.actor, details=details,
+                             notify="wrong_shipment_assessed", staff_tags=[Role.MANAGER.value],
+                             **{**details, "negative_effect": "是 yes" if form.negative_effect else "否 no", "economic_loss": form.economic_loss})
+
+
+# --- running it ------------------------------------------------------------------------------------
+
+
+def deployments(schedule) -> list:
+    return [
+        wrong_shipment_flow.to_deployment(
+            name="wrong-shipment", tags=["process:wrong_shipment"],
+            description="§1.7 错发货 Wrong shipment: one run per case. Opened by `aftersales wrong-shipment open`.",
+        )
+    ]
+
+
+async def demo_cases() -> list:
+    """`make run`: a pillow sent in the wrong size after it left the warehouse (waits for the buyer's
+    choice), and notebooks caught before dispatch (re-shipped at once, then closed)."""
+    from aftersales.deployments.wrong_shipment_intake import open_wrong_shipment
+
+    return [
+        await open_wrong_shipment("O20261120-002", ["PL-MEM-60"], "收到 70cm 枕头，订的是 60cm received 70 cm pillows, ordered 60 cm"),
+        await open_wrong_shipment("O20261120-007", ["BK-NOTE-A5"], "打包复核发现拣错颜色 packing check found the wrong colour", requested_by="S004"),
+    ]

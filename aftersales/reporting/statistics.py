@@ -1,0 +1,242 @@
+"""Monthly statistics (RULES.md §3; 000 §7.2, 002 §7.1), per process and per complaint level.
+
+Definitions (also written into the workbook's ``口径 Definitions`` sheet):
+- first response: case opened → the first event by a staff member (actor is a Staff id) other than
+  the opening itself; cases *opened* in the month.
+- handling time: opened → closed; cases *closed* in the month.
+- satisfaction: mean score (1–5) of the answers *given* in the month; reply rate = answers given /
+  satisfaction requests sent in the month (after close and by survey).
+- complaint rate: complaint cases opened / all after-sales cases opened in the month. The
+  denominator is cases, not orders: orders live on the shop platform, not in our database.
+- outcomes of cases closed in the month: resolved / partly resolved / unresolved by ``OUTCOMES``;
+  withdrawn cases are left out of the split, outcomes not listed count as "other".
+- repeat complaint rate: complaints opened in the month by a customer who had already complained
+  earlier in the same month / complaints opened in the month.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from aftersales.domain.calendar import utcnow
+from aftersales.domain.models import Case, CaseEvent, Process, Staff
+from aftersales.domain.settings import get_settings
+from aftersales.integrations.db import get_engine
+from aftersales.integrations.excel import TITLE_FONT, SheetWriter
+from aftersales.reporting.months import Month
+from aftersales.reporting.satisfaction import ANSWERED, REQUESTED
+
+RESOLVED, PARTLY, UNRESOLVED, OTHER, EXCLUDED = "resolved", "partly_resolved", "unresolved", "other", "excluded"
+# Case outcomes written by the flows → the rulebook's three results (002 §7.1).
+OUTCOMES = {
+    RESOLVED: {"refunded", "refunded_automatically", "exchanged", "reshipped", "repaired", "compensated",
+               "resolved", "accepted", "settled", "delivered", "switched_carrier", "carrier_switched", "review_removed",
+               "rectified", "refunded_out_of_stock", "returned_refunded", "self_pickup_arranged"},
+    PARTLY: {"partly_refunded", "partly_resolved", "partial_refund", "partially_resolved", "review_kept"},
+    UNRESOLVED: {"refused", "inspection_failed", "closed_not_shipped", "unresolved", "rejected", "declined",
+                 "escalated_externally", "lost", "declined_no_answer", "no_response", "offer_declined", "repair_declined"},
+    # not a customer problem left open or solved: withdrawn requests, reviews reported as malicious
+    EXCLUDED: {"withdrawn", "repair_withdrawn", "cancelled", "duplicate", "reported_malicious"},
+}
+
+
+def outcome_class(outcome: str | None) -> str:
+    for name, values in OUTCOMES.items():
+        if outcome in values:
+            return name
+    text = (outcome or "").lower()
+    if "partly" in text or "partial" in text:
+        return PARTLY
+    return OTHER
+
+
+@dataclass
+class GroupStats:
+    opened: int = 0
+    closed: int = 0
+    first_response_hours: list[float] = field(default_factory=list)
+    handling_hours: list[float] = field(default_factory=list)
+    scores: list[int] = field(default_factory=list)
+    requests: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    complaints: int = 0
+    repeat_complaints: int = 0
+
+    @staticmethod
+    def _mean(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 2) if values else None
+
+    def row(self, all_opened: int | None = None) -> dict[str, Any]:
+        split = self.outcomes
+        decided = split[RESOLVED] + split[PARTLY] + split[UNRESOLVED]
+        return {
+            "opened": self.opened,
+            "closed": self.closed,
+            "avg_first_response_h": self._mean(self.first_response_hours),
+            "avg_handling_h": self._mean(self.handling_hours),
+            "satisfaction_avg": self._mean([float(s) for s in self.scores]),
+            "satisfaction_answers": len(self.scores),
+            "reply_rate": round(len(self.scores) / self.requests, 4) if self.requests else None,
+            "complaints": self.complaints,
+            "complaint_rate": round(self.complaints / all_opened, 4) if all_opened else None,
+            "repeat_complaint_rate": round(self.repeat_complaints / self.complaints, 4) if self.complaints else None,
+            "resolved": split[RESOLVED],
+            "partly_resolved": split[PARTLY],
+            "unresolved": split[UNRESOLVED],
+            "other": split[OTHER],
+            "resolved_rate": round(split[RESOLVED] / decided, 4) if decided else None,
+        }
+
+
+@dataclass
+class MonthlyStatistics:
+    month: str
+    groups: dict[str, GroupStats]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per group: all, process:<name>, level:<n>. Complaint rate of a group is its
+        complaints over *all* cases opened (the group's share of the month)."""
+        total = self.groups["all"].opened
+        return [{"group": name, **stats.row(total)} for name, stats in self.groups.items()]
+
+
+def _groups(process: str, level: int | None) -> list[str]:
+    names = ["all", f"process:{process}"]
+    if level is not None:
+        names.append(f"level:{level}")
+    return names
+
+
+def monthly_statistics(month: Month, engine: Engine | None = None) -> MonthlyStatistics:
+    start, end = month.start(), month.end()
+    groups: dict[str, GroupStats] = defaultdict(GroupStats)
+    groups["all"]  # always present, first
+    engine = engine or get_engine()
+    staff = select(Staff.id)
+    with engine.connect() as db:
+        # cases opened in the month, with their first staff action (one query, grouped in SQL)
+        first_staff = (
+            select(CaseEvent.case_id, func.min(CaseEvent.at).label("first_at"))
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(Case.opened_at >= start, Case.opened_at < end, CaseEvent.actor.in_(staff), CaseEvent.key != "opened")
+            .group_by(CaseEvent.case_id)
+            .subquery()
+        )
+        opened = (
+            select(Case.id, Case.process, Case.level, Case.customer_id, Case.opened_at, first_staff.c.first_at)
+            .outerjoin(first_staff, first_staff.c.case_id == Case.id)
+            .where(Case.opened_at >= start, Case.opened_at < end)
+            .order_by(Case.opened_at, Case.id)
+        )
+        complained: set[str] = set()
+        for row in db.execution_options(yield_per=2000).execute(opened):
+            first_at = _aware(row.first_at)
+            for name in _groups(row.process, row.level):
+                stats = groups[name]
+                stats.opened += 1
+                if first_at is not None:
+                    stats.first_response_hours.append(_hours(row.opened_at, first_at))
+                if row.process == Process.COMPLAINT:
+                    stats.complaints += 1
+                    if row.customer_id in complained:
+                        stats.repeat_complaints += 1
+            if row.process == Process.COMPLAINT:
+                complained.add(row.customer_id)
+
+        closed = select(Case.process, Case.level, Case.outcome, Case.opened_at, Case.closed_at).where(
+            Case.closed_at >= start, Case.closed_at < end)
+        for row in db.execution_options(yield_per=2000).execute(closed):
+            for name in _groups(row.process, row.level):
+                stats = groups[name]
+                stats.closed += 1
+                stats.handling_hours.append(_hours(row.opened_at, row.closed_at))
+                stats.outcomes[outcome_class(row.outcome)] += 1
+
+        satisfaction = (
+            select(CaseEvent.action, CaseEvent.details, Case.process, Case.level)
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(CaseEvent.at >= start, CaseEvent.at < end, CaseEvent.action.in_([ANSWERED, REQUESTED]))
+        )
+        for row in db.execution_options(yield_per=2000).execute(satisfaction):
+            for name in _groups(row.process, row.level):
+                if row.action == ANSWERED:
+                    groups[name].scores.append(int((row.details or {}).get("score", 0)))
+                else:
+                    groups[name].requests += 1
+    ordered = {"all": groups["all"]}
+    ordered.update({k: groups[k] for k in sorted(groups) if k != "all"})
+    return MonthlyStatistics(str(month), ordered)
+
+
+def _aware(moment: datetime | str | None) -> datetime | None:
+    """min() over the column keeps its type on SQLAlchemy 2, but be safe: times are stored in UTC."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _hours(start: datetime, end: datetime) -> float:
+    return max((end - start).total_seconds(), 0.0) / 3600
+
+
+COLUMNS = [
+    ("group", "分组 Group", 22), ("opened", "新开案件 Opened", 12), ("closed", "结案 Closed", 10),
+    ("avg_first_response_h", "平均首次响应(小时) Avg first response (h)", 18),
+    ("avg_handling_h", "平均处理时长(小时) Avg handling (h)", 18),
+    ("satisfaction_avg", "满意度均分 Satisfaction (1–5)", 14), ("satisfaction_answers", "评分数 Answers", 10),
+    ("reply_rate", "回复率 Reply rate", 12), ("complaints", "投诉 Complaints", 10),
+    ("complaint_rate", "投诉率 Complaint rate", 12), ("repeat_complaint_rate", "重复投诉率 Repeat complaint rate", 14),
+    ("resolved", "已解决 Resolved", 10), ("partly_resolved", "部分解决 Partly", 10), ("unresolved", "未解决 Unresolved", 10),
+    ("other", "其他 Other", 8), ("resolved_rate", "解决率 Resolved rate", 12),
+]
+RATES = {"reply_rate", "complaint_rate", "repeat_complaint_rate", "resolved_rate"}
+
+
+def to_markdown(stats: MonthlyStatistics) -> str:
+    lines = [f"# 月度售后统计 Monthly after-sales statistics {stats.month} (Asia/Shanghai)", "",
+             "| " + " | ".join(label for _, label, _ in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    for row in stats.rows():
+        cells = []
+        for key, _label, _width in COLUMNS:
+            value = row[key]
+            cells.append("—" if value is None else f"{value:.1%}" if key in RATES else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Definitions: complaint rate = complaint cases / all cases opened in the month (orders are not in "
+              "our database); outcomes mapped as in `aftersales/reporting/statistics.py` (OUTCOMES); repeat = "
+              "a complaint from a customer who already complained that month."]
+    return "\n".join(lines)
+
+
+def write_statistics_workbook(stats: MonthlyStatistics, output: Path, generated_at: datetime | None = None) -> Path:
+    workbook = Workbook(write_only=True)
+    sheet = SheetWriter(workbook.create_sheet("统计 Statistics"))
+    sheet.columns([width for _, _, width in COLUMNS])
+    sheet.sheet.freeze_panes = "B4"
+    tz = get_settings().tz
+    sheet.append([sheet.bold(f"月度售后统计 Monthly statistics {stats.month} (Asia/Shanghai)", TITLE_FONT), None, None,
+                  "生成时间 Generated", sheet.time(generated_at or utcnow(), tz)])
+    sheet.append([])
+    sheet.header([label for _, label, _ in COLUMNS])
+    for row in stats.rows():
+        sheet.append([sheet.percent(row[key]) if key in RATES else (sheet.text(row[key]) if key == "group" else row[key])
+                      for key, _, _ in COLUMNS])
+    sheet.sheet.auto_filter.ref = f"A3:{chr(ord('A') + len(COLUMNS) - 1)}{sheet.rows}"
+    notes = SheetWriter(workbook.create_sheet("口径 Definitions"))
+    notes.columns([110])
+    for line in (__doc__ or "").strip().splitlines():
+        notes.append([notes.text(line.strip())])
+    notes.append([notes.text("outcome mapping: " + "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in OUTCOMES.items()))])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    workbook.save(output)
+    return output

@@ -1,0 +1,121 @@
+"""§1.5 Repair as Prefect tasks: open the repair order, ask the buyer to send the item, book the
+costs. Money moves once: platform idempotency key, business cache key, unique ledger key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from prefect import task
+
+from aftersales.domain.calendar import utcnow
+from aftersales.domain.models import Case, Process, Role
+from aftersales.domain.repair_rules import RepairScope, RepairTerms, validate_repair_request
+from aftersales.domain.settings import get_settings
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+from aftersales.integrations.platform import PlatformClient, RefundKind
+from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.intake import order_facts
+from aftersales.tasks.notify import notify_in_session, send_pending
+
+
+def repair_case_id(order_id: str, sku: str) -> str:
+    return f"repair-{order_id}-{sku}"
+
+
+def terms_of(case: Case) -> RepairTerms:
+    return RepairTerms(in_warranty=case.details["in_warranty"], warranty_ends=datetime.fromisoformat(case.details["warranty_ends"]),
+                       scope=RepairScope(case.details["scope"]))
+
+
+@task(name="open-repair-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
+      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+async def open_repair_case(case_id: str, order_id: str, sku: str, fault: str, scope: RepairScope, requested_by: str,
+                           flow_run_id: str) -> str:
+    """§1.5: the agent's repair order, linked to a received order and one of its items."""
+    with session_scope() as session:
+        if session.get(Case, case_id) is not None:
+            return case_id  # judged when it was opened; a replay must not re-judge the warranty
+    async with PlatformClient() as platform:
+        order, _facts = await order_facts(platform, order_id)
+    terms = validate_repair_request(order_id, order.status, order.delivered_at, {i.sku for i in order.items}, sku, fault,
+                                    scope, utcnow(), get_settings().rules)
+    item = next(i for i in order.items if i.sku == sku)
+    with session_scope() as session:
+        case, created = case_store.create_case(
+            session, id=case_id, process=Process.REPAIR, order_id=order_id, customer_id=order.customer.customer_id,
+            requested_by=requested_by, reason=fault[:500], amount=item.unit_price, flow_run_id=flow_run_id,
+            details={"sku": sku, "item": item.name, "scope": scope.value, "in_warranty": terms.in_warranty,
+                     "warranty_ends": terms.warranty_ends.isoformat(), "needs_approval": terms.needs_approval,
+                     "why_approval": terms.why_approval, "delivered_at": order.delivered_at.isoformat(),
+                     "customer": order.customer.model_dump(mode="json")},
+        )
+        if created:
+            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
+                                    {"sku": sku, "fault": fault, "scope": scope.value, "in_warranty": terms.in_warranty,
+                                     "warranty_ends": terms.warranty_ends, "needs_approval": terms.needs_approval})
+            if terms.needs_approval:
+                notify_in_session(session, case, "opened", "repair_needs_approval", buyer=True, item=item.name, why=terms.why_approval)
+    send_pending(case_id)
+    return case_id
+
+
+@task(name="ask-buyer-to-send-in", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("send-in"), persist_result=True)
+async def ask_buyer_to_send_in(case_id: str, quote: Decimal, approved_by: str) -> dict:
+    """The repair goes ahead: the buyer gets the address and the terms (free, or the quote)."""
+    case = load_case(case_id)
+    async with PlatformClient() as platform:
+        address = await platform.get_return_address(case.order_id)
+    rules = get_settings().rules
+    bearer = terms_of(case).bearer(quote)
+    if bearer == "seller":
+        terms = "本次维修免费，寄修运费由本店承担（请保留运费凭证）。The repair is free of charge; we bear the postage both ways (keep your postage receipt)."
+    else:
+        terms = f"维修报价 ¥{quote:.2f}（含来回运费），寄出即表示接受报价。The quote is CNY {quote:.2f} incl. postage both ways; sending the item accepts it."
+    with session_scope() as session:
+        case_store.record_event(session, case_id, "send-in", approved_by, "repair.agreed",
+                                {"quote": quote, "bearer": bearer, "return_address": address.model_dump(mode="json")})
+        case = case_store.set_stage(session, case_id, "buyer-ships")
+        notify_in_session(session, case, "send-in", "repair_send_in", staff_tags=[Role.WAREHOUSE.value], buyer=True,
+                          item=case.details["item"], terms=terms, ship_days=rules.repair_buyer_ship_days, bearer=bearer,
+                          return_address=f"{address.name} {address.phone} {address.address} {address.postcode}")
+    send_pending(case_id)
+    return {"quote": str(quote), "bearer": bearer}
+
+
+@task(name="book-repair-costs", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("repair-costs"),
+      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+async def book_repair_costs(case_id: str, quote: Decimal, approved_by: str, repair_cost: Decimal, postage_back: Decimal,
+                            postage_in: Decimal) -> dict:
+    """The repair's costs as ledger lines, once. Inside warranty the seller also refunds the postage
+    the buyer paid to send the item in (a postage refund on top of the price, never capped by it)."""
+    case = load_case(case_id)
+    bearer = terms_of(case).bearer(quote)
+    key = f"repair-{case_id}"
+    refund_ref = ""
+    if bearer == "seller" and postage_in > 0:
+        async with PlatformClient() as platform:
+            refund = await platform.refund(case.order_id, postage_in, "返修寄件运费 postage of sending the item for repair",
+                                           case_id, f"{key}-postage-in", RefundKind.POSTAGE)
+        refund_ref = refund.refund_id
+    with session_scope() as session:
+        case = case_store.get_case(session, case_id)
+        dept = Role.QUALITY.value
+        if repair_cost > 0:
+            case_store.add_ledger_line(session, idempotency_key=f"{key}-cost", case=case, kind="repair_cost", amount=repair_cost,
+                                       bearer=bearer, approved_by=approved_by, responsible_department=dept,
+                                       note=f"维修成本 repair cost; quote to the buyer {quote:.2f}")
+        if postage_back > 0:
+            case_store.add_ledger_line(session, idempotency_key=f"{key}-postage-back", case=case, kind="outbound_postage",
+                                       amount=postage_back, bearer=bearer, approved_by=approved_by, responsible_department=dept,
+                                       note="返修寄回运费 postage of sending the repaired item back")
+        if refund_ref:
+            case_store.add_ledger_line(session, idempotency_key=f"{key}-postage-in", case=case, kind="return_postage",
+                                       amount=postage_in, bearer="seller", approved_by=approved_by, platform_ref=refund_ref,
+                                       responsible_department=dept, note="保修期内退还买家寄修运费 in warranty: the buyer's postage refunded")
+        case_store.record_event(session, case_id, "costs-booked", approved_by, "repair.costs_booked",
+                                {"bearer": bearer, "quote": quote, "repair_cost": repair_cost, "postage_back": postage_back,
+                                 "postage_in_refunded": postage_in if refund_ref else Decimal("0"), "refund_id": refund_ref})
+    send_pending(case_id)
+    return {"bearer": bearer, "refund_id": refund_ref}

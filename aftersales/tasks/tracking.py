@@ -1,0 +1,234 @@
+"""The 15-day tracker's steps (§1.9): keep the watch list in step with the platform, poll a batch
+of parcels under bounded concurrency, and act on what the tracking says — each finding once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NONE
+from sqlmodel import select
+
+from aftersales.domain.calendar import utcnow
+from aftersales.domain.models import Case, Checkpoint, Process, TrackedOrder
+from aftersales.domain.rules import InvalidRequest
+from aftersales.domain.settings import get_settings
+from aftersales.domain.tracking_rules import Action, Finding, ParcelView, assess
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
+from aftersales.integrations.platform import CarrierClient, CarrierError, NoTrackingRecord, Order, PlatformClient, TrackingResult
+from aftersales.tasks.notify import notify_in_session, send_pending
+
+log = logging.getLogger(__name__)
+FEED = "order-feed"
+
+
+# --- the watch list -------------------------------------------------------------------------------
+
+
+@task(name="sync-order-feed", retries=3, retry_delay_seconds=[5, 30, 60], cache_policy=NONE, persist_result=False)
+async def sync_order_feed(page_size: int = 500) -> int:
+    """Add newly shipped orders to the watch list, page by page from the platform's feed."""
+    rules = get_settings().rules
+    with session_scope() as session:
+        checkpoint = session.get(Checkpoint, FEED)
+    cursor = checkpoint.value if checkpoint else None
+    since = utcnow() - timedelta(days=rules.tracking_watch_days + 15)
+    if cursor:
+        since = datetime.fromisoformat(cursor.partition("|")[0])
+    added = 0
+    async with PlatformClient() as platform:
+        while True:
+            page = await platform.list_shipped_orders(since, after=cursor, limit=page_size)
+            added += _watch(page.orders)
+            if page.orders:
+                last = page.orders[-1]
+                cursor = f"{last.shipped_at.isoformat()}|{last.order_id}"
+                _save_checkpoint(FEED, cursor)
+            if page.next is None:
+                return added
+
+
+def _watch(orders: list[Order]) -> int:
+    added = 0
+    with session_scope() as session:
+        known = set(session.exec(select(TrackedOrder.order_id).where(TrackedOrder.order_id.in_([o.order_id for o in orders]))))
+        for order in orders:
+            if order.order_id in known or not order.waybill or not order.carrier or order.shipped_at is None:
+                continue
+            session.add(TrackedOrder(order_id=order.order_id, customer_id=order.customer.customer_id, carrier=order.carrier,
+                                     waybill=order.waybill, phone_tail=(order.customer.phone or "")[-4:], shipped_at=order.shipped_at,
+                                     signed_at=order.delivered_at))
+            added += 1
+    return added
+
+
+def _save_checkpoint(name: str, value: str) -> None:
+    with session_scope() as session:
+        row = session.get(Checkpoint, name) or Checkpoint(name=name, value=value)
+        row.value, row.updated_at = value, utcnow()
+        session.add(row)
+
+
+def due_batches(batch_size: int, now: datetime):
+    """The watched orders due for a look, in batches of plain dicts (keyset pages: flat memory)."""
+    after = ""
+    while True:
+        with session_scope() as session:
+            rows = session.exec(
+                select(TrackedOrder).where(TrackedOrder.watching == True, TrackedOrder.next_check_at <= now, TrackedOrder.order_id > after)  # noqa: E712
+                .order_by(TrackedOrder.order_id).limit(batch_size)
+            ).all()
+            batch = [row.model_dump() for row in rows]
+        if not batch:
+            return
+        yield batch
+        after = batch[-1]["order_id"]
+
+
+# --- one batch ------------------------------------------------------------------------------------
+
+
+@task(name="track-batch", retries=2, retry_delay_seconds=10, cache_policy=NONE, persist_result=False)
+async def track_batch(batch: list[dict], concurrency: int) -> dict[str, int]:
+    """Poll one batch of parcels (bounded concurrency), act on new findings, record the look."""
+    settings = get_settings()
+    now = utcnow()
+    limit = asyncio.Semaphore(concurrency)
+    counts: Counter = Counter()
+
+    async with CarrierClient() as carrier:
+        async def look(row: dict) -> tuple[dict, TrackingResult | None, str]:
+            async with limit:
+                try:
+                    return row, await carrier.query(row["carrier"], row["waybill"], phone=row["phone_tail"] or None), ""
+                except NoTrackingRecord:
+                    return row, None, "no_record"
+                except CarrierError as exc:
+                    return row, None, f"carrier_error: {exc}"
+
+        results = await asyncio.gather(*(look(row) for row in batch))
+
+    updates: list[dict[str, Any]] = []
+    for row, tracking, error in results:
+        counts["polled"] += 1
+        if tracking is None:
+            counts["no_record" if error == "no_record" else "carrier_errors"] += 1
+            updates.append({"order_id": row["order_id"], "last_checked_at": now, "next_check_at": now + _interval(settings, None)})
+            continue
+        view = parcel_view(tracking)
+        findings = [f for f in assess(view, now, settings.rules.tracking_watch_days, settings.rules.tracking_no_update_days) if f.key not in row["acted_on"]]
+        acted = list(row["acted_on"])
+        for finding in findings:
+            if await act(row, finding):
+                acted.append(finding.key)
+                counts[finding.action.value] += 1
+        updates.append({
+            "order_id": row["order_id"], "last_checked_at": now, "next_check_at": now + _interval(settings, view),
+            "last_state": view.state, "last_status_code": view.codes[0] if view.codes else "", "last_event_at": view.last_event_at,
+            "signed_at": view.signed_at or row["signed_at"], "acted_on": acted,
+            "watching": not any(f.action is Action.STOP_WATCHING for f in findings),
+        })
+    _record_looks(updates)
+    return dict(counts)
+
+
+def _interval(settings, view: ParcelView | None) -> timedelta:
+    # never faster than the aggregator allows; a signed parcel needs only a daily look
+    minimum = timedelta(minutes=settings.tracker_min_interval_minutes)
+    if view is not None and view.signed_at is not None:
+        return max(minimum, timedelta(hours=12))
+    return minimum
+
+
+def parcel_view(tracking: TrackingResult) -> ParcelView:
+    signed = next((e.time for e in tracking.events if (e.status_code or "").startswith("3")), None)
+    return ParcelView(
+        state=tracking.state, signed_at=signed, last_event_at=tracking.latest.time if tracking.latest else None,
+        codes=tuple(e.status_code or "" for e in tracking.events), contexts=tuple(e.context for e in tracking.events),
+    )
+
+
+def _record_looks(updates: list[dict[str, Any]]) -> None:
+    with session_scope() as session:
+        for values in updates:
+            row = session.get(TrackedOrder, values["order_id"])
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+
+
+# --- acting on a finding --------------------------------------------------------------------------
+
+
+async def act(row: dict, finding: Finding) -> bool:
+    """Carry out one finding; True when it is done (and must not be repeated)."""
+    if finding.action is Action.STOP_WATCHING:
+        return True
+    try:
+        if finding.action is Action.CONTACT_BUYER:
+            await contact_buyer(row, finding)
+        else:
+            await open_case_for(row, finding)
+    except InvalidRequest as exc:
+        # the receiving process refuses it (e.g. the order changed): record it and move on
+        log.warning("tracker: %s for %s not opened: %s", finding.action.value, row["order_id"], exc.message)
+    return True
+
+
+async def open_case_for(row: dict, finding: Finding) -> None:
+    order_id = row["order_id"]
+    if finding.action is Action.OPEN_REFUSAL_RETURN:
+        from aftersales.deployments.intake import open_return
+
+        async with PlatformClient() as platform:
+            order = await platform.get_order(order_id)
+        await open_return(order_id, str(order.paid_amount), f"物流显示拒收 carrier reports a refusal: {finding.detail}",
+                          "refused_at_delivery", requested_by="system")
+    elif finding.action is Action.OPEN_OUT_OF_AREA:
+        from aftersales.deployments.out_of_area_intake import open_out_of_area
+
+        await open_out_of_area(order_id, finding.problem, requested_by="system", note=f"订单跟踪发现 found by the 15-day tracker: {finding.detail}")
+    elif finding.action is Action.OPEN_COMPLAINT:
+        from aftersales.flows.complaint import open_complaint
+
+        async with PlatformClient() as platform:
+            order = await platform.get_order(order_id)
+        # a logistics complaint (2xxx) raised for the buyer before they have to raise it themselves
+        await open_complaint(
+            channel="tracking", category=DAMAGED_IN_TRANSIT, level=2, customer_name=order.customer.name,
+            contact=order.customer.phone or order.customer.email, object=f"包裹 parcel {row['carrier']} {row['waybill']}",
+            cause=finding.detail, demand="核实破损，补发或赔偿 check the damage; re-ship or compensate", order_id=order_id,
+            ticket=f"{order_id}-tracking-{finding.problem}", requested_by="system",
+        )
+
+
+DAMAGED_IN_TRANSIT = "2002"  # complaint category 2xxx logistics (002 §2.3.2)
+
+
+async def contact_buyer(row: dict, finding: Finding) -> None:
+    """§1.9: contact the buyer early. Recorded as a small tracking case so it has an audit trail."""
+    case_id = f"tracking-{row['order_id']}-{finding.key.split(':', 1)[1]}"
+    async with PlatformClient() as platform:
+        order = await platform.get_order(row["order_id"])
+    with session_scope() as session:
+        case, created = case_store.create_case(
+            session, id=case_id, process=Process.TRACKING, order_id=order.order_id, customer_id=order.customer.customer_id,
+            requested_by="system", reason=finding.detail, details={"customer": order.customer.model_dump(mode="json"), "finding": finding.problem,
+                                                                  "carrier": row["carrier"], "waybill": row["waybill"]},
+        )
+        if created:
+            case_store.record_event(session, case_id, "contacted", "system", "tracking.buyer_contacted", {"finding": finding.problem, "detail": finding.detail})
+            notify_in_session(session, case, "contacted", "tracking_buyer_contact", staff_tags=["logistics"], buyer=True,
+                              finding=finding.detail, carrier=row["carrier"], waybill=row["waybill"])
+            case_store.close_case(session, case_id, "buyer_contacted")
+    send_pending(case_id)
+
+
+def is_case(case_id: str) -> bool:
+    with session_scope() as session:
+        return session.get(Case, case_id) is not None

@@ -1,0 +1,434 @@
+"""Finance exports and reporting against a real SQLite case database (no Prefect server): the
+compensation workbook (sheets, formats, formulas, totals to the cent, hostile text), its rendering
+by LibreOffice, the CLI, the download endpoint, satisfaction links, statistics and early warning."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from aftersales.domain.models import Case, CaseEvent, LedgerLine, OutboxMessage, Staff, WarningAlert
+from aftersales.reporting.compensation import DETAIL_SHEET, SUMMARY_SHEET, export_compensation
+from aftersales.reporting.months import BadMonth, Month
+
+ROOT = Path(__file__).resolve().parents[1]
+SHANGHAI = timezone(timedelta(hours=8))
+HOSTILE = ['=HYPERLINK("http://evil.example","点我")', "+86 138", "-2+3", "@SUM(A1:A9)", "=1+1", "\t=cmd|' /C calc'!A0"]
+
+
+def _clear_caches() -> None:
+    from aftersales.domain.settings import get_settings
+    from aftersales.integrations.db import get_engine
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    """A fresh, migrated SQLite case database and exports folder for one test."""
+    monkeypatch.setenv("AFTERSALES_DATABASE_URL", f"sqlite:///{tmp_path / 'cases.db'}")
+    monkeypatch.setenv("AFTERSALES_EXPORTS_DIR", str(tmp_path / "exports"))
+    monkeypatch.setenv("AFTERSALES_API_KEY", "unit-api-key")
+    monkeypatch.setenv("AFTERSALES_API_PUBLIC_URL", "https://shop.example/api")
+    monkeypatch.delenv("AFTERSALES_SATISFACTION_SECRET", raising=False)
+    _clear_caches()
+    from aftersales.integrations.db import migrate, session_scope
+
+    migrate()
+    yield session_scope
+    _clear_caches()
+
+
+def add_case(session, case_id: str, *, process: str = "return", customer: str = "C1", opened: datetime | None = None,
+             closed: datetime | None = None, outcome: str | None = None, level: int | None = None,
+             details: dict | None = None) -> Case:
+    case = Case(id=case_id, process=process, order_id=f"O-{case_id}", customer_id=customer, requested_by="buyer",
+                opened_at=opened or datetime(2026, 11, 5, tzinfo=timezone.utc), level=level,
+                status="closed" if closed else "open", closed_at=closed, outcome=outcome, details=details or {})
+    session.add(case)
+    session.flush()
+    return case
+
+
+def add_line(session, case: Case, key: str, amount: str, created: datetime, kind: str = "refund", bearer: str = "seller",
+             note: str = "", department: str = "", currency: str = "CNY") -> None:
+    session.add(LedgerLine(idempotency_key=key, case_id=case.id, process=case.process, order_id=case.order_id, kind=kind,
+                           amount=Decimal(amount), currency=currency, bearer=bearer, approved_by="S002",
+                           platform_ref=f"RF-{key}", note=note, responsible_department=department, created_at=created))
+
+
+@pytest.fixture
+def ledger(db):
+    """November 2026 (Asia/Shanghai) with amounts that trip binary floats, edges of the month,
+    hostile notes, an empty department and a foreign-currency line; returns the expected totals."""
+    inside = datetime(2026, 11, 10, 3, 0, tzinfo=timezone.utc)
+    expected = {"total": Decimal("0"), "count": 0, "kind": {}, "bearer": {}, "department": {}}
+
+    def count(amount: str, kind: str, bearer: str, department: str) -> None:
+        value = Decimal(amount)
+        expected["total"] += value
+        expected["count"] += 1
+        for name, key in (("kind", kind), ("bearer", bearer), ("department", department or "unassigned")):
+            expected[name][key] = expected[name].get(key, Decimal("0")) + value
+
+    with db() as session:
+        case = add_case(session, "return-O1")
+        other = add_case(session, "complaint-O2", process="complaint")
+        # 0.10 + 0.20 ≠ 0.30 in binary floats; 300 of them must still total exactly
+        for i in range(300):
+            amount = ("0.10", "0.20", "0.30")[i % 3]
+            kind, bearer, department = (("refund", "seller", "quality"), ("return_postage", "buyer", ""),
+                                        ("compensation", "platform", "logistics"))[i % 3]
+            add_line(session, case if i % 2 else other, f"k{i}", amount, inside + timedelta(minutes=i), kind, bearer,
+                     department=department)
+            count(amount, kind, bearer, department)
+        # the month's first and last minute in Shanghai are in; the next month's first minute is not
+        add_line(session, case, "first", "1234567.89", datetime(2026, 10, 31, 16, 0, tzinfo=timezone.utc), department="quality")
+        count("1234567.89", "refund", "seller", "quality")
+        add_line(session, case, "last", "99.99", datetime(2026, 11, 30, 15, 59, tzinfo=timezone.utc), department="quality")
+        count("99.99", "refund", "seller", "quality")
+        add_line(session, case, "december", "5000.00", datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc))
+        add_line(session, case, "october", "7000.00", datetime(2026, 10, 31, 15, 59, tzinfo=timezone.utc))
+        for i, text in enumerate(HOSTILE):
+            add_line(session, case, f"hostile{i}", "1.01", inside + timedelta(days=1, minutes=i), kind="compensation",
+                     bearer="seller", note=text, department="after_sales")
+            count("1.01", "compensation", "seller", "after_sales")
+        add_line(session, case, "usd", "3.00", inside, currency="USD")
+    return expected
+
+
+def test_compensation_workbook_sheets_formats_and_totals(ledger, tmp_path):
+    output = tmp_path / "compensation-2026-11.xlsx"
+    result = export_compensation(Month.parse("2026-11"), output)
+    assert result.total.amount == ledger["total"] and result.total.count == ledger["count"]
+    assert result.lines == ledger["count"] + 1  # the USD line is listed, not summed
+
+    book = openpyxl.load_workbook(output)
+    assert book.sheetnames == [SUMMARY_SHEET, DETAIL_SHEET]
+    detail = book[DETAIL_SHEET]
+    headers = [cell.value for cell in detail[1]]
+    assert headers[0] == "日期 Date (Asia/Shanghai)" and "金额 Amount" in headers and "备注 Note" in headers
+    assert all(re.search(r"[\u4e00-\u9fff]", h) and re.search(r"[A-Za-z]", h) for h in headers)  # Chinese + English
+    assert detail.freeze_panes == "A2"
+    assert detail.auto_filter.ref == f"A1:L{result.lines + 1}"
+    assert detail.column_dimensions["B"].width >= 20 and detail.column_dimensions["L"].width >= 40
+
+    rows = list(detail.iter_rows(min_row=2))
+    assert len(rows) == result.lines
+    amounts = [row[5] for row in rows]
+    assert {cell.number_format for cell in amounts} == {"¥#,##0.00"}
+    assert all(cell.data_type == "n" for cell in amounts)
+    # the cells add up to the ledger's Decimal total to the cent (each float read back is exact)
+    cny = sum(Decimal(str(row[5].value)) for row in rows if row[6].value == "CNY")
+    assert cny == ledger["total"]
+    # times are Shanghai wall-clock: the first line is 2026-11-01 00:00 there
+    assert rows[0][0].value == datetime(2026, 11, 1, 0, 0) and rows[0][0].number_format == "yyyy-mm-dd hh:mm"
+    assert rows[-1][0].value.month == 11
+
+    notes = {row[11].value: row[11] for row in rows if row[11].value}
+    for text in HOSTILE:
+        cell = notes[text]  # verbatim, as text: never a formula
+        assert cell.data_type == "s" and cell.quotePrefix, text
+    raw = _sheet_xml(output, DETAIL_SHEET)
+    assert "<f>" not in raw  # no formula anywhere in the detail sheet
+
+    summary = book[SUMMARY_SHEET]
+    cells = {cell.coordinate: cell for row in summary.iter_rows() for cell in row}
+    total_row = next(c.row for c in cells.values() if c.value == "全部 All CNY lines")
+    amount, control, difference = cells[f"D{total_row}"], cells[f"E{total_row}"], cells[f"F{total_row}"]
+    assert amount.value == "=SUMIFS('明细 Detail'!$F:$F,'明细 Detail'!$G:$G,\"CNY\")"
+    assert amount.number_format == "¥#,##0.00" and control.number_format == "¥#,##0.00"
+    assert Decimal(str(control.value)) == ledger["total"]
+    assert difference.value == f"=D{total_row}-E{total_row}"
+    # every per-key row: COUNTIFS/SUMIFS over the detail column, control total as computed here
+    by_key = {}
+    for row in summary.iter_rows(min_row=total_row + 1):
+        if row[3].value and str(row[3].value).startswith("=SUMIFS"):
+            by_key.setdefault(row[0].value, []).append((row[3].value, Decimal(str(row[4].value))))
+    assert by_key["refund"][0][1] == ledger["kind"]["refund"] and "'明细 Detail'!$E:$E" in by_key["refund"][0][0]
+    assert by_key["seller"][0][1] == ledger["bearer"]["seller"] and "$H:$H" in by_key["seller"][0][0]
+    assert by_key["unassigned"][0][1] == ledger["department"]["unassigned"] and "$I:$I" in by_key["unassigned"][0][0]
+    assert by_key["return"][0][1] + by_key["complaint"][0][1] == ledger["total"]
+    # the formulas agree with the detail rows: evaluate them the way a spreadsheet would
+    assert _sumifs(rows, 4, "refund") == ledger["kind"]["refund"]
+    assert _sumifs(rows, 8, "unassigned") == ledger["department"]["unassigned"]
+
+
+def _sumifs(rows, column: int, key: str) -> Decimal:
+    return sum((Decimal(str(r[5].value)) for r in rows if r[column].value == key and r[6].value == "CNY"), Decimal("0"))
+
+
+def _sheet_xml(path: Path, title: str) -> str:
+    import zipfile
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    index = book.sheetnames.index(title) + 1
+    book.close()
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(f"xl/worksheets/sheet{index}.xml").decode()
+
+
+def test_months_are_shanghai_months_and_bad_months_are_refused():
+    november = Month.parse("2026-11")
+    assert november.start() == datetime(2026, 10, 31, 16, 0, tzinfo=timezone.utc)
+    assert november.end() == datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)
+    assert Month.previous(datetime(2026, 12, 1, 6, 0, tzinfo=SHANGHAI)) == november
+    assert Month.previous(datetime(2026, 1, 1, 6, 0, tzinfo=SHANGHAI)) == Month(2025, 12)
+    # 1 Dec 06:00 in Shanghai is still 30 Nov in UTC: the month is judged in Shanghai
+    assert Month.previous(datetime(2026, 11, 30, 22, 0, tzinfo=timezone.utc)) == november
+    for bad in ("2026-13", "2026-1", "26-11", "2026/11", "", "2026-00", "november"):
+        with pytest.raises(BadMonth):
+            Month.parse(bad)
+
+
+def test_an_empty_month_gives_a_valid_workbook(db, tmp_path):
+    result = export_compensation(Month.parse("2020-02"), tmp_path / "empty.xlsx")
+    assert result.lines == 0 and result.total.amount == Decimal("0")
+    book = openpyxl.load_workbook(tmp_path / "empty.xlsx")
+    assert book[DETAIL_SHEET].max_row == 1
+
+
+@pytest.mark.skipif(not (shutil.which("soffice") and shutil.which("pdftotext")),
+                    reason="LibreOffice/pdftotext missing: run scripts/ensure-tools.sh")
+def test_libreoffice_renders_the_totals(ledger, tmp_path):
+    output = tmp_path / "compensation-2026-11.xlsx"
+    export_compensation(Month.parse("2026-11"), output)
+    profile = tmp_path / "lo-profile"  # a private profile: parallel runs do not share a lock
+    subprocess.run(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(output)], check=True, capture_output=True, timeout=180)
+    text = subprocess.run(["pdftotext", "-layout", str(output.with_suffix(".pdf")), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    grand = f"¥{ledger['total']:,.2f}"
+    # the formula's result (computed by LibreOffice) and the control total both show the total
+    total_line = next(line for line in text.splitlines() if "All CNY lines" in line)
+    assert total_line.count(grand) == 2 and "¥0.00" in total_line, total_line
+    for kind in ("refund", "return_postage", "compensation"):
+        line = next(line for line in text.splitlines() if line.strip().startswith(kind + " "))
+        assert line.count(f"¥{ledger['kind'][kind]:,.2f}") == 2, line
+    line = next(line for line in text.splitlines() if line.strip().startswith("unassigned "))
+    assert line.count(f"¥{ledger['department']['unassigned']:,.2f}") == 2, line
+    assert '=HYPERLINK("http://evil.example","点我")' in text and "@SUM(A1:A9)" in text  # shown as text
+
+
+def test_cli_exports_a_month_and_refuses_a_bad_one(ledger, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": ""}
+    target = tmp_path / "finance.xlsx"
+    done = subprocess.run([sys.executable, "-m", "aftersales.deployments.cli", "export", "compensation", "--month", "2026-11",
+                           "--output", str(target)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert f"{ledger['total']:,.2f}" in done.stdout and target.is_file()
+    assert openpyxl.load_workbook(target).sheetnames == [SUMMARY_SHEET, DETAIL_SHEET]
+
+    bad = subprocess.run([sys.executable, "-m", "aftersales.deployments.cli", "export", "compensation", "--month", "2026-13"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no such month" in bad.stdout + bad.stderr
+
+
+def test_download_needs_the_key_and_cannot_leave_the_exports_folder(ledger, tmp_path):
+    from aftersales.api.app import create_app
+    from aftersales.domain.settings import get_settings
+
+    export_compensation(Month.parse("2026-11"), get_settings().exports_dir / "compensation-2026-11.xlsx")
+    (tmp_path / "secret.xlsx").write_bytes(b"not for you")
+    client = TestClient(create_app())
+    key = {"X-Api-Key": "unit-api-key"}
+    assert client.get("/exports/compensation-2026-11.xlsx").status_code == 401
+    assert client.get("/exports/compensation-2026-11.xlsx", headers={"X-Api-Key": "wrong"}).status_code == 401
+    ok = client.get("/exports/compensation-2026-11.xlsx", headers=key)
+    assert ok.status_code == 200 and ok.content[:2] == b"PK"
+    assert "spreadsheetml" in ok.headers["content-type"] and "compensation-2026-11.xlsx" in ok.headers["content-disposition"]
+    for attempt in ("../secret.xlsx", "..%2Fsecret.xlsx", "%2e%2e%2fsecret.xlsx", "..", ".hidden.xlsx",
+                    "cases.db", "missing.xlsx", "..%5Csecret.xlsx"):
+        response = client.get(f"/exports/{attempt}", headers=key)
+        assert response.status_code == 404, (attempt, response.status_code)
+        assert b"not for you" not in response.content
+
+
+# --- satisfaction ------------------------------------------------------------------------------
+
+
+def _closed_case(session, case_id: str, closed: datetime | None = None, customer: str = "C1") -> Case:
+    return add_case(session, case_id, customer=customer, closed=closed or datetime(2026, 11, 20, tzinfo=timezone.utc),
+                    outcome="refunded", details={"customer": {"customer_id": customer, "name": "韩梅梅", "phone": "13812345678",
+                                                              "language": "en" if customer.endswith("E") else "zh-CN"}})
+
+
+def test_satisfaction_links_are_signed_and_answered_once(db):
+    from aftersales.api.app import create_app
+    from aftersales.reporting import satisfaction
+
+    with db() as session:
+        case = _closed_case(session, "return-S1")
+        satisfaction.request_after_close(session, case)
+        satisfaction.request_after_close(session, case)  # a replayed close asks once
+        open_case = add_case(session, "return-S2", details={"customer": {"customer_id": "C2", "phone": "1"}})
+    with db() as session:
+        messages = list(session.exec(select(OutboxMessage).where(OutboxMessage.case_id == "return-S1")))
+    assert len(messages) == 1 and messages[0].audience == "customer"
+    link = re.search(r"https://shop\.example/api/satisfaction/(\S+)", messages[0].body)
+    assert link, messages[0].body
+    token = link.group(1)
+    assert satisfaction.read_token(token) == "return-S1"
+
+    client = TestClient(create_app())
+    key = {"X-Api-Key": "unit-api-key"}
+    forged = satisfaction.make_token("return-S1")[:-2] + "xx"
+    other = token.split(".")[0] + "." + satisfaction.make_token("return-S2").split(".")[1]  # signature of another case
+    for bad in (forged, other, "garbage", "a.b"):
+        assert client.post(f"/satisfaction/{bad}", json={"score": 5}, headers=key).status_code == 403
+    assert client.post(f"/satisfaction/{token}", json={"score": 6}, headers=key).status_code == 422
+    assert client.post(f"/satisfaction/{token}", json={"score": 4}).status_code == 401
+    assert client.post(f"/satisfaction/{satisfaction.make_token(open_case.id)}", json={"score": 3}, headers=key).status_code == 409
+    first = client.post(f"/satisfaction/{token}", json={"score": 4, "comment": "快"}, headers=key)
+    assert first.status_code == 201 and first.json()["score"] == 4
+    assert client.post(f"/satisfaction/{token}", json={"score": 1}, headers=key).status_code == 409  # one answer per case
+    with db() as session:
+        case = session.get(Case, "return-S1")
+        answers = list(session.exec(select(CaseEvent).where(CaseEvent.case_id == "return-S1", CaseEvent.action == "satisfaction.answered")))
+    assert case.details["satisfaction"]["score"] == 4 and [a.details["score"] for a in answers] == [4]
+
+
+def test_a_buyer_without_a_channel_does_not_stop_the_close(db):
+    from aftersales.reporting import satisfaction
+
+    with db() as session:
+        case = add_case(session, "return-N1", closed=datetime(2026, 11, 20, tzinfo=timezone.utc), outcome="refunded",
+                        details={"customer": {"name": "无联系方式"}})  # customer_url cannot be built
+        satisfaction.request_after_close(session, case)
+        session.add(CaseEvent(case_id=case.id, key="after", actor="system", action="still.works"))
+    with db() as session:
+        assert session.exec(select(CaseEvent).where(CaseEvent.case_id == "return-N1", CaseEvent.key == "after")).one()
+
+
+def test_quarterly_survey_asks_unscored_buyers_once(db):
+    from aftersales.flows.satisfaction import previous_quarter
+    from aftersales.reporting import satisfaction
+
+    label, start, end = previous_quarter(datetime(2027, 1, 1, 10, 0, tzinfo=SHANGHAI))
+    assert label == "2026Q4"
+    with db() as session:
+        _closed_case(session, "return-Q1")
+        _closed_case(session, "return-Q2E", customer="C2E")
+        _closed_case(session, "return-Q3", closed=datetime(2026, 9, 30, 15, 0, tzinfo=timezone.utc))  # Q3 in Shanghai
+        add_case(session, "return-Q4")  # still open
+    with db() as session:
+        scored = session.get(Case, "return-Q1")
+    satisfaction.request_after_close  # noqa: B018 (the close-time request is tested above)
+    from aftersales.reporting.satisfaction import make_token, record_answer
+
+    record_answer(make_token(scored.id), 5)
+    assert satisfaction.survey(label, start, end) == {"asked": 1, "skipped": 0}
+    assert satisfaction.survey(label, start, end) == {"asked": 0, "skipped": 1}  # a re-run asks nobody twice
+    with db() as session:
+        asked = list(session.exec(select(OutboxMessage).where(OutboxMessage.key.like("%satisfaction-survey-2026Q4%"))))
+    assert [m.case_id for m in asked] == ["return-Q2E"]
+    assert "2026Q4" in asked[0].body and asked[0].language == "en" and "rate" in asked[0].body
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+
+def test_monthly_statistics(db, tmp_path):
+    from aftersales.reporting.statistics import monthly_statistics, to_markdown, write_statistics_workbook
+
+    t0 = datetime(2026, 11, 3, 1, 0, tzinfo=timezone.utc)
+    with db() as session:
+        session.add(Staff(id="S001", name="王小明", role="agent", totp_secret="X"))
+        a = add_case(session, "return-A", opened=t0, closed=t0 + timedelta(hours=10), outcome="refunded")
+        b = add_case(session, "return-B", opened=t0, closed=t0 + timedelta(hours=30), outcome="partly_refunded")
+        add_case(session, "return-C", opened=t0, closed=t0 + timedelta(hours=2), outcome="refused")
+        add_case(session, "complaint-1", process="complaint", customer="K1", level=1, opened=t0)
+        add_case(session, "complaint-2", process="complaint", customer="K1", level=2, opened=t0 + timedelta(days=3))
+        add_case(session, "complaint-3", process="complaint", customer="K2", level=2, opened=t0 + timedelta(days=4))
+        add_case(session, "return-old", opened=t0 - timedelta(days=40))
+        for case, hours in ((a, 1), (b, 3)):
+            session.add(CaseEvent(case_id=case.id, key="opened", actor="S001", action="case.opened", at=case.opened_at))
+            session.add(CaseEvent(case_id=case.id, key="buyer-note", actor="buyer", action="note", at=case.opened_at + timedelta(minutes=5)))
+            session.add(CaseEvent(case_id=case.id, key="review", actor="S001", action="wait.accepted", at=case.opened_at + timedelta(hours=hours)))
+        for case, score in ((a, 5), (b, 2)):
+            session.add(CaseEvent(case_id=case.id, key="satisfaction-request", actor="system", action="satisfaction.requested", at=t0 + timedelta(days=2)))
+            session.add(CaseEvent(case_id=case.id, key="satisfaction-answer", actor="buyer", action="satisfaction.answered",
+                                  at=t0 + timedelta(days=3), details={"score": score}))
+    stats = monthly_statistics(Month.parse("2026-11"))
+    rows = {row["group"]: row for row in stats.rows()}
+    everything = rows["all"]
+    assert everything["opened"] == 6 and everything["closed"] == 3
+    assert everything["avg_first_response_h"] == 2.0  # (1 h + 3 h) / 2; the buyer's note does not count
+    assert everything["avg_handling_h"] == 14.0  # (10 + 30 + 2) / 3
+    assert everything["satisfaction_avg"] == 3.5 and everything["reply_rate"] == 1.0
+    assert (everything["resolved"], everything["partly_resolved"], everything["unresolved"]) == (1, 1, 1)
+    assert everything["complaints"] == 3 and everything["complaint_rate"] == 0.5
+    assert everything["repeat_complaint_rate"] == round(1 / 3, 4)
+    assert rows["process:complaint"]["complaints"] == 3 and rows["level:2"]["opened"] == 2
+    assert rows["level:2"]["repeat_complaint_rate"] == 0.5
+    markdown = to_markdown(stats)
+    assert "| all | 6 | 3 | 2.0 | 14.0 | 3.5 |" in markdown
+    book = openpyxl.load_workbook(write_statistics_workbook(stats, tmp_path / "statistics.xlsx"))
+    sheet = book["统计 Statistics"]
+    assert sheet["A4"].value == "all" and sheet["B4"].value == 6
+    assert sheet["J4"].number_format == "0.0%" and sheet["J4"].value == 0.5
+    assert "口径 Definitions" in book.sheetnames
+
+
+# --- early warning ----------------------------------------------------------------------------------
+
+
+def test_early_warning_alerts_once_per_breach(db, tmp_path, monkeypatch):
+    from tests.support.receivers import start_http_receiver
+
+    from aftersales.reporting import early_warning
+
+    url, received, stop = start_http_receiver()
+    config = tmp_path / "apprise.yml"
+    receiver = url.replace("http://", "json://")
+    config.write_text("urls:\n" + "".join(f"  - {receiver}/staff/{tag}:\n      - tag: {tag}\n" for tag in ("quality", "logistics")))
+    monkeypatch.setenv("AFTERSALES_APPRISE_CONFIG", str(config))
+    _clear_caches()
+    now = datetime(2026, 11, 19, 4, 0, tzinfo=timezone.utc)  # Thursday; the window began Monday 16 Nov (Shanghai)
+    start, end = early_warning.window_bounds(now, 7)
+    assert start == datetime(2026, 11, 15, 16, 0, tzinfo=timezone.utc) and end - start == timedelta(days=7)
+    try:
+        with db() as session:
+            n = 0
+
+            def returns(count: int, at: datetime, sku: str, category: str = "apparel") -> None:
+                nonlocal n
+                for _ in range(count):
+                    n += 1
+                    add_case(session, f"return-W{n}", opened=at, details={"items": [{"sku": sku, "category": category}]})
+
+            for week in range(1, 9):  # history: 2 or 3 a week for the shirt, 0–1 for the mug
+                returns(2 + week % 2, start - timedelta(days=7 * week) + timedelta(hours=5), "SKU-SHIRT")
+                returns(week % 2, start - timedelta(days=7 * week) + timedelta(hours=6), "SKU-MUG", "kitchen")
+            returns(9, start + timedelta(hours=3), "SKU-SHIRT")  # this week: far above mean + 3σ
+            returns(4, start + timedelta(hours=4), "SKU-MUG", "kitchen")  # above its history, below the floor of 5
+            for i in range(6):  # logistics complaints (2xxx) go to the logistics department
+                add_case(session, f"complaint-L{i}", process="complaint", opened=start + timedelta(hours=i),
+                         details={"category_code": "2003"})
+        first = early_warning.check(now)
+        assert set(first["new"]) == {"sku:SKU-SHIRT:2026-11-16", "category:apparel:2026-11-16", "category:2003:2026-11-16"}
+        assert first["sent"] == 3
+        again = early_warning.check(now + timedelta(hours=1))
+        assert again["new"] == [] and again["sent"] == 0  # once per breach and window
+        with db() as session:
+            alerts = {a.key: a for a in session.exec(select(WarningAlert))}
+        assert alerts["category:2003:2026-11-16"].department == "logistics"
+        assert alerts["sku:SKU-SHIRT:2026-11-16"].department == "quality" and alerts["sku:SKU-SHIRT:2026-11-16"].count == 9
+        assert all(a.status == "sent" for a in alerts.values())
+        paths = sorted(r.path for r in received)
+        assert paths == ["/staff/logistics", "/staff/quality", "/staff/quality"]
+        assert any("SKU-SHIRT" in (r.json or {}).get("message", "") + (r.json or {}).get("title", "") for r in received)
+    finally:
+        stop()
