@@ -11,19 +11,10 @@ import pytest
 from sqlmodel import select
 
 from aftersales.deployments.compensation_intake import open_compensation
-from aftersales.domain.models import Case, CaseEvent, LedgerLine, Wait
+from aftersales.domain.models import Case, Wait
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
-
-
-def events(case_id: str) -> list[CaseEvent]:
-    with session_scope() as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
-
-
-def ledger(case_id: str) -> list[LedgerLine]:
-    with session_scope() as session:
-        return list(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id).order_by(LedgerLine.id)))
+from tests.support.records import events, ledger
 
 
 def waits(case_id: str) -> list[Wait]:

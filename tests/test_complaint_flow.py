@@ -105,6 +105,7 @@ def test_no_order_means_no_compensation_and_customer_rejection_leads_to_a_new_pr
     assert refused.status == "rejected" and "without an order" in refused.reason
     stack.approve(case_id, "solution-1", "S012", remedy="apology", message="正式致歉，并对客服进行培训")
     assert stack.answer(case_id, "customer-answer-1", answer="reject", comment="要求主管致电").status == "answered"
+    stack.waiting(case_id, "solution-2")  # the rejection is recorded and the handler told first
     assert "要求主管致电" in text(about(stack, "agent", case_id))
 
     stack.approve(case_id, "solution-2", "S001", remedy="apology", message="主管将于今天致电致歉")

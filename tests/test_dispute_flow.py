@@ -85,14 +85,14 @@ def test_no_reply_escalates_to_supervisor_then_manager(stack, sandbox_clean):
     assert stack.sweep(case_id, days=6.1)["resumed"] == [case_id]
     assert stack.waiting(case_id, "shop-reply-overdue-1").addressed_to == "manager"
     assert "escalated to the manager" in about(stack, "manager", case_id)
-    assert stack.approve(case_id, "shop-reply", "S002", position="accept", reply="同意退货退款").status == "answered"
+    assert stack.approve(case_id, "shop-reply-overdue-1", "S002", position="accept", reply="同意退货退款").status == "answered"
 
     # closing: 15 days from registration, then the supervisor
     stack.waiting(case_id, "closing")
     assert stack.sweep(case_id, days=14.9)["resumed"] == []
     assert stack.sweep(case_id, days=15.1)["resumed"] == [case_id]
     assert stack.waiting(case_id, "closing-supervisor").addressed_to == "supervisor"
-    stack.approve(case_id, "closing", "S002", **{**CLOSING, "result": "settled", "responsible_department": "quality",
+    stack.approve(case_id, "closing-supervisor", "S002", **{**CLOSING, "result": "settled", "responsible_department": "quality",
                                                  "root_cause": "product_quality"})
     assert stack.finished(case_id).outcome == "settled"
 

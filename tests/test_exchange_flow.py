@@ -13,14 +13,10 @@ from typer.testing import CliRunner
 
 from aftersales.deployments.cli import app as cli
 from aftersales.deployments.exchange_intake import open_exchange
-from aftersales.domain.models import Case, CaseEvent, LedgerLine
+from aftersales.domain.models import Case, LedgerLine
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
-
-
-def events(case_id: str) -> list[CaseEvent]:
-    with session_scope() as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
+from tests.support.records import events
 
 
 def ledger(case_id: str) -> dict[tuple[str, str], LedgerLine]:

@@ -9,28 +9,15 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from aftersales.domain.models import Case, CaseEvent, LedgerLine
+from aftersales.domain.models import Case
 from aftersales.domain.repair_rules import RepairStage
 from aftersales.domain.rules import InvalidRequest
 from aftersales.domain.settings import get_settings
 from aftersales.integrations.db import session_scope
+from tests.support.records import events, ledger, text
 
 SKU = "SKU-PURIFIER"
 ITEMS = [{"sku": SKU, "name": "空气净化器", "category": "appliance", "quantity": 1, "unit_price": "1279.00"}]
-
-
-def events(case_id: str) -> list[CaseEvent]:
-    with session_scope() as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
-
-
-def ledger(case_id: str) -> list[LedgerLine]:
-    with session_scope() as session:
-        return list(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id).order_by(LedgerLine.id)))
-
-
-def text(messages) -> str:
-    return json.dumps([m.json for m in messages], ensure_ascii=False)
 
 
 def open_repair(stack, delivered_days_ago: float = 30, scope: str = "in_scope", **kwargs) -> tuple[dict, str]:

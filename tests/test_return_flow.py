@@ -12,25 +12,11 @@ from sqlmodel import select
 
 from aftersales.approvals.auth import DEMO_STAFF
 from aftersales.approvals.resume import ResumeRefused, resume_wait
-from aftersales.domain.models import Case, CaseEvent, LedgerLine, Wait
+from aftersales.domain.models import Case
 from aftersales.integrations.db import session_scope
+from tests.support.records import events, ledger, wait_row
 
 PHONE = "13812345678"
-
-
-def events(case_id: str) -> list[CaseEvent]:
-    with session_scope() as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
-
-
-def ledger(case_id: str) -> list[LedgerLine]:
-    with session_scope() as session:
-        return list(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id).order_by(LedgerLine.id)))
-
-
-def wait_row(case_id: str, key: str) -> Wait:
-    with session_scope() as session:
-        return session.exec(select(Wait).where(Wait.case_id == case_id, Wait.key == key)).one()
 
 
 def ship(stack, case_id: str, postage: str = "10.00"):

@@ -4,30 +4,15 @@ verified and reported; every deadline's default."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from decimal import Decimal
 
 import pytest
-from sqlmodel import select
 
-from aftersales.domain.models import Case, CaseEvent, LedgerLine
+from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
-
-
-def events(case_id: str) -> list[CaseEvent]:
-    with session_scope() as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
-
-
-def ledger(case_id: str) -> list[LedgerLine]:
-    with session_scope() as session:
-        return list(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id).order_by(LedgerLine.id)))
-
-
-def text(messages) -> str:
-    return json.dumps([m.json for m in messages], ensure_ascii=False)
+from tests.support.records import events, ledger, text
 
 
 def reviewed(stack, review_text: str, rating: str = "negative", paid: str = "229.00") -> tuple[dict, str]:

@@ -11,15 +11,11 @@ import pytest
 from sqlmodel import select
 
 from aftersales.deployments.wrong_shipment_intake import open_wrong_shipment
-from aftersales.domain.models import Case, CaseEvent, LedgerLine, Wait
+from aftersales.domain.models import Case, LedgerLine, Wait
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
 from tests.support.stack import wait_until
-
-
-def events(case_id: str) -> list[CaseEvent]:
-    with session_scope() as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
+from tests.support.records import events
 
 
 def ledger(case_id: str) -> dict[str, LedgerLine]:
