@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 
@@ -87,7 +88,8 @@ def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean):
 def intake_api(stack):
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    # the server's thread gets this thread's context: Prefect's settings (the test server's URL) live there
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
