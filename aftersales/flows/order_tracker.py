@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.settings import get_settings
-from aftersales.tasks.tracking import due_batches, sync_order_feed, track_batch
+from aftersales.tasks.tracking import sync_order_feed, track_batch
 
 
 @flow(name="order-tracker")
@@ -30,8 +30,11 @@ async def order_tracker(batch_size: int | None = None, concurrency: int | None =
     logger = get_run_logger()
     added = await sync_order_feed()
     totals: Counter = Counter(watch_list_added=added)
-    for batch in due_batches(batch_size or settings.tracker_batch_size, utcnow()):
-        totals.update(await track_batch(batch, concurrency or settings.tracker_concurrency))
+    as_of, after = utcnow(), ""
+    while after is not None:
+        result = await track_batch(after, batch_size or settings.tracker_batch_size, concurrency or settings.tracker_concurrency, as_of)
+        totals.update(result["counts"])
+        after = result["last"]
     summary = dict(totals)
     logger.info("order tracker: %s", summary)
     await create_markdown_artifact(

@@ -74,28 +74,29 @@ def _save_checkpoint(name: str, value: str) -> None:
         session.add(row)
 
 
-def due_batches(batch_size: int, now: datetime):
-    """The watched orders due for a look, in batches of plain dicts (keyset pages: flat memory)."""
-    after = ""
-    while True:
-        with session_scope() as session:
-            rows = session.exec(
-                select(TrackedOrder).where(TrackedOrder.watching == True, TrackedOrder.next_check_at <= now, TrackedOrder.order_id > after)  # noqa: E712
-                .order_by(TrackedOrder.order_id).limit(batch_size)
-            ).all()
-            batch = [row.model_dump() for row in rows]
-        if not batch:
-            return
-        yield batch
-        after = batch[-1]["order_id"]
+def due_orders(after: str, limit: int, now: datetime) -> list[dict]:
+    """The next page of watched orders due for a look (keyset paging: flat memory however many)."""
+    with session_scope() as session:
+        rows = session.exec(
+            select(TrackedOrder).where(TrackedOrder.watching == True, TrackedOrder.next_check_at <= now, TrackedOrder.order_id > after)  # noqa: E712
+            .order_by(TrackedOrder.order_id).limit(limit)
+        ).all()
+        return [row.model_dump() for row in rows]
 
 
 # --- one batch ------------------------------------------------------------------------------------
 
 
 @task(name="track-batch", retries=2, retry_delay_seconds=10, cache_policy=NONE, persist_result=False)
-async def track_batch(batch: list[dict], concurrency: int) -> dict[str, int]:
-    """Poll one batch of parcels (bounded concurrency), act on new findings, record the look."""
+async def track_batch(after: str, batch_size: int, concurrency: int, as_of: datetime) -> dict:
+    """Poll the next batch of due parcels after ``after`` (bounded concurrency), act on new
+    findings, record the look. Returns the counts and the last order id (None when done).
+
+    The task loads its own rows: orders passed as parameters would be kept by the flow run for
+    its whole length, and memory would grow with the number of orders."""
+    batch = due_orders(after, batch_size, as_of)
+    if not batch:
+        return {"counts": {}, "last": None}
     settings = get_settings()
     now = utcnow()
     limit = asyncio.Semaphore(concurrency)
@@ -134,7 +135,7 @@ async def track_batch(batch: list[dict], concurrency: int) -> dict[str, int]:
             "watching": not any(f.action is Action.STOP_WATCHING for f in findings),
         })
     _record_looks(updates)
-    return dict(counts)
+    return {"counts": dict(counts), "last": batch[-1]["order_id"]}
 
 
 def _interval(settings, view: ParcelView | None) -> timedelta:
