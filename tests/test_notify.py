@@ -7,13 +7,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import update
 from sqlmodel import col, select
 
@@ -24,6 +22,7 @@ from aftersales.integrations import notify
 from aftersales.integrations.db import get_engine, migrate, session_scope
 from aftersales.integrations.notify import TemplateError
 from tests.support.receivers import free_port, start_http_receiver, start_smtp_receiver
+from tests.support.stack import case_database_url
 
 BUYER_PHONE = "13812345678"
 BUYER_ADDRESS = "浙江省杭州市西湖区文三路 123 号 4 幢 501"
@@ -37,14 +36,12 @@ STAFF_TAGS = ("supervisor", "manager", "agent", "warehouse", "finance")
 # AFTERSALES_TEST_DB=postgres runs these tests on the local PostgreSQL (a fresh schema per test,
 # as tests/support/stack.py does); the default is a SQLite file per test.
 TEST_DB = os.environ.get("AFTERSALES_TEST_DB", "sqlite")
-POSTGRES_ADMIN_URL = os.environ.get(
-    "AFTERSALES_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
 def case_db(tmp_path, monkeypatch):
     """A fresh case database for this test, behind the application's own settings and engine."""
-    url, drop = _fresh_case_database(tmp_path)
+    url, drop = case_database_url(TEST_DB, tmp_path)
     monkeypatch.setenv("AFTERSALES_DATABASE_URL", url)
     _forget_settings()
     migrate(url)
@@ -52,23 +49,6 @@ def case_db(tmp_path, monkeypatch):
     get_engine().dispose()
     drop()
     _forget_settings()
-
-
-def _fresh_case_database(tmp_path: Path):
-    if TEST_DB == "sqlite":
-        return f"sqlite:///{tmp_path / 'cases.db'}", lambda: None
-    schema = f"notify_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-    separator = "&" if "?" in POSTGRES_ADMIN_URL else "?"
-    return f"{POSTGRES_ADMIN_URL}{separator}options=-csearch_path%3D{schema}", drop
 
 
 @pytest.fixture
