@@ -131,6 +131,8 @@ class Order(_Model):
     carrier: str | None = None  # Kuaidi100 company code, e.g. "zhongtong"
     waybill: str | None = None
     warehouse_left: bool = False
+    # when the platform last created or changed the order (Taobao's ``modified``); set by the platform
+    modified_at: AwareDatetime | None = None
 
     @property
     def delivered(self) -> bool:
@@ -502,11 +504,23 @@ class PlatformClient:
 
     # --- §1.9 the order feed the 15-day tracker reads ---------------------------------------------
 
-    async def list_shipped_orders(self, shipped_since: datetime, after: str | None = None, limit: int = 500) -> OrderPage:
-        """Orders shipped at or after ``shipped_since``, oldest first, one page at a time."""
-        if shipped_since.tzinfo is None:
-            raise ValueError(f"naive datetime {shipped_since!r}: pass a timezone-aware time")
-        params = {"shipped_since": shipped_since.isoformat(), "limit": limit}
+    async def list_shipped_orders(self, shipped_since: datetime | None = None, after: str | None = None, limit: int = 500,
+                                  *, modified_since: datetime | None = None) -> OrderPage:
+        """One page of shipped orders; pass the previous page's ``next`` as ``after``.
+
+        With ``modified_since``: the incremental feed, the orders created or changed at the platform
+        at or after that time (and shipped at or after ``shipped_since`` if given), oldest change
+        first — the one to sync from, since an order that reaches the platform late comes after
+        everything already read. Without it: orders shipped at or after ``shipped_since``, oldest
+        shipment first."""
+        if shipped_since is None and modified_since is None:
+            raise ValueError("give shipped_since or modified_since")
+        params: dict[str, Any] = {"limit": limit}
+        for name, moment in (("shipped_since", shipped_since), ("modified_since", modified_since)):
+            if moment is not None:
+                if moment.tzinfo is None:
+                    raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware time")
+                params[name] = moment.isoformat()
         if after:
             params["after"] = after
         body = await self._call("list shipped orders", "GET", "/api/orders", params=params)

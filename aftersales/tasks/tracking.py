@@ -25,6 +25,8 @@ from aftersales.tasks.notify import notify_in_session, send_pending
 
 log = logging.getLogger(__name__)
 FEED = "order-feed"
+FEED_OVERLAP = timedelta(minutes=10)  # read again this much before the checkpoint: late commits, clock steps
+STOP = "stop"  # the key of the stop-watching finding (tracking_rules.assess)
 
 
 # --- the watch list -------------------------------------------------------------------------------
@@ -32,37 +34,70 @@ FEED = "order-feed"
 
 @task(name="sync-order-feed", retries=3, retry_delay_seconds=[5, 30, 60], cache_policy=NONE, persist_result=False)
 async def sync_order_feed(page_size: int = 500) -> int:
-    """Add newly shipped orders to the watch list, page by page from the platform's feed."""
+    """Add shipped orders to the watch list from the platform's incremental feed, page by page.
+
+    The feed is read by the time an order was last created or changed at the platform, from the
+    newest such time seen before (the checkpoint) less an overlap: an order that reaches the platform
+    late, whatever its shipping time, is changed after the checkpoint and so read. What the overlap
+    reads again is already on the watch list and skipped by order id."""
     rules = get_settings().rules
-    with session_scope() as session:
-        checkpoint = session.get(Checkpoint, FEED)
-    cursor = checkpoint.value if checkpoint else None
-    since = utcnow() - timedelta(days=rules.tracking_watch_days + 15)
-    if cursor:
-        since = datetime.fromisoformat(cursor.partition("|")[0])
-    added = 0
+    now = utcnow()
+    horizon = now - timedelta(days=rules.tracking_watch_days + 15)  # shipped before that: out of reach
+    checkpoint = _feed_checkpoint()
+    modified_since = max(horizon, checkpoint - FEED_OVERLAP) if checkpoint else horizon
+    added, after, newest = 0, None, checkpoint
     async with PlatformClient() as platform:
         while True:
-            page = await platform.list_shipped_orders(since, after=cursor, limit=page_size)
-            added += _watch(page.orders)
-            if page.orders:
-                last = page.orders[-1]
-                cursor = f"{last.shipped_at.isoformat()}|{last.order_id}"
-                _save_checkpoint(FEED, cursor)
+            page = await platform.list_shipped_orders(horizon, modified_since=modified_since, after=after, limit=page_size)
+            added += _watch(page.orders, now, rules.tracking_watch_days)
+            changed = [o.modified_at for o in page.orders if o.modified_at is not None]
+            if changed and (newest is None or max(changed) > newest):
+                # everything changed before this page's last order has been read: a retry resumes here
+                newest = max(changed)
+                _save_checkpoint(FEED, newest.isoformat())
             if page.next is None:
                 return added
+            after = page.next
 
 
-def _watch(orders: list[Order]) -> int:
+def _feed_checkpoint() -> datetime | None:
+    """The newest platform change time read so far; None before the first sync. A checkpoint
+    of the old shipped-time cursor (``shipped_at|order_id``) counts as none: the first sync then
+    reads the whole horizon again and picks up the orders that cursor skipped."""
+    with session_scope() as session:
+        checkpoint = session.get(Checkpoint, FEED)
+    if checkpoint is None or "|" in checkpoint.value:
+        return None
+    try:
+        moment = datetime.fromisoformat(checkpoint.value)
+    except ValueError:
+        log.warning("tracker: unreadable order-feed checkpoint %r: reading the whole horizon", checkpoint.value)
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def past_watch_window(signed_at: datetime | None, now: datetime, watch_days: int) -> bool:
+    """§1.9: an order is watched until ``watch_days`` after its signature, not a look longer."""
+    return signed_at is not None and now - signed_at > timedelta(days=watch_days)
+
+
+def _watch(orders: list[Order], now: datetime, watch_days: int) -> int:
+    """Put the orders not yet watched on the watch list; one signed more than ``watch_days`` ago is
+    not added (nothing more is expected of it, and the carrier is not asked about it)."""
+    if not orders:
+        return 0
     added = 0
     with session_scope() as session:
         known = set(session.exec(select(TrackedOrder.order_id).where(TrackedOrder.order_id.in_([o.order_id for o in orders]))))
         for order in orders:
             if order.order_id in known or not order.waybill or not order.carrier or order.shipped_at is None:
                 continue
+            if past_watch_window(order.delivered_at or order.transaction_success_at, now, watch_days):
+                continue
             session.add(TrackedOrder(order_id=order.order_id, customer_id=order.customer.customer_id, carrier=order.carrier,
                                      waybill=order.waybill, phone_tail=(order.customer.phone or "")[-4:], shipped_at=order.shipped_at,
                                      signed_at=order.delivered_at))
+            known.add(order.order_id)
             added += 1
     return added
 
@@ -101,6 +136,16 @@ async def track_batch(after: str, batch_size: int, concurrency: int, as_of: date
     now = utcnow()
     limit = asyncio.Semaphore(concurrency)
     counts: Counter = Counter()
+    updates: list[dict[str, Any]] = []
+    live: list[dict] = []
+    for row in batch:
+        if past_watch_window(row["signed_at"], now, settings.rules.tracking_watch_days):
+            # its window is over (signed more than tracking_watch_days ago): off the list, no query
+            counts[Action.STOP_WATCHING.value] += 1
+            acted = row["acted_on"] if STOP in row["acted_on"] else [*row["acted_on"], STOP]
+            updates.append({"order_id": row["order_id"], "watching": False, "acted_on": acted})
+        else:
+            live.append(row)
 
     async with CarrierClient() as carrier:
         async def look(row: dict) -> tuple[dict, TrackingResult | None, str]:
@@ -112,9 +157,8 @@ async def track_batch(after: str, batch_size: int, concurrency: int, as_of: date
                 except CarrierError as exc:
                     return row, None, f"carrier_error: {exc}"
 
-        results = await asyncio.gather(*(look(row) for row in batch))
+        results = await asyncio.gather(*(look(row) for row in live))
 
-    updates: list[dict[str, Any]] = []
     for row, tracking, error in results:
         counts["polled"] += 1
         if tracking is None:

@@ -318,6 +318,9 @@ class FaultsRequest(_Body):
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(default=0, ge=0)
     fail_after_commit: int = Field(default=0, ge=0)
+    # the effect is committed, then the answer takes this long (a slow gateway): a process killed
+    # meanwhile has paid without knowing it
+    answer_delay_ms: int = Field(default=0, ge=0)
 
 
 class ResetRequest(_Body):
@@ -407,7 +410,7 @@ def _stock_routes(shop: "SandboxShop") -> APIRouter:
     ) -> JSONResponse:
         key = _idempotency_key(idempotency_key, "/api/charges")
         charge, replayed = shop.once("charge", key, request, lambda: shop.take_charge(request))
-        return _side_effect_answer(shop, charge, replayed)
+        return await _side_effect_answer(shop, charge, replayed)
 
     @api.get("/charges", response_model=list[Charge])
     async def list_charges(order_id: str | None = None) -> list[Charge]:
@@ -420,7 +423,7 @@ def _stock_routes(shop: "SandboxShop") -> APIRouter:
     ) -> JSONResponse:
         key = _idempotency_key(idempotency_key, "/api/coupons")
         coupon, replayed = shop.once("coupon", key, request, lambda: shop.issue_coupon(request))
-        return _side_effect_answer(shop, coupon, replayed)
+        return await _side_effect_answer(shop, coupon, replayed)
 
     @api.get("/coupons", response_model=list[Coupon])
     async def list_coupons(order_id: str | None = None) -> list[Coupon]:
@@ -497,7 +500,7 @@ class SandboxShop:
     def _seed(self) -> None:
         now = self.now().astimezone(SHANGHAI).replace(microsecond=0)
         orders = seed_orders(now)
-        self.orders = {order.order_id: order for order in orders}
+        self.orders = {order.order_id: self._modified(order) for order in orders}
         self.parcels = _seed_parcels(orders)
         self.reviews = _seed_reviews(orders, now)
         self.stock = seed_stock()
@@ -510,11 +513,16 @@ class SandboxShop:
                 raise _not_found(order_id)
             return self.orders[order_id]
 
+    def _modified(self, order: Order) -> Order:
+        """The order as stored: the platform stamps every creation and change (Taobao's ``modified``)."""
+        return order.model_copy(update={"modified_at": self.now()})
+
     def put_order(self, order: Order) -> bool:
-        """Create or replace; a new waybill gets an empty parcel (Kuaidi100: no record yet)."""
+        """Create or replace; a new waybill gets an empty parcel (Kuaidi100: no record yet).
+        The platform sets ``modified_at`` itself, whatever the body says."""
         with self.lock:
             created = order.order_id not in self.orders
-            self.orders[order.order_id] = order
+            self.orders[order.order_id] = order = self._modified(order)
             if order.waybill and order.waybill not in self.parcels:
                 self.parcels[order.waybill] = Parcel(order.waybill, order.carrier, order.customer.phone)
             return created
@@ -660,16 +668,35 @@ class SandboxShop:
         # the platform learns of the signature from the carrier, as a real one does
         for order in self.orders.values():
             if order.waybill == waybill and order.delivered_at is None:
-                self.orders[order.order_id] = order.model_copy(update={"delivered_at": signed_at})
+                self.orders[order.order_id] = self._modified(order.model_copy(update={"delivered_at": signed_at}))
 
-    def shipped_orders_page(self, since: datetime, after: str | None, limit: int) -> dict[str, Any]:
-        """A page of the order feed, ordered by (shipped_at, order_id); ``after`` is the cursor."""
+    def shipped_orders_page(self, since: datetime | None, after: str | None, limit: int,
+                            modified_since: datetime | None = None) -> dict[str, Any]:
+        """A page of the order feed; ``after`` is the cursor (the previous page's ``next``).
+
+        With ``modified_since`` the feed is incremental, as a real platform's (Taobao's
+        ``trades.sold.increment.get``): the shipped orders created or changed at or after that time,
+        ordered by (modified_at, order_id), so an order that arrives late — whatever its shipping
+        time — comes after everything already read. Without it, the orders shipped at or after
+        ``since`` ordered by (shipped_at, order_id): a snapshot, not a feed to sync from."""
+        by_modified = modified_since is not None
+
+        def key(order: Order) -> tuple[datetime, str]:
+            return (order.modified_at if by_modified else order.shipped_at, order.order_id)
+
         with self.lock:
-            feed = sorted((o.shipped_at, o.order_id) for o in self.orders.values() if o.shipped_at and o.shipped_at >= since)
+            feed = sorted(key(o) for o in self.orders.values()
+                          if o.shipped_at and (since is None or o.shipped_at >= since)
+                          and (not by_modified or (o.modified_at is not None and o.modified_at >= modified_since)))
             start = 0
             if after:
-                shipped, _, order_id = after.partition("|")
-                cursor = (datetime.fromisoformat(shipped), order_id)
+                moment, _, order_id = after.partition("|")
+                try:
+                    cursor = (datetime.fromisoformat(moment), order_id)
+                except ValueError:
+                    raise HTTPException(422, f"after: not a cursor of this feed: {after!r}") from None
+                if cursor[0].tzinfo is None:
+                    raise HTTPException(422, f"after: not a cursor of this feed: {after!r}")
                 start = next((i for i, item in enumerate(feed) if item > cursor), len(feed))
             page = feed[start:start + limit]
             orders = [self.orders[order_id].model_dump(mode="json") for _, order_id in page]
@@ -678,7 +705,7 @@ class SandboxShop:
 
     def add_bulk_orders(self, orders: list[Order], parcels: list[Parcel]) -> None:
         with self.lock:
-            self.orders.update({o.order_id: o for o in orders})
+            self.orders.update({o.order_id: self._modified(o) for o in orders})
             self.parcels.update({p.waybill: p for p in parcels})
 
     def summary(self) -> dict[str, Any]:
@@ -812,8 +839,10 @@ def _idempotency_key(key: str | None, route: str) -> str:
     return key
 
 
-def _side_effect_answer(shop: SandboxShop, record: BaseModel, replayed: bool) -> JSONResponse:
+async def _side_effect_answer(shop: SandboxShop, record: BaseModel, replayed: bool) -> JSONResponse:
     content = record.model_dump(mode="json")
+    if shop.faults.answer_delay_ms:
+        await asyncio.sleep(shop.faults.answer_delay_ms / 1000)
     if replayed:
         return JSONResponse(content, status_code=200, headers={"Idempotent-Replayed": "true"})
     with shop.lock:
@@ -844,7 +873,7 @@ def _platform_routes(shop: SandboxShop) -> APIRouter:
     ) -> JSONResponse:
         key = _idempotency_key(idempotency_key, "/api/refunds")
         refund, replayed = shop.once("refund", key, request, lambda: shop.pay_refund(request))
-        return _side_effect_answer(shop, refund, replayed)
+        return await _side_effect_answer(shop, refund, replayed)
 
     @api.get("/refunds", response_model=list[Refund])
     async def list_refunds(order_id: str | None = None) -> list[Refund]:
@@ -859,7 +888,7 @@ def _platform_routes(shop: SandboxShop) -> APIRouter:
     ) -> JSONResponse:
         key = _idempotency_key(idempotency_key, "/api/reshipments")
         reshipment, replayed = shop.once("reshipment", key, request, lambda: shop.ship_again(request))
-        return _side_effect_answer(shop, reshipment, replayed)
+        return await _side_effect_answer(shop, reshipment, replayed)
 
     @api.get("/reshipments", response_model=list[Reshipment])
     async def list_reshipments(order_id: str | None = None) -> list[Reshipment]:
@@ -870,8 +899,15 @@ def _platform_routes(shop: SandboxShop) -> APIRouter:
 
     # --- §1.9 order feed for the 15-day tracker --------------------------------------------------
     @api.get("/orders")
-    async def list_shipped_orders(shipped_since: AwareDatetime, after: str | None = None, limit: int = 500) -> dict[str, Any]:
-        return shop.shipped_orders_page(shipped_since, after, max(1, min(limit, 1000)))
+    async def list_shipped_orders(
+        shipped_since: AwareDatetime | None = Query(None, description="shipped at or after (inclusive)"),
+        modified_since: AwareDatetime | None = Query(None, description="created or changed at or after (inclusive): the incremental feed"),
+        after: str | None = Query(None, description="the previous page's next"),
+        limit: int = 500,
+    ) -> dict[str, Any]:
+        if shipped_since is None and modified_since is None:
+            raise HTTPException(422, "give shipped_since or modified_since")
+        return shop.shipped_orders_page(shipped_since, after, max(1, min(limit, 1000)), modified_since=modified_since)
 
     @api.get("/reviews", response_model=list[Review])
     async def list_reviews(
@@ -903,7 +939,7 @@ def _platform_routes(shop: SandboxShop) -> APIRouter:
                 return report
 
         report, replayed = shop.once("review-report", key, request, file_report)
-        return _side_effect_answer(shop, report, replayed)
+        return await _side_effect_answer(shop, report, replayed)
 
     @api.get("/reviews/{review_id}/reports", response_model=list[ReviewReport])
     async def list_review_reports(review_id: str) -> list[ReviewReport]:
@@ -930,7 +966,7 @@ def _sandbox_routes(shop: SandboxShop) -> APIRouter:
     @admin.post("/orders", response_model=Order)
     async def put_order(order: Order) -> JSONResponse:
         created = shop.put_order(order)
-        return JSONResponse(order.model_dump(mode="json"), status_code=201 if created else 200)
+        return JSONResponse(shop.order(order.order_id).model_dump(mode="json"), status_code=201 if created else 200)
 
     @admin.post("/reset")
     async def reset(request: ResetRequest | None = None) -> dict[str, Any]:
