@@ -122,7 +122,7 @@ def test_compensation_workbook_sheets_formats_and_totals(ledger, tmp_path):
     assert headers[0] == "日期 Date (Asia/Shanghai)" and "金额 Amount" in headers and "备注 Note" in headers
     assert all(re.search(r"[\u4e00-\u9fff]", h) and re.search(r"[A-Za-z]", h) for h in headers)  # Chinese + English
     assert detail.freeze_panes == "A2"
-    assert detail.auto_filter.ref == f"A1:L{result.lines + 1}"
+    assert detail.auto_filter.ref == f"A1:M{result.lines + 1}"  # M: 平台实付 Platform paid
     assert detail.column_dimensions["B"].width >= 20 and detail.column_dimensions["L"].width >= 40
 
     rows = list(detail.iter_rows(min_row=2))
@@ -198,6 +198,95 @@ def test_an_empty_month_gives_a_valid_workbook(db, tmp_path):
     assert result.lines == 0 and result.total.amount == Decimal("0")
     book = openpyxl.load_workbook(tmp_path / "empty.xlsx")
     assert book[DETAIL_SHEET].max_row == 1
+
+
+def test_the_summary_separates_what_the_shop_bears_and_what_the_platform_paid(db, tmp_path):
+    """The reported defect: a free-shipping no-reason return refunded 122.00 at the platform (the
+    buyer's 6.00 half of the outbound postage deducted) must read 122.00 on its refund line, and the
+    summary must not add what the buyer (or a carrier) bears to the shop's costs."""
+    at = datetime(2026, 11, 12, 2, 0, tzinfo=timezone.utc)
+    lines = [  # (key, kind, amount, bearer, platform_ref, platform_paid)
+        ("refund", "refund", "122.00", "seller", "RF00000001", True),
+        ("out-buyer", "outbound_postage", "6.00", "buyer", "", False),  # deducted from RF00000001: informational
+        ("out-seller", "outbound_postage", "6.00", "seller", "", False),
+        ("back-buyer", "return_postage", "10.00", "buyer", "", False),
+        ("carrier-cash", "compensation", "20.00", "carrier", "RF00000002", True),  # paid by the platform, borne by the carrier
+        ("reship", "reshipment", "35.00", "seller", "RS00000001", False),  # goods, no money through the platform
+    ]
+    with db() as session:
+        case = add_case(session, "return-FREE")
+        for i, (key, kind, amount, bearer, ref, paid) in enumerate(lines):
+            session.add(LedgerLine(idempotency_key=key, case_id=case.id, process=case.process, order_id=case.order_id, kind=kind,
+                                   amount=Decimal(amount), bearer=bearer, approved_by="S004", platform_ref=ref,
+                                   platform_paid=paid, created_at=at + timedelta(minutes=i)))
+        add_line(session, case, "usd", "3.00", at, currency="USD")  # listed, never summed into CNY totals
+    output = tmp_path / "free.xlsx"
+    result = export_compensation(Month.parse("2026-11"), output)
+    assert (result.shop.amount, result.shop.count) == (Decimal("163.00"), 3)  # 122 + 6 + 35: not the buyer's 16
+    assert (result.others.amount, result.others.count) == (Decimal("36.00"), 3)
+    assert (result.platform_paid.amount, result.platform_paid.count) == (Decimal("142.00"), 2)
+    assert result.total.amount == result.shop.amount + result.others.amount == Decimal("199.00")
+
+    book = openpyxl.load_workbook(output)
+    detail = list(book[DETAIL_SHEET].iter_rows(min_row=1))
+    assert detail[0][12].value == "平台实付 Platform paid"
+    by_key = {row[10].value or row[4].value: row for row in detail[1:] if row[6].value == "CNY"}
+    assert by_key["RF00000001"][5].value == 122 and by_key["RF00000001"][12].value == 122
+    assert by_key["RF00000001"][12].number_format == "¥#,##0.00" and by_key["RF00000001"][12].data_type == "n"
+    assert by_key["RF00000002"][12].value == 20
+    assert all(row[12].value is None for key, row in by_key.items() if not key.startswith("RF"))
+
+    summary = {row[0].value: row for row in book[SUMMARY_SHEET].iter_rows() if isinstance(row[0].value, str)}
+    detail_ref = "'明细 Detail'!"
+    cny = f'{detail_ref}$G:$G,"CNY"'
+    expected = {
+        "店铺承担 Shop bears": (f'=SUMIFS({detail_ref}$F:$F,{detail_ref}$H:$H,"seller",{cny})',
+                              f'=COUNTIFS({detail_ref}$H:$H,"seller",{cny})', result.shop),
+        "他方承担 Others bear": (f'=SUMIFS({detail_ref}$F:$F,{detail_ref}$H:$H,"<>seller",{cny})',
+                               f'=COUNTIFS({detail_ref}$H:$H,"<>seller",{cny})', result.others),
+        "平台实付 Platform paid": (f"=SUMIFS({detail_ref}$M:$M,{cny})", f'=COUNTIFS({detail_ref}$M:$M,"<>",{cny})',
+                                 result.platform_paid),
+    }
+    for label, (sum_formula, count_formula, control) in expected.items():
+        row = summary[label]
+        assert (row[2].value, row[3].value) == (count_formula, sum_formula), label
+        assert Decimal(str(row[4].value)) == control.amount and row[4].number_format == "¥#,##0.00", label
+        assert row[5].value == f"=D{row[0].row}-E{row[0].row}", label
+    # the formulas, evaluated over the detail rows: the same figures, so every difference is ¥0.00
+    rows = detail[1:]
+    cny_rows = [r for r in rows if r[6].value == "CNY"]
+    assert sum(Decimal(str(r[5].value)) for r in cny_rows if r[7].value == "seller") == result.shop.amount
+    assert sum(Decimal(str(r[5].value)) for r in cny_rows if r[7].value != "seller") == result.others.amount
+    assert sum(Decimal(str(r[12].value)) for r in cny_rows if r[12].value is not None) == result.platform_paid.amount
+    # the all-lines figure stays, as a check (shop + others), below the three that finance settles
+    assert summary["全部 All CNY lines"][0].row > summary["平台实付 Platform paid"][0].row
+    assert Decimal(str(summary["全部 All CNY lines"][4].value)) == result.total.amount
+
+
+def test_ledger_lines_written_before_the_platform_paid_column_stay_uncertified(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from aftersales.integrations.db import MIGRATIONS, get_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setenv("AFTERSALES_DATABASE_URL", url)
+    _clear_caches()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "0003_order_tracking")
+    engine = sa.create_engine(url)  # SQLite without the app's pragmas: no foreign-key check for this bare row
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO ledger_line (idempotency_key, case_id, process, order_id, kind, amount, currency, bearer,"
+                             " responsible_department, approved_by, platform_ref, note, created_at) VALUES ('old', 'return-OLD',"
+                             " 'return', 'O-OLD', 'refund', '128.00', 'CNY', 'seller', '', 'S004', 'RF1', '', '2026-11-02 00:00:00')"))
+    engine.dispose()
+    migrate(url)
+    with get_engine().connect() as conn:
+        assert conn.execute(sa.text("SELECT platform_paid FROM ledger_line WHERE idempotency_key = 'old'")).scalar_one() in (0, False)
+    _clear_caches()
 
 
 @pytest.mark.skipif(not (shutil.which("soffice") and shutil.which("pdftotext")),

@@ -294,3 +294,123 @@ def test_a_repeated_request_opens_no_second_case(stack, sandbox_clean):
     stack.waiting(first, "seller-review")
     with session_scope() as session:
         assert len(session.exec(select(Case).where(Case.order_id == order["order_id"])).all()) == 1
+
+
+# --- finance: the export agrees with the platform (free-shipping no-reason return) -----------------
+
+
+def _cell_formula_value(formula: str, detail: list[list], summary_row: dict) -> Decimal:
+    """Evaluate a summary cell's SUMIFS/COUNTIFS over the detail rows the way a spreadsheet does
+    (the workbook carries no cached values: openpyxl cannot compute them)."""
+    import re
+
+    match = re.fullmatch(r"=(SUMIFS|COUNTIFS)\((.*)\)", formula)
+    assert match, formula
+    function, args = match.group(1), re.findall(r"'[^']*'!\$([A-Z]+):\$[A-Z]+|(\"[^\"]*\"(?:&\$[A-Z]+\d+)?)", match.group(2))
+    columns = [ord(col) - ord("A") for col, _ in args if col]
+    criteria = [crit for col, crit in args if crit]
+    if function == "SUMIFS":
+        sum_column, columns = columns[0], columns[1:]
+    assert len(columns) == len(criteria), formula
+
+    def resolve(criterion: str) -> str:
+        text, _, ref = criterion.partition("&")
+        text = text.strip('"')
+        return text + str(summary_row[ref.replace("$", "")]) if ref else text
+
+    def matches(value, criterion: str) -> bool:
+        if criterion.startswith("<>"):
+            return value not in (None, "") if criterion == "<>" else value != criterion[2:]
+        return value == criterion.removeprefix("=")
+
+    tests = [(column, resolve(criterion)) for column, criterion in zip(columns, criteria)]
+    hits = [row for row in detail if all(matches(row[column] if column < len(row) else None, c) for column, c in tests)]
+    if function == "COUNTIFS":
+        return Decimal(len(hits))
+    return sum((Decimal(str(row[sum_column])) for row in hits if isinstance(row[sum_column], (int, float))), Decimal("0"))
+
+
+def test_free_shipping_return_exports_what_the_platform_paid(stack, sandbox_clean, tmp_path):
+    import openpyxl
+
+    from aftersales.domain.settings import get_settings
+    from aftersales.reporting.compensation import DETAIL_SHEET, SUMMARY_SHEET, export_compensation
+    from aftersales.reporting.months import Month
+
+    order = stack.make_order(paid="128.00", free_shipping=True)
+    case_id = stack.open_return(order, reason="不喜欢 changed my mind")  # a no-reason return
+    stack.approve(case_id, "seller-review", "S002", decision="agree")
+    ship(stack, case_id, postage="10.00")
+    stack.approve(case_id, "receipt", "S004", note="外箱完好")
+    stack.waiting(case_id, "inspection")
+    stack.sweep(case_id, days=5)  # 2 working days without inspection: passes, full refund
+    assert stack.finished(case_id).outcome == "refunded"
+
+    # §1.1 free shipping: the buyer's half of the outbound postage is deducted from the refund
+    buyer_half = (get_settings().rules.standard_postage / 2).quantize(Decimal("0.01"))
+    platform = {r["refund_id"]: Decimal(r["amount"]) for r in stack.refunds(order["order_id"])}
+    assert list(platform.values()) == [Decimal("128.00") - buyer_half]  # 122.00 at the platform
+
+    lines = ledger(case_id)
+    month = Month.previous(lines[0].created_at).next()
+    output = tmp_path / f"compensation-{month}.xlsx"
+    result = export_compensation(month, output)
+    book = openpyxl.load_workbook(output)
+
+    detail_sheet = book[DETAIL_SHEET]
+    header = [cell.value for cell in detail_sheet[1]]
+
+    def column(label: str) -> int:
+        return next(i for i, h in enumerate(header) if label in h)
+
+    CASE, KIND, AMOUNT, CURRENCY, BEARER, REF = (column(h) for h in ("Case", "Kind", "Amount", "Currency", "Bearer", "Platform ref"))
+    detail = [[cell.value for cell in row] for row in detail_sheet.iter_rows(min_row=2)]
+    ours = [row for row in detail if row[CASE] == case_id]
+
+    # the refund line carries what the platform paid, under the platform's reference
+    refund_rows = [row for row in ours if row[KIND] == "refund"]
+    assert len(refund_rows) == 1
+    (ref, paid), = platform.items()
+    assert refund_rows[0][REF] == ref
+    assert Decimal(str(refund_rows[0][AMOUNT])) == paid
+    # the buyer's half stays visible as an informational, buyer-borne line
+    buyer_rows = [row for row in ours if row[BEARER] == "buyer"]
+    assert any(row[KIND] == "outbound_postage" and Decimal(str(row[AMOUNT])) == buyer_half for row in buyer_rows)
+
+    # the platform-paid column: what the platform paid, by reference, and nothing else
+    PAID = column("Platform paid")
+    paid_by_ref: dict[str, Decimal] = {}
+    for row in ours:
+        if row[PAID] is not None:
+            paid_by_ref[row[REF]] = paid_by_ref.get(row[REF], Decimal("0")) + Decimal(str(row[PAID]))
+    assert paid_by_ref == platform
+
+    # the summary: the shop's total excludes what others bear; platform-paid reconciles; differences ¥0.00
+    summary_sheet = book[SUMMARY_SHEET]
+    summary = {row[0].value: {"row": row[0].row, **{cell.column_letter: cell.value for cell in row}}
+               for row in summary_sheet.iter_rows() if isinstance(row[0].value, str)}
+
+    def total_row(label: str) -> dict:
+        return next(row for key, row in summary.items() if label in key)
+
+    def money(value) -> Decimal:
+        return Decimal(str(value))
+
+    cny = [row for row in detail if row[CURRENCY] == "CNY"]
+    expected = {  # label: (lines it sums, the export's Decimal control total)
+        "Shop bears": ([r for r in cny if r[BEARER] == "seller"], result.shop),
+        "Others bear": ([r for r in cny if r[BEARER] != "seller"], result.others),
+        "Platform paid": ([r for r in cny if r[PAID] is not None], result.platform_paid),
+    }
+    for label, (rows, control) in expected.items():
+        row = total_row(label)
+        amounts = [money(r[PAID] if label == "Platform paid" else r[AMOUNT]) for r in rows]
+        assert money(row["E"]) == sum(amounts, Decimal("0")) == control.amount, label
+        assert row["F"] == f"=D{row['row']}-E{row['row']}", label
+        # the formula, evaluated over the detail sheet, gives the control total: difference ¥0.00
+        assert _cell_formula_value(row["D"], detail, row) - money(row["E"]) == Decimal("0.00"), (label, row["D"])
+        assert _cell_formula_value(row["C"], detail, row) == len(rows) == control.count, (label, row["C"])
+    assert result.shop.amount + result.others.amount == result.total.amount
+    # this case's share: the shop bears the refund and its own half of the outbound postage, not the buyer's
+    ours_shop = sum((Decimal(str(r[AMOUNT])) for r in ours if r[BEARER] == "seller"), Decimal("0"))
+    assert ours_shop == paid + (get_settings().rules.standard_postage - buyer_half)

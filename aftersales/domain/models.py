@@ -179,6 +179,11 @@ class LedgerLine(SQLModel, table=True):
     responsible_department: str = Field(default="", max_length=64)
     approved_by: str = Field(max_length=64)
     platform_ref: str = Field(default="", max_length=64)
+    # True on the line that records a payment the platform confirmed under ``platform_ref``: its
+    # amount is the platform's confirmed amount, one line per platform refund, so these lines add up
+    # to the platform's statement. False on informational lines (a cost borne by the buyer, the
+    # seller's half of the outbound postage, goods re-shipped …), which carry no payment.
+    platform_paid: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     note: str = Field(default="", max_length=500)
     created_at: datetime = _ts(index=True)
 

@@ -81,7 +81,9 @@ def close_case(session: Session, case_id: str, outcome: str) -> Case:
     return case
 
 
-def add_ledger_line(session: Session, *, idempotency_key: str, case: Case, kind: str, amount: Decimal, bearer: str, approved_by: str, platform_ref: str = "", note: str = "", responsible_department: str = "") -> LedgerLine:
+def add_ledger_line(session: Session, *, idempotency_key: str, case: Case, kind: str, amount: Decimal, bearer: str, approved_by: str, platform_ref: str = "", note: str = "", responsible_department: str = "", platform_paid: bool = False) -> LedgerLine:
+    """One ledger line, once per key. ``platform_paid``: the line records a payment the platform
+    confirmed under ``platform_ref`` and ``amount`` is the platform's confirmed amount."""
     existing = session.exec(select(LedgerLine).where(LedgerLine.idempotency_key == idempotency_key)).first()
     if existing is not None:
         return existing
@@ -95,6 +97,7 @@ def add_ledger_line(session: Session, *, idempotency_key: str, case: Case, kind:
         bearer=bearer,
         approved_by=approved_by,
         platform_ref=platform_ref,
+        platform_paid=platform_paid,
         note=note,
         responsible_department=responsible_department,
     )

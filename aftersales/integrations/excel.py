@@ -43,9 +43,8 @@ class SheetWriter:
     def __init__(self, sheet: WriteOnlyWorksheet):
         self.sheet = sheet
         self.rows = 0
-        # reused row after row: at most one money and one time cell per row
-        self._money = self._styled(number_format=CNY_FORMAT)
-        self._money_bold = self._styled(number_format=CNY_FORMAT, font=BOLD)
+        # reused row after row: one time cell per row, one money cell per row and slot
+        self._money: dict[tuple[bool, int], WriteOnlyCell] = {}
         self._time = self._styled(number_format=DATETIME_FORMAT)
 
     def _styled(self, **style: Any) -> WriteOnlyCell:
@@ -76,12 +75,15 @@ class SheetWriter:
             return cell
         return text
 
-    def money(self, amount: Decimal | None, bold: bool = False) -> Any:
+    def money(self, amount: Decimal | None, bold: bool = False, slot: int = 0) -> Any:
         """A number with the CNY format. openpyxl writes Decimal via float text (%.16g): exact
-        for the ledger's ≤14 significant digits; sums are checked against Decimal totals."""
+        for the ledger's ≤14 significant digits; sums are checked against Decimal totals.
+        A row with several money cells gives each its own ``slot`` (the cells are reused)."""
         if amount is None:
             return None
-        cell = self._money_bold if bold else self._money
+        cell = self._money.get((bold, slot))
+        if cell is None:
+            cell = self._money[(bold, slot)] = self._styled(number_format=CNY_FORMAT, font=BOLD) if bold else self._styled(number_format=CNY_FORMAT)
         cell.value = Decimal(amount)
         return cell
 

@@ -1,11 +1,16 @@
 """The monthly compensation export: every ledger line of a month, and the totals finance settles.
 
 One workbook, two sheets:
-- ``汇总 Summary`` (first, what finance opens on): totals by kind, bearer, process and responsible
-  department as COUNTIFS/SUMIFS formulas over the detail sheet — so the figures follow if finance
-  filters or corrects a line — next to the control totals this export computed in Decimal, and a
-  difference cell that must read ¥0.00.
-- ``明细 Detail``: one row per ledger line, frozen header, autofilter, CNY format.
+- ``汇总 Summary`` (first, what finance opens on): what the shop bears, what others bear (buyer,
+  carrier, supplier, platform …) and what the platform paid — the figure that reconciles with the
+  platform's statement, the sum of the lines that record a platform refund under its reference —
+  then totals by kind, bearer, process and responsible department; all as COUNTIFS/SUMIFS formulas
+  over the detail sheet — so the figures follow if finance filters or corrects a line — next to the
+  control totals this export computed in Decimal, and a difference cell that must read ¥0.00. The
+  all-lines total adds every bearer's amounts: a check figure (shop + others), not the shop's cost.
+- ``明细 Detail``: one row per ledger line, frozen header, autofilter, CNY format. A line that
+  records a platform payment shows its amount again under ``平台实付 Platform paid``; informational
+  lines (a cost the buyer bears, the seller's half of the outbound postage …) leave it empty.
 
 Memory stays flat for any month: the lines are read with ``yield_per`` (a server-side cursor on
 PostgreSQL, ``fetchmany`` batches on SQLite) and written in openpyxl's write-only mode; only the
@@ -53,8 +58,10 @@ DETAIL_COLUMNS = [
     ("审批人 Approved by", 14),
     ("平台单号 Platform ref.", 22),
     ("备注 Note", 48),
+    ("平台实付 Platform paid", 16),
 ]
-COL = {"process": "C", "kind": "E", "amount": "F", "currency": "G", "bearer": "H", "department": "I"}
+COL = {"process": "C", "kind": "E", "amount": "F", "currency": "G", "bearer": "H", "department": "I", "platform_paid": "M"}
+SHOP = "seller"  # the bearer that is the shop; every other bearer is "others"
 
 KIND_LABELS = {
     "refund": "退款 refund", "postage": "运费 postage", "return_postage": "退货运费 return postage",
@@ -96,13 +103,18 @@ class ExportResult:
     path: Path
     month: str
     lines: int = 0
-    total: Totals = field(default_factory=Totals)  # CNY lines
+    total: Totals = field(default_factory=Totals)  # CNY lines, every bearer: a check figure, not the shop's cost
+    shop: Totals = field(default_factory=Totals)  # CNY lines the shop bears (bearer seller)
+    others: Totals = field(default_factory=Totals)  # CNY lines others bear (buyer, carrier, supplier, platform …)
+    platform_paid: Totals = field(default_factory=Totals)  # CNY payments the platform confirmed: its statement
     by: dict[str, dict[str, Totals]] = field(default_factory=lambda: {d: defaultdict(Totals) for d, _, _ in DIMENSIONS})
     other_currencies: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """The summary as table rows (for the Prefect table artifact)."""
-        rows = [{"dimension": "total 合计", "key": "all", "count": self.total.count, "amount_cny": f"{self.total.amount:.2f}"}]
+        rows = [{"dimension": "total 合计", "key": key, "count": totals.count, "amount_cny": f"{totals.amount:.2f}"}
+                for key, totals in (("shop bears 店铺承担", self.shop), ("others bear 他方承担", self.others),
+                                    ("platform paid 平台实付", self.platform_paid), ("all lines 全部", self.total))]
         for dimension, _title, labels in DIMENSIONS:
             for key, totals in sorted(self.by[dimension].items()):
                 rows.append({"dimension": dimension, "key": labels.get(key, key or "—"), "count": totals.count,
@@ -117,7 +129,7 @@ def ledger_rows(month: Month, engine: Engine | None = None, batch_size: int = 50
     statement = (
         select(LedgerLine.created_at, LedgerLine.case_id, LedgerLine.process, LedgerLine.order_id, LedgerLine.kind,
                LedgerLine.amount, LedgerLine.currency, LedgerLine.bearer, LedgerLine.responsible_department,
-               LedgerLine.approved_by, LedgerLine.platform_ref, LedgerLine.note)
+               LedgerLine.approved_by, LedgerLine.platform_ref, LedgerLine.note, LedgerLine.platform_paid)
         .where(LedgerLine.created_at >= month.start(), LedgerLine.created_at < month.end())
         .order_by(LedgerLine.created_at, LedgerLine.id)
     )
@@ -152,13 +164,16 @@ def export_compensation(month: Month, output: Path, *, engine: Engine | None = N
             detail.time(row.created_at, tz), detail.text(row.case_id), detail.text(row.process), detail.text(row.order_id),
             detail.text(row.kind), detail.money(amount), detail.text(currency), detail.text(row.bearer),
             detail.text(row.responsible_department or UNASSIGNED), detail.text(row.approved_by), detail.text(row.platform_ref),
-            detail.text(row.note),
+            detail.text(row.note), detail.money(amount, slot=1) if row.platform_paid else None,
         ])
         result.lines += 1
         if currency != CURRENCY:
             result.other_currencies[currency].add(amount)  # not summed into CNY totals
             continue
         result.total.add(amount)
+        (result.shop if row.bearer == SHOP else result.others).add(amount)
+        if row.platform_paid:
+            result.platform_paid.add(amount)
         result.by["kind"][row.kind].add(amount)
         result.by["bearer"][row.bearer].add(amount)
         result.by["process"][str(row.process)].add(amount)
@@ -188,7 +203,7 @@ def _write_summary(sheet: SheetWriter, result: ExportResult, month: Month, gener
     ref = quote_sheet(DETAIL_SHEET)
     amount_col = f"{ref}!${COL['amount']}:${COL['amount']}"
     currency_criterion = f'{ref}!${COL["currency"]}:${COL["currency"]},"{CURRENCY}"'
-    sheet.columns([30, 26, 12, 18, 18, 18])  # widths and panes go before the first row (write-only)
+    sheet.columns([30, 32, 12, 18, 18, 18])  # widths and panes go before the first row (write-only)
     sheet.sheet.freeze_panes = "A5"
     _fit_to_width(sheet.sheet)
     sheet.append([sheet.bold(f"售后补偿月报 Compensation ledger {month} (Asia/Shanghai)", TITLE_FONT)])
@@ -196,15 +211,29 @@ def _write_summary(sheet: SheetWriter, result: ExportResult, month: Month, gener
     sheet.append(["金额单位 Currency", "CNY ¥", None, "核对 Check", "差额应为 ¥0.00 — difference must be ¥0.00"])
     sheet.append([])
 
-    sheet.header(["合计 Total", "", "笔数 Count", "金额 Amount (formula)", "控制数 Control (export)", "差额 Difference"])
-    row = sheet.rows + 1
-    sheet.append([
-        sheet.bold("全部 All CNY lines"), None,
-        f"=COUNTIFS({currency_criterion})",
-        sheet.money_formula(f"=SUMIFS({amount_col},{currency_criterion})", bold=True),
-        sheet.money(result.total.amount, bold=True),
-        sheet.money_formula(f"=D{row}-E{row}", bold=True),
-    ])
+    bearer_col = f"{ref}!${COL['bearer']}:${COL['bearer']}"
+    paid_col = f"{ref}!${COL['platform_paid']}:${COL['platform_paid']}"
+    sheet.header(["合计 Total", "说明 Label", "笔数 Count", "金额 Amount (formula)", "控制数 Control (export)", "差额 Difference"])
+    headline = [
+        # (label, explanation, COUNTIFS criteria, SUMIFS range and criteria, control)
+        ("店铺承担 Shop bears", "承担方 bearer = seller", f'{bearer_col},"{SHOP}",{currency_criterion}',
+         f'{amount_col},{bearer_col},"{SHOP}",{currency_criterion}', result.shop),
+        ("他方承担 Others bear", "买家、快递、供应商… buyer, carrier, supplier…",
+         f'{bearer_col},"<>{SHOP}",{currency_criterion}', f'{amount_col},{bearer_col},"<>{SHOP}",{currency_criterion}', result.others),
+        ("平台实付 Platform paid", "对平台账单 vs. the platform's statement",
+         f'{paid_col},"<>",{currency_criterion}', f"{paid_col},{currency_criterion}", result.platform_paid),
+        ("全部 All CNY lines", "店铺 + 他方 shop + others (check)", currency_criterion,
+         f"{amount_col},{currency_criterion}", result.total),
+    ]
+    for label, explanation, count_criteria, sum_arguments, control in headline:
+        row = sheet.rows + 1
+        sheet.append([
+            sheet.bold(label), explanation,
+            f"=COUNTIFS({count_criteria})",
+            sheet.money_formula(f"=SUMIFS({sum_arguments})", bold=True),
+            sheet.money(control.amount, bold=True),
+            sheet.money_formula(f"=D{row}-E{row}", bold=True),
+        ])
     for dimension, title, labels in DIMENSIONS:
         sheet.append([])
         sheet.header([title, "说明 Label", "笔数 Count", "金额 Amount (formula)", "控制数 Control (export)", "差额 Difference"])

@@ -15,7 +15,7 @@ from aftersales.domain.rules import PostageLine
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient, RefundKind
+from aftersales.integrations.platform import PlatformClient, Refund, RefundKind
 from aftersales.tasks.cases import load_case, no_retry_on_invalid
 from aftersales.tasks.notify import notify_in_session, send_pending
 
@@ -32,33 +32,72 @@ def _per_case_step(prefix: str):
 async def refund_buyer(case_id: str, step: str, goods_amount: Decimal, approved_by: str, reason: str,
                        postage: list[PostageLine] | None = None) -> dict:
     """Refund the buyer once: the goods (less any postage share of theirs), and separately the
-    postage the rulebook puts on the seller — the platform caps goods refunds at the price paid."""
+    postage the rulebook puts on the seller — the platform caps goods refunds at the price paid.
+
+    The ledger records what the platform confirmed: the refund line's amount is the platform's
+    refund amount under its reference (for a free-shipping no-reason return, the price less the
+    buyer's half of the outbound postage), and each platform refund is one ``platform_paid`` line,
+    so finance's platform-paid total reconciles with the platform's statement. The postage lines
+    that moved no money (the buyer's return postage, the buyer's deducted half, the seller's half)
+    stay as informational lines with their bearer; they name the refund in the note, not as their
+    platform reference, so the lines under a reference add up to what the platform paid."""
     postage = postage or []
     goods = goods_amount + sum((line.add_to_refund for line in postage if line.add_to_refund < 0), Decimal("0"))
     owed_postage = sum((line.add_to_refund for line in postage if line.add_to_refund > 0), Decimal("0"))
     key = f"refund-{case_id}-{step}"
     case = load_case(case_id)
-    refs: dict[str, str] = {}
+    paid: dict[str, Refund] = {}
     async with PlatformClient() as platform:
         if goods > 0:
-            refs["goods"] = (await platform.refund(case.order_id, goods, reason, case_id, key)).refund_id
+            paid["goods"] = await platform.refund(case.order_id, goods, reason, case_id, key)
         if owed_postage > 0:
-            refs["postage"] = (await platform.refund(case.order_id, owed_postage, f"{reason}（运费 postage）", case_id, f"{key}-postage", RefundKind.POSTAGE)).refund_id
+            paid["postage"] = await platform.refund(case.order_id, owed_postage, f"{reason}（运费 postage）", case_id, f"{key}-postage", RefundKind.POSTAGE)
+    refs = {name: refund.refund_id for name, refund in paid.items()}
+    goods_paid = paid["goods"].amount if "goods" in paid else Decimal("0.00")
+    postage_paid = paid["postage"].amount if "postage" in paid else Decimal("0.00")
+    # the postage refund covers the lines that add to the refund; their amounts add up to what the
+    # platform confirmed (one line in practice: the seller-at-fault return postage)
+    postage_shares = _shares(postage_paid, [line.add_to_refund for line in postage if line.add_to_refund > 0]) if "postage" in paid else []
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
-        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="refund", amount=goods_amount, bearer="seller",
-                                   approved_by=approved_by, platform_ref=refs.get("goods", ""), note=reason)
+        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="refund", amount=goods_paid, bearer="seller",
+                                   approved_by=approved_by, platform_ref=refs.get("goods", ""), platform_paid="goods" in paid,
+                                   note=reason if "goods" in paid else f"{reason}（平台未退款 nothing refunded by the platform）")
         for index, line in enumerate(postage):
-            ref = refs.get("postage", "") if line.add_to_refund > 0 else refs.get("goods", "")
-            case_store.add_ledger_line(session, idempotency_key=f"{key}-{line.kind}-{line.bearer}-{index}", case=case, kind=line.kind,
-                                       amount=line.amount, bearer=line.bearer, approved_by=approved_by, platform_ref=ref, note=line.note)
-        total = goods + owed_postage
+            line_key = f"{key}-{line.kind}-{line.bearer}-{index}"
+            if line.add_to_refund > 0 and postage_shares:
+                case_store.add_ledger_line(session, idempotency_key=line_key, case=case, kind=line.kind, amount=postage_shares.pop(0),
+                                           bearer=line.bearer, approved_by=approved_by, platform_ref=refs["postage"], platform_paid=True,
+                                           note=line.note)
+                continue
+            case_store.add_ledger_line(session, idempotency_key=line_key, case=case, kind=line.kind, amount=line.amount,
+                                       bearer=line.bearer, approved_by=approved_by, note=_informational_note(line, refs.get("goods", "")))
+        total = goods_paid + postage_paid
         case_store.record_event(session, case_id, f"{step}:refunded", approved_by, "refund.paid",
-                                {"amount": total, "goods_amount": goods, "postage": owed_postage, "platform_refs": refs, "reason": reason})
+                                {"amount": total, "goods_amount": goods_paid, "postage": postage_paid, "platform_refs": refs,
+                                 "requested": {"goods": goods, "postage": owed_postage}, "reason": reason})
         notify_in_session(session, case, f"{step}:refunded", "refund_paid", staff_tags=["finance"], buyer=True,
                           refund_amount=f"{total:.2f}", reason=reason)
     send_pending(case_id)
     return {"refunds": refs, "amount": str(total)}
+
+
+def _shares(confirmed: Decimal, asked: list[Decimal]) -> list[Decimal]:
+    """Split what the platform confirmed over the lines it pays: each line as asked, the last one
+    taking any difference, so the lines add up to the platform's amount exactly."""
+    shares = list(asked[:-1])
+    return shares + [confirmed - sum(shares, Decimal("0"))] if asked else []
+
+
+def _informational_note(line: PostageLine, goods_ref: str) -> str:
+    """The note of a postage line that moved no money through the platform."""
+    if not goods_ref:
+        suffix = "（无平台退款 no platform refund）"
+    elif line.add_to_refund < 0:
+        suffix = f"（已从退款 {goods_ref} 中扣除 deducted from refund {goods_ref}）"
+    else:
+        suffix = f"（关联退款 refund {goods_ref}）"
+    return f"{line.note}{suffix}"[:500]
 
 
 @task(name="reship-items", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=_per_case_step("reship"),
