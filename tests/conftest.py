@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
-# Before Prefect is imported: logs outside a flow run stay local (no temporary API server).
+# Before Prefect is imported: logs outside a flow run stay local (no temporary API server), and
+# this process's Prefect home is a temporary one (not var/ of the checkout, not ~/.prefect).
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="aftersales-test-prefect-"))
 
 import pytest  # noqa: E402
 

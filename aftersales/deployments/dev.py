@@ -2,7 +2,10 @@
 
 Starts (or reuses) a Prefect server with its UI on 127.0.0.1:4200, the sandbox platform on :8765,
 our intake API on :8766 and the `serve` process with every deployment, then opens a few demo
-return cases so the UI shows runs waiting for a supervisor. Ctrl-C stops what it started.
+cases so the UI shows runs waiting for a person. Then it supervises: a component that dies
+(`kill -9`, a crash) has its process group stopped — a dead serve's flow-run processes with it — and
+is started again while the rest goes on; serve's start re-queues the runs the dead one left.
+Ctrl-C stops what it started. Addresses and the home (var/) come from the settings (`.env`).
 """
 
 from __future__ import annotations
@@ -13,27 +16,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 
-from aftersales.domain.settings import PROJECT_ROOT
+from aftersales.domain.settings import get_settings
 
-VAR = PROJECT_ROOT / "var"
-PREFECT_PORT = 4200
-PREFECT_API = f"http://127.0.0.1:{PREFECT_PORT}/api"
-
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("PREFECT_HOME", str(VAR / "prefect"))
-    env.setdefault("PREFECT_API_URL", PREFECT_API)
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
-    env.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(VAR / "results"))
-    env.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
-    return env
+RESTART_WINDOW_SECONDS = 600
 
 
 def _up(url: str, headers: dict | None = None) -> bool:
@@ -43,75 +34,139 @@ def _up(url: str, headers: dict | None = None) -> bool:
         return False
 
 
-def _wait_for(url: str, what: str, timeout: float, process: subprocess.Popen | None = None, headers: dict | None = None) -> None:
-    started = time.monotonic()
-    while not _up(url, headers):
-        if process is not None and process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode}; see {VAR / 'logs'}")
-        if time.monotonic() - started > timeout:
-            raise SystemExit(f"{what} did not come up within {timeout:.0f} s; see {VAR / 'logs'}")
-        time.sleep(1)
-    print(f"  ✓ {what} ({time.monotonic() - started:.0f} s)", flush=True)
+@dataclass
+class Component:
+    """One process of the stack, kept running by the supervisor."""
+
+    name: str
+    args: list[str]
+    ready_url: str
+    what: str
+    headers: dict | None = None
+    ready_timeout: float = 120
+    process: subprocess.Popen | None = None
+    restarts: deque = field(default_factory=deque)
+
+    def start(self, env: dict[str, str], logs) -> None:
+        log = (logs / f"{self.name}.log").open("ab")
+        # its own session: the whole group (serve and its flow-run processes) can be stopped at once
+        self.process = subprocess.Popen([sys.executable, *self.args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        # for operations (and the operations tests): which process is which
+        (logs.parent / "run").mkdir(exist_ok=True)
+        (logs.parent / "run" / f"{self.name}.pid").write_text(f"{self.process.pid}\n")
+
+    def wait_ready(self, logs) -> None:
+        started = time.monotonic()
+        while not _up(self.ready_url, self.headers):
+            if self.process is not None and self.process.poll() is not None:
+                raise SystemExit(f"{self.what} exited with {self.process.returncode}; see {logs / (self.name + '.log')}")
+            if time.monotonic() - started > self.ready_timeout:
+                raise SystemExit(f"{self.what} did not come up within {self.ready_timeout:.0f} s; see {logs / (self.name + '.log')}")
+            time.sleep(0.5)
+        print(f"  ✓ {self.what} ({time.monotonic() - started:.0f} s)", flush=True)
+
+    def dead(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def kill_group(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the component's whole process group: what a dead serve leaves behind (a flow-run
+        process still paying a refund) must not go on beside the run's recovery."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def main() -> int:
-    env = _env()
-    os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")})
-    (VAR / "logs").mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen] = []
+    settings = get_settings()
+    env = dict(os.environ)  # with this installation's Prefect settings (aftersales.deployments)
+    env["AFTERSALES_HOME"] = str(settings.home)
+    logs = settings.var_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    prefect_api = settings.prefect_api_url.rstrip("/")
+    prefect = urlsplit(prefect_api)
+    platform = urlsplit(settings.platform_url)
+    sandbox_key = settings.platform_api_key.get_secret_value()
+    api_key = settings.api_key.get_secret_value()
 
-    def start(name: str, *args: str) -> subprocess.Popen:
-        log = (VAR / "logs" / f"{name}.log").open("ab")
-        process = subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True)
-        children.append(process)
-        return process
+    components = [
+        # a fresh Prefect database migrates for about 40 s on a 2-core machine
+        Component("prefect-server", ["-m", "prefect", "server", "start", "--host", prefect.hostname, "--port", str(prefect.port)],
+                  f"{prefect_api}/health", f"Prefect server + UI on {settings.ui_url}", ready_timeout=300),
+        Component("sandbox", ["-m", "aftersales.integrations.sandbox", "--host", platform.hostname, "--port", str(platform.port),
+                              "--api-key", sandbox_key],
+                  f"{settings.platform_url.rstrip('/')}/api/orders/O20261120-001", f"sandbox platform on {settings.platform_url}",
+                  {"X-Api-Key": sandbox_key}, 60),
+        Component("api", ["-m", "aftersales.deployments.cli", "api"], f"http://{settings.api_host}:{settings.api_port}/health",
+                  f"intake API on http://{settings.api_host}:{settings.api_port} (X-Api-Key)", {"X-Api-Key": api_key}, 60),
+        Component("serve", ["-m", "aftersales.deployments.serve"], f"{prefect_api}/deployments/name/return/return",
+                  "flows served (deployments with schedules)"),
+    ]
+    supervised: list[Component] = []
 
-    def stop_all(*_args) -> None:
-        for process in reversed(children):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in children:
+    def stop_all() -> None:
+        for component in reversed(supervised):
+            if component.process and component.process.poll() is None:
+                component.kill_group(signal.SIGTERM)
+        for component in supervised:
             try:
-                process.wait(timeout=20)
+                component.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                pass
+            component.kill_group(signal.SIGKILL)  # and whatever the group left behind
 
     from aftersales.approvals.auth import seed_demo_staff
-    from aftersales.domain.settings import get_settings
     from aftersales.integrations.db import migrate, session_scope
 
-    settings = get_settings()
-    print("Starting the after-sales system (logs in var/logs/) …", flush=True)
+    started = time.monotonic()
+    print(f"Starting the after-sales system (logs in {logs}/) …", flush=True)
     migrate()
     with session_scope() as session:
         seed_demo_staff(session)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        if not _up(f"{PREFECT_API}/health"):
-            # a fresh Prefect database migrates for about 40 s on a 2-core machine
-            server = start("prefect-server", "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT))
-            _wait_for(f"{PREFECT_API}/health", "Prefect server + UI on http://127.0.0.1:4200", 300, server)
-        sandbox_key = settings.platform_api_key.get_secret_value()
-        if not _up(f"{settings.platform_url}/api/orders/O20261120-001", {"X-Api-Key": sandbox_key}):
-            host, port = settings.platform_url.split("//")[1].split(":")
-            sandbox = start("sandbox", "-m", "aftersales.integrations.sandbox", "--host", host, "--port", port.rstrip("/"), "--api-key", sandbox_key)
-            _wait_for(f"{settings.platform_url}/api/orders/O20261120-001", f"sandbox platform on {settings.platform_url}", 60, sandbox, {"X-Api-Key": sandbox_key})
-        api = start("api", "-m", "aftersales.deployments.cli", "api")
-        _wait_for(f"http://{settings.api_host}:{settings.api_port}/health", f"intake API on http://{settings.api_host}:{settings.api_port} (X-Api-Key)", 60, api,
-                  {"X-Api-Key": settings.api_key.get_secret_value()})
-        serve = start("serve", "-m", "aftersales.deployments.serve")
-        _wait_for(f"{PREFECT_API}/deployments/name/return/return", "flows served (deployments with schedules)", 120, serve)
+        for component in components:
+            if component.name in ("prefect-server", "sandbox") and _up(component.ready_url, component.headers):
+                print(f"  ✓ {component.what} (already running)", flush=True)
+                continue  # reuse one that is up already; it is not ours to supervise
+            component.start(env, logs)
+            supervised.append(component)
+            component.wait_ready(logs)
         asyncio.run(open_demo_cases())
-        print(GUIDE, flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(process.poll() is None for process in children):
-            time.sleep(2)
-        print("a component stopped; see var/logs/", flush=True)
-        return 1
+        print(f"  ✓ ready in {time.monotonic() - started:.0f} s", flush=True)
+        print(GUIDE.format(ui=settings.ui_url, platform=settings.platform_url.rstrip("/"), sandbox_key=sandbox_key), flush=True)
+        while True:
+            time.sleep(1)
+            for component in supervised:
+                if component.dead():
+                    restart(component, env, logs, settings.supervisor_max_restarts)
     except KeyboardInterrupt:
         print("\nstopping …", flush=True)
         return 0
+    except SystemExit as exc:
+        print(exc, flush=True)
+        return 1
     finally:
         stop_all()
+
+
+def restart(component: Component, env: dict[str, str], logs, max_restarts: int) -> None:
+    """A component died: stop what its process group left behind, then start it again — the rest of
+    the stack goes on. Restarting too often in a short while means something is really wrong."""
+    code = component.process.returncode
+    component.kill_group()
+    now = time.monotonic()
+    while component.restarts and now - component.restarts[0] > RESTART_WINDOW_SECONDS:
+        component.restarts.popleft()
+    if len(component.restarts) >= max_restarts:
+        raise SystemExit(f"{component.what} stopped {len(component.restarts) + 1} times within "
+                         f"{RESTART_WINDOW_SECONDS // 60} minutes (last exit code {code}); see {logs / (component.name + '.log')}")
+    component.restarts.append(now)
+    print(f"  ! {component.name} stopped (exit code {code}); restarting it", flush=True)
+    component.start(env, logs)
 
 
 async def open_demo_cases() -> None:
@@ -134,7 +189,7 @@ async def open_demo_cases() -> None:
 
 
 GUIDE = """
-Ready. Open http://127.0.0.1:4200 → Runs: the demo return cases are Suspended, waiting for a person.
+Ready. Open {ui} → Runs: the demo return cases are Suspended, waiting for a person.
 
 Approve one (in another terminal, `source .venv/bin/activate` first):
   aftersales waits list                       # who waits for what, with deadlines
@@ -143,8 +198,8 @@ Approve one (in another terminal, `source .venv/bin/activate` first):
   decision agree → Submit.   Or: aftersales waits resume return-O20261120-002 --staff S002 --code <code>
   aftersales case show return-O20261120-002   # the audit trail
 
-Messages to staff and buyers land in the sandbox inbox: http://127.0.0.1:8765/sandbox/messages/staff-supervisor
-(header X-Api-Key: sandbox-platform-key). Ctrl-C stops everything.
+Messages to staff and buyers land in the sandbox inbox: {platform}/sandbox/messages/staff-supervisor
+(header X-Api-Key: {sandbox_key}). Ctrl-C stops everything.
 """
 
 

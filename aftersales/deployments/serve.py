@@ -16,7 +16,7 @@ from prefect import serve
 from prefect.schedules import Cron
 
 import aftersales.flows
-from aftersales.domain.masking import install_log_masking
+from aftersales.integrations.run_logging import install_run_logging
 from aftersales.domain.settings import get_settings
 from aftersales.integrations.db import migrate
 
@@ -38,21 +38,23 @@ def deployments(schedule=None) -> list:
 
 
 async def recover_interrupted_runs(served: list) -> list[str]:
-    """Put back in the queue the runs a stopped `serve` left Running (crash, reboot, kill -9).
+    """Put back in the queue the runs a stopped `serve` left Running or Crashed (kill -9, reboot).
 
     `serve` is the only runner of its deployments on this machine, so at start-up no run of theirs
-    can really be running; those still marked Running died with the previous process. They run
-    again from the top: finished steps are skipped through their cached results, and a refund that
-    was in flight is asked again with the same idempotency key, so nothing is paid twice. (Runs
-    started by workers carry an infrastructure pid and are left to the worker's crash handling.)
+    can really be running; those still marked Running died with the previous process (`make run`'s
+    supervisor has killed any flow-run process the dead serve left behind). They run again from the
+    top through ``aftersales.tasks.recovery.requeue``: finished steps are skipped, and a refund that
+    was in flight is asked again with the same idempotency key, so it is paid and recorded once.
+    (Runs started by workers carry an infrastructure pid and are left to the worker.)
     """
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
     from prefect.exceptions import ObjectNotFound
-    from prefect.states import Scheduled
 
-    recovered = []
+    from aftersales.tasks.recovery import requeue
+
+    recovered: list[str] = []
     async with get_client() as client:
         ids = []
         for deployment in served:
@@ -62,24 +64,27 @@ async def recover_interrupted_runs(served: list) -> list[str]:
                 continue  # first start: nothing can be left over
         if not ids:
             return recovered
+        seen: set = set()
         while True:  # re-queued runs leave the filter, so the first page is always the next one
             runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+                    any_=[StateType.RUNNING, StateType.PENDING, StateType.CRASHED]))),
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)), limit=200,
             )
-            orphans = [run for run in runs if not run.infrastructure_pid and run.name not in recovered]
+            orphans = [run for run in runs if not run.infrastructure_pid and run.id not in seen]
             if not orphans:
                 return recovered
             for run in orphans:
-                await client.set_flow_run_state(run.id, Scheduled(name="Recovering"), force=True)
-                recovered.append(run.name)
+                seen.add(run.id)
+                if await requeue(run.id, run.name):
+                    recovered.append(run.name)
 
 
 def main() -> None:
     import asyncio
     import logging
 
-    install_log_masking()
+    install_run_logging()
     migrate()
     served = deployments()
     recovered = asyncio.run(recover_interrupted_runs(served))

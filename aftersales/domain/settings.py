@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Rules(BaseSettings):
     """The rulebook's numbers. Env: ``AFTERSALES_RULE_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="AFTERSALES_RULE_", extra="ignore")
+    # read from the same .env as the settings around it (a nested settings class reads its own)
+    model_config = SettingsConfigDict(env_prefix="AFTERSALES_RULE_", env_file=".env", extra="ignore")
 
     # §1.1 return window: 7 days after receipt without reason (000 §2.1, 004)
     return_no_reason_days: int = 7
@@ -98,9 +99,16 @@ class Rules(BaseSettings):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AFTERSALES_", env_file=".env", extra="ignore")
 
-    # The case database: SQLite file by default, PostgreSQL by URL
+    # Where the installation keeps its state: ``var/`` below it holds the case database (SQLite),
+    # the Prefect server's home, results, exports and logs. Defaults to the checkout.
+    home: Path = PROJECT_ROOT
+
+    # The case database: SQLite file in var/ by default, PostgreSQL by URL
     # (e.g. postgresql+psycopg://user@127.0.0.1:5432/aftersales).
-    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'aftersales.db'}"
+    database_url: str = ""
+
+    # The Prefect server every component talks to (`make run` starts it on this address).
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
 
     # The shop platform (orders, refunds, re-shipments, reviews). The sandbox serves it locally;
     # production is a different URL and key.
@@ -130,7 +138,7 @@ class Settings(BaseSettings):
     holidays_file: Path = PROJECT_ROOT / "config" / "holidays.yml"
 
     # Where wait forms link to, for staff messages.
-    ui_url: str = "http://127.0.0.1:4200"
+    ui_url: str = ""  # default: the Prefect server's UI (prefect_api_url without /api)
 
     # `serve` attaches the schedules (sweeper, outbox retry); tests drive them by hand instead.
     serve_schedules: bool = True
@@ -146,13 +154,59 @@ class Settings(BaseSettings):
     # §1.8 the dispute specialist's daily register of yesterday's and still-open disputes
     dispute_register_cron: str = "0 9 * * *"
 
-    exports_dir: Path = PROJECT_ROOT / "var" / "exports"
+    exports_dir: Path | None = None
+
+    # `make run`'s supervisor restarts a component that died, at most this often in 10 minutes.
+    supervisor_max_restarts: int = 5
 
     rules: Rules = Field(default_factory=Rules)
+
+    @model_validator(mode="after")
+    def _defaults_in_home(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'aftersales.db'}"
+        if not self.ui_url:
+            self.ui_url = self.prefect_api_url.removesuffix("/").removesuffix("/api")
+        if self.exports_dir is None:
+            self.exports_dir = self.var_dir / "exports"
+        return self
+
+    @property
+    def var_dir(self) -> Path:
+        return self.home / "var"
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def prefect_defaults(self) -> dict[str, str]:
+        """The Prefect settings every component of this installation shares, unless set already."""
+        return {
+            "PREFECT_API_URL": self.prefect_api_url,
+            "PREFECT_HOME": str(self.var_dir / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # there is no internet
+            # a fresh Prefect database migrates for about 40 s on 2 cores (default timeout: 20 s)
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+            # waits resume in a new process: finished steps are skipped through persisted results
+            "PREFECT_LOCAL_STORAGE_PATH": str(self.var_dir / "results"),
+            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        }
+
+
+def apply_prefect_defaults() -> None:
+    """Put this installation's Prefect settings into the environment before Prefect is imported.
+
+    Prefect reads its settings once, when it is first imported; a default set later is not seen,
+    and the first client call then starts a temporary server of its own. Every entry point
+    (``aftersales …``, serve, `make run`) calls this first; what is already set wins.
+    """
+    import os
+
+    for name, value in get_settings().prefect_defaults().items():
+        os.environ.setdefault(name, value)
+    # Prefect creates its home without parents; a fresh checkout has no var/ yet
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 @lru_cache

@@ -40,6 +40,7 @@ from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case, record_step
 from aftersales.tasks.compensation import compensation_request, pay_compensation
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.recovery import CASE_RUN
 
 FORMS: dict[Role, type[CompensationApproval]] = {
     Role.SUPERVISOR: SupervisorCompensationApproval,
@@ -80,7 +81,7 @@ async def open_compensation_case(case_id: str, order_id: str, form: str, amount:
     return case_id
 
 
-@flow(name="compensation", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+@flow(name="compensation", **CASE_RUN)
 async def compensation_flow(case_id: str, order_id: str, form: str, amount: str = "", reason: str = "",
                             requested_by: str = "S001", bearer: str = "seller", goods: list[str] | None = None) -> str:
     """An agent's compensation offer, from request through every approval level to payment (§1.3)."""

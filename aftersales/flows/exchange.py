@@ -43,6 +43,7 @@ from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, p
 from aftersales.tasks.exchange import exchange_terms, promise_replacement, replacement_in_stock, settle_price_difference
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.recovery import CASE_RUN
 
 
 def exchange_case_id(order_id: str, request_ref: str | None = None) -> str:
@@ -75,7 +76,7 @@ async def open_exchange_case(case_id: str, order_id: str, sku: str, new_sku: str
     return case_id
 
 
-@flow(name="exchange", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+@flow(name="exchange", **CASE_RUN)
 async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = "", quantity: int = 1,
                         kind: ReturnKind = ReturnKind.NO_REASON, reason: str = "", requested_by: str = "buyer") -> str:
     """A buyer's exchange request, from application to the replacement shipment (§1.2)."""

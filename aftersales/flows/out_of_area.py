@@ -27,9 +27,10 @@ from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.money import refund_buyer
 from aftersales.tasks.out_of_area import book_returned_parcel, choice_deadline, open_out_of_area_case, switch_carrier
+from aftersales.tasks.recovery import CASE_RUN
 
 
-@flow(name="out-of-area", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+@flow(name="out-of-area", **CASE_RUN)
 async def out_of_area_flow(case_id: str, order_id: str, problem: ParcelProblem, requested_by: str = "system", note: str = "") -> str:
     """A problem parcel, from the report to the remedy the buyer chose (§1.4)."""
     from prefect.runtime import flow_run

@@ -42,6 +42,7 @@ from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, p
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.recovery import CASE_RUN
 
 
 def return_case_id(order_id: str, request_ref: str | None = None) -> str:
@@ -75,7 +76,7 @@ async def open_return_case(case_id: str, order_id: str, amount: str, kind: Retur
     return case_id
 
 
-@flow(name="return", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+@flow(name="return", **CASE_RUN)
 async def return_flow(case_id: str, order_id: str, amount: str, reason: str = "",
                       kind: ReturnKind = ReturnKind.NO_REASON, requested_by: str = "buyer",
                       missing_skus: list[str] | None = None) -> str:

@@ -1,0 +1,274 @@
+"""It runs unattended (issue 8): the real `make run` stack, used as operations use it.
+
+One `aftersales dev` in a home of its own (``tests/support/live.py``): the server's scheduler starts
+the sweeper and the outbox retry by itself (schedules of one minute, set in the home's ``.env``), the
+README's commands are typed in a clean environment, and processes are killed the way a machine
+kills them. Nothing here runs the sweeper, the schedules or the recovery by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from decimal import Decimal
+from uuid import UUID
+
+import pyotp
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.support.live import LiveStack, alive, children_of, environ, first_code, start_live_stack, stop_live_stack
+from tests.support.stack import case_database_url, wait_until
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    home = tmp_path_factory.mktemp("live-home")
+    database_url, drop = case_database_url(os.environ.get("AFTERSALES_TEST_DB", "sqlite"), home)
+    if database_url.startswith("sqlite"):
+        database_url = None  # make run's own default: var/aftersales.db in the home
+    started = time.monotonic()
+    stack = start_live_stack(
+        home, database_url,
+        AFTERSALES_SWEEPER_CRON="* * * * *", AFTERSALES_OUTBOX_RETRY_CRON="* * * * *",
+        # the compensation demo cases' approval waits expire at once: only the scheduled sweeper can answer them
+        AFTERSALES_RULE_COMPENSATION_APPROVAL_HOURS="0",
+    )
+    stack.startup_seconds = time.monotonic() - started
+    stack.engine = create_engine(database_url or f"sqlite:///{home / 'var' / 'aftersales.db'}")
+    yield stack
+    stop_live_stack(stack)
+    stack.engine.dispose()
+    drop()
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+_used: set[tuple[str, int]] = set()
+
+
+def code_for(staff_id: str) -> str:
+    """A code from the staff member's authenticator, one this test has not used yet (each works once;
+    the flow accepts one 30-second step of drift either way)."""
+    from aftersales.approvals.auth import DEMO_STAFF
+
+    totp = pyotp.TOTP({m.id: m.totp_secret for m in DEMO_STAFF}[staff_id])
+    while True:
+        now = time.time()
+        step, into = int(now // 30), now % 30
+        for candidate in ((step, step + 1) if into < 20 else (step + 1,)):
+            if (staff_id, candidate) not in _used:
+                _used.add((staff_id, candidate))
+                return totp.generate_otp(candidate)
+        time.sleep(1)
+
+
+def ok(done) -> str:
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    return done.stdout
+
+
+def rows(live: LiveStack, sql: str, **params) -> list:
+    with live.engine.connect() as conn:
+        return conn.execute(text(sql), params).all()
+
+
+def wait_row(live: LiveStack, case_id: str, step: str):
+    found = rows(live, "SELECT key, status FROM wait WHERE case_id = :case AND step = :step ORDER BY id DESC",
+                 case=case_id, step=step)
+    return found[0] if found else None
+
+
+def waiting_at(live: LiveStack, case_id: str, step: str, timeout: float = 120) -> str:
+    def check():
+        row = wait_row(live, case_id, step)
+        return row and row.status == "open" and _run_paused(live, case_id) and row.key
+
+    return wait_until(check, timeout, f"{case_id} to wait at {step}", interval=0.5)
+
+
+def _prefect(live: LiveStack):
+    from prefect.client.orchestration import PrefectClient
+
+    return PrefectClient(api=live.prefect_api)
+
+
+def _run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def _run_paused(live: LiveStack, case_id: str) -> bool:
+    (run_id,) = rows(live, "SELECT flow_run_id FROM \"case\" WHERE id = :case", case=case_id)[0]
+
+    async def read():
+        async with _prefect(live) as client:
+            return await client.read_flow_run(UUID(run_id))
+
+    run = _run(read())
+    return bool(run.state and run.state.is_paused())
+
+
+def closed(live: LiveStack, case_id: str, timeout: float = 180):
+    def check():
+        found = rows(live, "SELECT status, outcome FROM \"case\" WHERE id = :case", case=case_id)
+        return found and found[0].status == "closed" and found[0]
+
+    return wait_until(check, timeout, f"{case_id} to close", interval=0.5)
+
+
+def count(live: LiveStack, sql: str, **params) -> int:
+    return rows(live, sql, **params)[0][0]
+
+
+def drive_to_inspection(live: LiveStack, case_id: str, approver: str, waybill: str) -> None:
+    waiting_at(live, case_id, "seller-review")
+    ok(live.cli("waits", "resume", case_id, "--staff", approver, "--code", code_for(approver)))
+    waiting_at(live, case_id, "buyer-shipment")
+    ok(live.cli("waits", "resume", case_id, "--set", "carrier=yuantong", "--set", f"tracking_number={waybill}"))
+    waiting_at(live, case_id, "receipt")
+    ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004")))
+    waiting_at(live, case_id, "inspection")
+
+
+def assert_paid_once(live: LiveStack, case_id: str, order_id: str, amount: str) -> None:
+    refunds = live.sandbox("GET", "/api/refunds", params={"order_id": order_id})
+    assert [Decimal(r["amount"]) for r in refunds] == [Decimal(amount)], refunds
+    assert count(live, "SELECT count(*) FROM ledger_line WHERE case_id = :case AND kind = 'refund'", case=case_id) == 1
+    assert count(live, "SELECT count(*) FROM case_event WHERE case_id = :case AND action = 'refund.paid'", case=case_id) == 1
+
+
+# --- the tests --------------------------------------------------------------------------------------
+
+
+def test_make_run_comes_up_and_says_how_long_it_took(live):
+    assert "Ready." in live.output()
+    assert "ready in" in live.output()
+    print(f"make run: ready (demo cases opened) after {live.startup_seconds:.0f} s")
+    logs = "".join(p.read_text(errors="replace") for p in (live.var / "logs").glob("*.log"))
+    # one Prefect server: no component started a temporary one of its own on the same files
+    assert "temporary server" not in logs.lower() and "database is locked" not in logs
+
+
+def test_the_scheduler_itself_runs_the_sweeper_and_the_outbox_retry(live):
+    """No schedule fired with SQLAlchemy 2.1 (the scheduler failed every loop); here the server's
+    own scheduler creates the runs and serve completes them."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    async def completed(name: str) -> list:
+        async with _prefect(live) as client:
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))))
+
+    for deployment in ("deadline-sweeper", "outbox-retry"):
+        runs = wait_until(lambda: [r for r in _run(completed(deployment)) if r.auto_scheduled], 240,
+                          f"a scheduled {deployment} run to complete", interval=2)
+        assert runs[0].auto_scheduled
+    server_log = (live.var / "logs" / "prefect-server.log").read_text(errors="replace")
+    assert "Can't evaluate bulk DML" not in server_log
+
+
+def test_an_expired_wait_is_answered_by_the_scheduled_sweeper(live):
+    """The compensation approval's deadline is 0 h here: the sweeper, started by the scheduler,
+    applies the rulebook's default (escalate to the next level) with the system as actor."""
+    case_id = "compensation-O20261120-002"
+
+    def answered():
+        first = rows(live, "SELECT status, actor FROM wait WHERE case_id = :case ORDER BY id", case=case_id)[0]
+        return first.status in ("answered", "escalated") and first
+
+    first = wait_until(answered, 240, f"the sweeper to answer {case_id}'s expired approval", interval=2)
+    assert first.actor == "system"
+    events = rows(live, "SELECT actor, action FROM case_event WHERE case_id = :case AND actor = 'system'", case=case_id)
+    assert events, "the default action is in the case's timeline with the system as actor"
+
+
+def test_a_wait_is_not_logged_as_an_error(live):
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    waiting_at(live, "return-O20261120-003", "seller-review")
+    (run_id,) = rows(live, "SELECT flow_run_id FROM \"case\" WHERE id = 'return-O20261120-003'")[0]
+
+    async def logs():
+        async with _prefect(live) as client:
+            return await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)])))
+
+    finished = wait_until(lambda: [r for r in _run(logs()) if r.task_run_id is None and r.message.startswith("Finished in state")],
+                          60, "the suspended run's closing log line")
+    assert [r.level for r in finished] == [20] * len(finished), [(r.level, r.message) for r in finished]
+    assert "Suspended" in finished[0].message
+
+
+def test_the_readme_walkthrough_typed_in_a_second_terminal(live):
+    """README "Try it": each command as written, in a new terminal (no variable exported by hand)."""
+    case_id = "return-O20261120-002"
+    waiting_at(live, case_id, "seller-review")
+    started = time.monotonic()
+    listed = ok(live.cli("waits", "list"))
+    assert case_id in listed
+    assert time.monotonic() - started < 30, "the CLI took as long as starting a temporary Prefect server"
+    code = first_code(ok(live.cli("staff", "code", "S002")))
+    _used.add(("S002", int(time.time() // 30)))
+    resumed = ok(live.cli("waits", "resume", case_id, "--staff", "S002", "--code", code))
+    assert "answered" in resumed
+    waiting_at(live, case_id, "buyer-shipment")
+    ok(live.cli("waits", "resume", case_id, "--set", "carrier=yuantong", "--set", "tracking_number=YT1234567890"))
+    waiting_at(live, case_id, "receipt")
+    ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004")))
+    waiting_at(live, case_id, "inspection")
+    ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004"), "--set", "result=pass"))
+    assert closed(live, case_id).outcome == "refunded"
+    shown = ok(live.cli("case", "show", case_id))
+    assert "refund.paid" in shown
+    assert not (live.home / "user-home" / ".prefect").exists(), "the CLI used a Prefect home of its own"
+
+
+def test_kill_9_of_serve_with_a_refund_in_flight(live):
+    """The supervisor stops what the dead serve left behind and starts serve again; the run is
+    re-queued and finishes from the platform's record: paid once, recorded once."""
+    case_id, order_id = "return-O20261120-003", "O20261120-003"
+    drive_to_inspection(live, case_id, "S003", "YT5550003333")
+    others = {name: live.pid(name) for name in ("prefect-server", "sandbox", "api")}
+    serve = live.pid("serve")
+
+    # the platform commits the refund, then answers slowly: serve dies with the refund paid but not recorded
+    live.faults(answer_delay_ms=8000)
+    ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004"), "--set", "result=pass"))
+    wait_until(lambda: live.sandbox("GET", "/api/refunds", params={"order_id": order_id}), 60, "the refund to reach the platform")
+    flow_runs = [pid for pid, _cmd in children_of(serve)]
+    os.kill(serve, signal.SIGKILL)
+
+    wait_until(lambda: live.pid("serve") != serve and alive(live.pid("serve")), 60, "the supervisor to start serve again")
+    wait_until(lambda: not any(alive(pid) for pid in flow_runs), 30, "the dead serve's flow-run processes to be stopped")
+    live.faults()
+    assert closed(live, case_id, timeout=240).outcome == "refunded"
+    assert_paid_once(live, case_id, order_id, "899.00")
+    assert {name: live.pid(name) for name in others} == others, "the rest of the stack was torn down"
+    assert all(alive(pid) for pid in others.values())
+    assert "restarting it" in live.output()
+
+
+def test_kill_9_of_a_flow_run_process_with_a_refund_in_flight(live):
+    """The runner sees its flow-run process die and marks the run Crashed; the flow's crash hook
+    re-queues it; it finishes, paying once."""
+    case_id, order_id = "return-O20261120-001", "O20261120-001"
+    drive_to_inspection(live, case_id, "S001", "YT5550001111")
+    serve = live.pid("serve")
+
+    live.faults(answer_delay_ms=8000)
+    ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004"), "--set", "result=pass"))
+    wait_until(lambda: live.sandbox("GET", "/api/refunds", params={"order_id": order_id}), 60, "the refund to reach the platform")
+    (run_id,) = rows(live, "SELECT flow_run_id FROM \"case\" WHERE id = :case", case=case_id)[0]
+    engines = wait_until(lambda: [pid for pid, _cmd in children_of(serve) if run_id in environ(pid)], 30, "the case's flow-run process")
+    assert len(engines) == 1, engines
+    os.kill(engines[0], signal.SIGKILL)
+    live.faults()
+
+    assert closed(live, case_id, timeout=240).outcome == "refunded"
+    assert_paid_once(live, case_id, order_id, "18.00")
+    assert live.pid("serve") == serve and alive(serve)
