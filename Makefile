@@ -21,8 +21,10 @@ tools:
 run: install
 	$(VENV)/bin/aftersales dev
 
-# The suite on a SQLite case database, then on the local PostgreSQL (127.0.0.1:5432, database test).
-test: install tools test-sqlite test-postgres
+# The suite on a SQLite case database and on the local PostgreSQL (127.0.0.1:5432, database test),
+# both legs at once; each leg's output in var/test-logs/. One leg: `make test-sqlite`, `make test-postgres`.
+test: install tools
+	bash scripts/test-legs.sh
 
 test-sqlite: install tools
 	$(VENV)/bin/pytest -q
