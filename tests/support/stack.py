@@ -33,7 +33,7 @@ STAFF_TAGS = ("agent", "supervisor", "manager", "warehouse", "finance", "review"
 POSTGRES_ADMIN_URL = os.environ.get("AFTERSALES_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -129,6 +129,8 @@ class Stack:
     serve_process: subprocess.Popen | None = None
     serve_log: Path | None = None
     _used_codes: set = field(default_factory=set)
+    _secrets: dict = field(default_factory=dict)
+    _client: Any = None
     _serve_count: int = 0
 
     # --- processes ------------------------------------------------------------------------
@@ -196,12 +198,33 @@ class Stack:
 
     # --- staff ------------------------------------------------------------------------------
 
-    def code(self, staff_id: str) -> str:
-        """A one-time code this test run has not used yet (each code works once)."""
+    def enrol_team(self) -> dict[str, str]:
+        """Fresh staff for one test: for each demo member (S001 …) a new member with the same name,
+        role and limit and a random TOTP secret; ``team["S002"]`` is its id. A test approving as its
+        own team never waits for a shared member's next 30-second code; the code rules are unchanged."""
+        from aftersales.approvals.auth import DEMO_STAFF
+        from aftersales.domain.models import Staff
+        from aftersales.integrations.db import session_scope
+
+        suffix = uuid.uuid4().hex[:6].upper()
+        team = {}
+        with session_scope() as session:
+            for demo in DEMO_STAFF:
+                member = Staff(id=f"{demo.id}-{suffix}", name=demo.name, role=demo.role, approval_limit=demo.approval_limit,
+                               contact=demo.contact, totp_secret=pyotp.random_base32())
+                session.add(member)
+                self._secrets[member.id] = member.totp_secret
+                team[demo.id] = member.id
+        return team
+
+    def _secret(self, staff_id: str) -> str:
         from aftersales.approvals.auth import DEMO_STAFF
 
-        secret = {m.id: m.totp_secret for m in DEMO_STAFF}[staff_id]
-        totp = pyotp.TOTP(secret)
+        return self._secrets.get(staff_id) or {m.id: m.totp_secret for m in DEMO_STAFF}[staff_id]
+
+    def code(self, staff_id: str) -> str:
+        """A one-time code this test run has not used yet (each code works once)."""
+        totp = pyotp.TOTP(self._secret(staff_id))
         while True:
             now = datetime.now(timezone.utc)
             step, into = totp.timecode(now), now.timestamp() % 30
@@ -215,9 +238,7 @@ class Stack:
             time.sleep(1)
 
     def mark_code_used(self, staff_id: str, code: str) -> None:
-        from aftersales.approvals.auth import DEMO_STAFF
-
-        totp = pyotp.TOTP({m.id: m.totp_secret for m in DEMO_STAFF}[staff_id])
+        totp = pyotp.TOTP(self._secret(staff_id))
         step = totp.timecode(datetime.now(timezone.utc))
         for candidate in (step - 1, step, step + 1):
             if totp.generate_otp(candidate) == code:
@@ -234,22 +255,33 @@ class Stack:
         opened = self.run(open_return(order["order_id"], amount or order["paid_amount"], **kwargs))
         return opened.case_id
 
+    def prefect(self):
+        """One long-lived synchronous Prefect client for the test process's polling."""
+        if self._client is None:
+            from prefect.client.orchestration import get_client
+
+            self._client = get_client(sync_client=True)
+            self._client.__enter__()
+        return self._client
+
+    def close_client(self) -> None:
+        if self._client is not None:
+            self._client.__exit__(None, None, None)
+            self._client = None
+
     def waiting(self, case_id: str, step: str, timeout: float = 90):
         """Block until the case's run is suspended at an open wait of ``step``; returns the wait."""
-        from prefect.client.orchestration import get_client
-
         from aftersales.integrations import case_store
         from aftersales.integrations.db import session_scope
 
-        async def paused_at(key: str, run_id: str) -> bool:
-            async with get_client() as client:
-                run = await client.read_flow_run(UUID(run_id))
+        def paused_at(key: str, run_id: str) -> bool:
+            run = self.prefect().read_flow_run(UUID(run_id))
             return bool(run.state and run.state.is_paused() and run.state.state_details.pause_key == key)
 
         def check():
             with session_scope() as session:
                 wait = case_store.find_wait(session, case_id, step)
-            if wait is not None and self.run(paused_at(wait.key, wait.flow_run_id)):
+            if wait is not None and paused_at(wait.key, wait.flow_run_id):
                 return wait
             self.assert_run_alive(case_id)
             return None
@@ -269,14 +301,8 @@ class Stack:
             raise AssertionError(f"the run of {case_id} is {state}:\n{(self.serve_log.read_text()[-4000:] if self.serve_log else '')}")
 
     def run_state(self, flow_run_id: str) -> str:
-        from prefect.client.orchestration import get_client
-
-        async def read():
-            async with get_client() as client:
-                run = await client.read_flow_run(UUID(flow_run_id))
-            return run.state.type.value if run.state else "NONE"
-
-        return self.run(read())
+        run = self.prefect().read_flow_run(UUID(flow_run_id))
+        return run.state.type.value if run.state else "NONE"
 
     def answer(self, case_id: str, step: str, **values) -> Any:
         """Resume the case's wait at ``step`` (as the UI's Resume form would) and return the verdict row."""
@@ -382,6 +408,7 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
     stack = Stack(tmp=tmp, env=env, sandbox_url=sandbox_url, sandbox_key=sandbox_key, receiver_url=receiver_url, received=received)
     stack.start_serving()
     stops.insert(0, stack.stop_serving)
+    stops.insert(0, stack.close_client)
     return stack, stops
 
 
