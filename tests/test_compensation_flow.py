@@ -42,6 +42,18 @@ def coupons(stack, order: dict) -> list[dict]:
     return stack.sandbox("GET", "/api/coupons", params={"order_id": order["order_id"]})
 
 
+def assert_platform_paid_matches(stack, order: dict, lines) -> None:
+    """Finance's rule: the lines marked platform_paid add up, by reference, to what the platform
+    reports it refunded; no other line carries a refund's reference as if it were that payment."""
+    refunds = stack.refunds(order["order_id"])
+    paid: dict[str, Decimal] = {}
+    for line in lines:
+        if line.platform_paid:
+            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
+    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
+    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
+
+
 def agent_text(stack, case_id: str) -> str:
     return json.dumps([m.json for m in stack.messages("/staff/agent") if case_id in json.dumps(m.json, ensure_ascii=False)], ensure_ascii=False)
 
@@ -56,6 +68,8 @@ def test_within_the_agents_limit_a_coupon_is_issued_without_approval(stack, sand
     assert Decimal(coupon["amount"]) == Decimal("15.00") and coupon["customer_id"] == order["customer"]["customer_id"]
     [line] = ledger(case_id)
     assert (line.kind, line.amount, line.bearer, line.approved_by, line.platform_ref) == ("coupon", Decimal("15.00"), "carrier", "S001", coupon["coupon_id"])
+    assert line.platform_paid is False  # a coupon is no payment: nothing in the platform-paid total
+    assert_platform_paid_matches(stack, order, [line])
     buyer = json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
     assert coupon["code"] in buyer and "15.00" in buyer
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/finance"))
@@ -81,6 +95,8 @@ def test_600_cash_needs_the_supervisor_then_the_manager_and_is_paid_once(stack, 
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("compensation", Decimal("600.00"))]  # on top of the ¥128 paid
     [line] = ledger(case_id)
     assert (line.kind, line.amount, line.bearer, line.approved_by) == ("compensation", Decimal("600.00"), "seller", "S003")
+    assert line.platform_paid is True and line.platform_ref == refunds[0]["refund_id"]
+    assert_platform_paid_matches(stack, order, [line])
     accepted = [(e.details["step"], e.actor) for e in events(case_id) if e.action == "wait.accepted"]
     assert accepted == [("approval-supervisor", "S002"), ("approval-manager", "S003")]
 
@@ -94,6 +110,9 @@ def test_partial_refund_within_the_supervisors_limit_and_a_decline(stack, sandbo
     assert stack.finished(case_id).outcome == "compensated"
     assert [(r["kind"], Decimal(r["amount"])) for r in stack.refunds(order["order_id"])] == [("goods", Decimal("300.00"))]
     assert [(line.kind, line.approved_by) for line in ledger(case_id)] == [("compensation", "S006")]
+    [line] = ledger(case_id)
+    assert line.platform_paid is True  # a partial refund is a platform refund of the goods
+    assert_platform_paid_matches(stack, order, [line])
 
     declined_order = stack.make_order(paid="400.00")
     declined = open_case(stack, declined_order, "cash", "100.00")
@@ -133,6 +152,7 @@ def test_escalated_approval_is_paid_with_the_manager_as_approver(stack, sandbox_
     [line] = ledger(case_id)
     assert (line.kind, line.approved_by) == ("coupon", "S003")
     assert len(coupons(stack, order)) == 1
+    assert line.platform_paid is False
 
 
 def test_goods_are_shipped_from_stock(stack, sandbox_clean):
@@ -146,6 +166,8 @@ def test_goods_are_shipped_from_stock(stack, sandbox_clean):
     assert stack.sandbox("GET", f"/api/stock/{sku}")["available"] == 2
     lines = {(line.kind, line.bearer): line.amount for line in ledger(case_id)}
     assert lines == {("goods", "seller"): Decimal("19.80"), ("outbound_postage", "seller"): Decimal("12.00")}
+    assert [line.platform_paid for line in ledger(case_id)] == [False, False]  # goods and postage: no platform payment
+    assert_platform_paid_matches(stack, order, ledger(case_id))
 
 
 @pytest.mark.parametrize("form, amount, kwargs, code", [

@@ -27,6 +27,18 @@ def ledger(case_id: str) -> dict[tuple[str, str], LedgerLine]:
     return keyed
 
 
+def assert_platform_paid_matches(stack, order: dict, lines) -> None:
+    """The lines marked platform_paid add up, by reference, to what the platform reports it
+    refunded; no other line carries a refund's reference as if it were that payment."""
+    refunds = stack.refunds(order["order_id"])
+    paid: dict[str, Decimal] = {}
+    for line in lines:
+        if line.platform_paid:
+            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
+    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
+    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
+
+
 def catalogue_sku(stack, price: str, available: int = 5) -> str:
     sku = f"NEW-{uuid.uuid4().hex[:8].upper()}"
     stack.sandbox("POST", f"/sandbox/stock/{sku}", json={"available": available, "unit_price": price, "name": f"换货商品 {sku}"})
@@ -96,6 +108,9 @@ def test_dearer_replacement_charges_the_difference_and_ships_once(stack, sandbox
     assert lines[("outbound_postage", "seller")].amount == Decimal("12.00")
     assert lines[("return_postage", "buyer")].amount == Decimal("10.00")  # no-reason: the buyer's postage (§1.1)
     assert {line.approved_by for line in lines.values()} == {"S004"}
+    # a charge is money the platform collects from the buyer, not a payment: nothing is platform-paid
+    assert not any(line.platform_paid for line in lines.values())
+    assert_platform_paid_matches(stack, order, list(lines.values()))
 
     text = buyer_text(stack, order)
     assert "退货地址" in text and "20.00" in text and reship["waybill"] in text
@@ -116,6 +131,12 @@ def test_cheaper_replacement_refunds_the_difference_and_seller_postage(stack, sa
     assert lines[("price_difference", "seller")].amount == Decimal("20.00")
     assert lines[("return_postage", "seller")].amount == Decimal("12.00")
     assert len(stack.reshipments(order["order_id"])) == 1
+    # both platform refunds are platform-paid lines under their references; the replacement is not
+    by_kind = {r["kind"]: r["refund_id"] for r in stack.refunds(order["order_id"])}
+    assert (lines[("price_difference", "seller")].platform_paid, lines[("price_difference", "seller")].platform_ref) == (True, by_kind["goods"])
+    assert (lines[("return_postage", "seller")].platform_paid, lines[("return_postage", "seller")].platform_ref) == (True, by_kind["postage"])
+    assert not lines[("reshipment", "seller")].platform_paid and not lines[("outbound_postage", "seller")].platform_paid
+    assert_platform_paid_matches(stack, order, list(lines.values()))
 
 
 def test_out_of_stock_before_the_promise_offers_a_refund_instead(stack, sandbox_clean):

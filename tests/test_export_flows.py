@@ -79,6 +79,80 @@ def test_monthly_export_publishes_a_download_link_and_the_summary(stack):
     (get_settings().exports_dir / f"statistics-{MONTH}.xlsx").unlink(missing_ok=True)
 
 
+def test_the_export_headline_shows_what_the_shop_bears_and_what_the_platform_paid(stack, sandbox_clean, tmp_path):
+    """Three compensations paid through the real flows (within an agent's limit: no approval) —
+    cash the shop bears, cash the carrier bears (the platform pays it all the same), a coupon the
+    shop bears (no payment) — exported as their own month: the link artifact's headline and the
+    CLI's message give the shop's total and the platform-paid total, and the platform-paid lines
+    equal, by reference, what the sandbox platform refunded."""
+    import json
+
+    from sqlmodel import select
+    from typer.testing import CliRunner
+
+    from aftersales.deployments.cli import app as cli
+    from aftersales.deployments.compensation_intake import open_compensation
+    from aftersales.domain.settings import get_settings
+    from aftersales.integrations.db import session_scope
+    from tests.support.stack import wait_until
+
+    month = "2019-06"  # another month no other test writes to: these cases' lines are moved there
+    cases = []
+    for form, amount, bearer in (("cash", "15.00", "seller"), ("cash", "12.00", "carrier"), ("coupon", "10.00", "seller")):
+        order = stack.make_order(paid="128.00")
+        opened = stack.run(open_compensation(order["order_id"], form, amount, "物流延误 parcel late", "S001", bearer=bearer))
+        cases.append((order, opened.case_id))
+    for _order, case_id in cases:
+        wait_until(lambda: _recorded(case_id), 60, f"{case_id} to be recorded")
+        assert stack.finished(case_id).outcome == "compensated"
+    case_ids = [case_id for _order, case_id in cases]
+    with session_scope() as session:
+        lines = list(session.exec(select(LedgerLine).where(LedgerLine.case_id.in_(case_ids)).order_by(LedgerLine.id)))
+        assert len(lines) == 3
+        for i, line in enumerate(lines):
+            line.created_at = datetime(2019, 6, 10, 2 + i, tzinfo=timezone.utc)
+            session.add(line)
+    platform = {r["refund_id"]: Decimal(r["amount"]) for order, _ in cases for r in stack.refunds(order["order_id"])}
+    assert sorted(platform.values()) == [Decimal("12.00"), Decimal("15.00")]  # the coupon is no refund
+
+    run = _run(stack, "compensation-export/compensation-export", {"month": month})
+    artifacts = _artifacts(stack, run.id)
+    description = artifacts["compensation-export"].description
+    # the shop bears 15 + 10 (not the carrier's 12); the platform paid 15 + 12 (not the coupon)
+    assert "shop bears ¥25.00" in description and "platform paid ¥27.00" in description, description
+    table = artifacts["compensation-summary"].data
+    rows = {row["key"]: row for row in (json.loads(table) if isinstance(table, str) else table)}
+    assert (rows["platform paid 平台实付"]["count"], rows["platform paid 平台实付"]["amount_cny"]) == (2, "27.00")
+    assert rows["shop bears 店铺承担"]["amount_cny"] == "25.00" and rows["all lines 全部"]["amount_cny"] == "37.00"
+
+    target = get_settings().exports_dir / f"compensation-{month}.xlsx"
+    try:
+        detail = list(openpyxl.load_workbook(target)["明细 Detail"].iter_rows(values_only=True))
+        header, body = detail[0], detail[1:]
+        ref, paid_col, kind = header.index("平台单号 Platform ref."), header.index("平台实付 Platform paid"), header.index("类型 Kind")
+        paid_by_ref: dict[str, Decimal] = {}
+        for row in body:
+            if row[paid_col] is not None:
+                paid_by_ref[row[ref]] = paid_by_ref.get(row[ref], Decimal("0")) + Decimal(str(row[paid_col]))
+        assert paid_by_ref == platform  # the platform-paid lines are the platform's refunds, by reference
+        assert [row[paid_col] for row in body if row[kind] == "coupon"] == [None]  # the coupon: informational
+    finally:
+        target.unlink(missing_ok=True)
+
+    output = tmp_path / f"compensation-{month}.xlsx"
+    done = CliRunner(env={"COLUMNS": "250"}).invoke(cli, ["export", "compensation", "--month", month, "--output", str(output)])
+    assert done.exit_code == 0, done.output
+    assert "shop bears CNY 25.00" in done.output and "platform paid CNY 27.00" in done.output, done.output
+    assert "37.00" in done.output and output.is_file()  # all lines, the check figure
+
+
+def _recorded(case_id: str) -> bool:
+    from aftersales.integrations.db import session_scope
+
+    with session_scope() as session:
+        return session.get(Case, case_id) is not None
+
+
 def test_reporting_deployments_are_served_with_their_schedules(stack):
     import httpx
     from prefect.schedules import Cron

@@ -28,6 +28,18 @@ def open_repair(stack, delivered_days_ago: float = 30, scope: str = "in_scope", 
     return order, opened.case_id
 
 
+def assert_platform_paid_matches(stack, order: dict, lines) -> None:
+    """The lines marked platform_paid add up, by reference, to what the platform reports it
+    refunded; no other line carries a refund's reference as if it were that payment."""
+    refunds = stack.refunds(order["order_id"])
+    paid: dict[str, Decimal] = {}
+    for line in lines:
+        if line.platform_paid:
+            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
+    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
+    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
+
+
 def ship_in(stack, case_id: str, postage: str = "12.00"):
     return stack.answer(case_id, "buyer-ships", action="shipped", carrier="zhongtong", tracking_number="ZT900100200", postage_paid=postage)
 
@@ -62,6 +74,11 @@ def test_in_warranty_repair_goes_through_six_stages_at_the_sellers_cost(stack, s
     assert {line.approved_by for line in lines.values()} == {"S001"}  # within warranty: the agent's repair order
     refunds = stack.refunds(order["order_id"])
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("postage", Decimal("12.00"))]
+    # the postage-in refund is the platform's payment; the repair cost and the postage back are not
+    assert lines[("return_postage", "seller")].platform_paid is True
+    assert lines[("return_postage", "seller")].platform_ref == refunds[0]["refund_id"]
+    assert not lines[("repair_cost", "seller")].platform_paid and not lines[("outbound_postage", "seller")].platform_paid
+    assert_platform_paid_matches(stack, order, list(lines.values()))
     actors = {(e.action, e.details.get("step")): e.actor for e in events(case_id)}
     assert actors[("wait.accepted", "repair-done")] == "S008"
 
@@ -85,6 +102,7 @@ def test_out_of_warranty_needs_a_superior_and_the_buyer_pays_the_quote(stack, sa
     assert set(lines) == {("repair_cost", "buyer"), ("outbound_postage", "buyer")}
     assert {line.approved_by for line in lines.values()} == {"S002"}
     assert stack.refunds(order["order_id"]) == []  # the buyer's own postage stays theirs
+    assert not any(line.platform_paid for line in lines.values())
 
 
 def test_declined_repair_and_the_approval_deadline(stack, sandbox_clean):

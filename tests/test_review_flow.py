@@ -22,6 +22,18 @@ def reviewed(stack, review_text: str, rating: str = "negative", paid: str = "229
     return order, review_id
 
 
+def assert_platform_paid_matches(stack, order: dict, lines) -> None:
+    """The lines marked platform_paid add up, by reference, to what the platform reports it
+    refunded; no other line carries a refund's reference as if it were that payment."""
+    refunds = stack.refunds(order["order_id"])
+    paid: dict[str, Decimal] = {}
+    for line in lines:
+        if line.platform_paid:
+            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
+    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
+    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
+
+
 def follow_up(stack, review_id: str, **kwargs) -> str:
     from aftersales.deployments.review_intake import open_review_followup
 
@@ -57,6 +69,8 @@ def test_cash_offer_approved_by_a_superior_and_paid_once(stack, sandbox_clean):
     assert (line.kind, line.amount, line.bearer, line.approved_by, line.responsible_department) == (
         "compensation", Decimal("30.00"), "seller", "S006", "quality")
     assert line.platform_ref == refunds[0]["refund_id"]
+    assert line.platform_paid is True  # cash: a platform refund, in finance's platform-paid total
+    assert_platform_paid_matches(stack, order, [line])
     assert case_id in text(stack.messages("/staff/finance"))
     assert len([e for e in events(case_id) if e.action == "compensation.paid"]) == 1
 
@@ -90,6 +104,8 @@ def test_goods_compensation_ships_the_item_once(stack, sandbox_clean):
     assert lines[("compensation", "seller")].amount == Decimal("59.00")
     assert lines[("compensation", "seller")].responsible_department == "logistics"
     assert lines[("outbound_postage", "seller")].platform_ref == shipment["reshipment_id"]
+    assert not any(line.platform_paid for line in lines.values())  # goods and their postage: no platform payment
+    assert_platform_paid_matches(stack, order, list(lines.values()))
     assert shipment["waybill"] in text(stack.customer_messages(order))
 
 

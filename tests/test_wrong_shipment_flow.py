@@ -24,6 +24,18 @@ def ledger(case_id: str) -> dict[str, LedgerLine]:
     return {line.kind: line for line in lines}
 
 
+def assert_platform_paid_matches(stack, order: dict, lines) -> None:
+    """The lines marked platform_paid add up, by reference, to what the platform reports it
+    refunded; no other line carries a refund's reference as if it were that payment."""
+    refunds = stack.refunds(order["order_id"])
+    paid: dict[str, Decimal] = {}
+    for line in lines:
+        if line.platform_paid:
+            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
+    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
+    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
+
+
 def finished(stack, case_id: str):
     def recorded() -> bool:
         with session_scope() as session:
@@ -98,6 +110,12 @@ def test_left_the_warehouse_buyer_chooses_return_and_the_assessment_is_recorded(
     assert set(lines) == {"refund", "return_postage"} and lines["return_postage"].amount == Decimal("12.00")
     assert {line.responsible_department for line in lines.values()} == {"warehouse"}
     assert {line.approved_by for line in lines.values()} == {"buyer"}
+    # the refund is the platform's payment; the pick-up is no payment and names the refund in its note only
+    [refund] = stack.refunds(order["order_id"])
+    assert (lines["refund"].platform_paid, lines["refund"].platform_ref, lines["refund"].amount) == (True, refund["refund_id"], Decimal(refund["amount"]))
+    assert (lines["return_postage"].platform_paid, lines["return_postage"].platform_ref) == (False, "")
+    assert refund["refund_id"] in lines["return_postage"].note
+    assert_platform_paid_matches(stack, order, list(lines.values()))
     manager = json.dumps([m.json for m in stack.messages("/staff/manager")], ensure_ascii=False)
     assert case_id in manager and "扣绩效" in manager
     assert stack.reshipments(order["order_id"]) == []
@@ -116,6 +134,8 @@ def test_no_choice_reships_by_default_and_an_unrecorded_assessment_tells_the_man
     lines = ledger(case_id)
     assert set(lines) == {"reshipment", "outbound_postage", "return_postage"}
     assert {line.approved_by for line in lines.values()} == {"system"}
+    assert not any(line.platform_paid for line in lines.values())  # re-shipped: no platform payment
+    assert_platform_paid_matches(stack, order, list(lines.values()))
 
     stack.sweep(case_id, days=8)  # 3 working days, whatever the weekday
     assert stack.finished(case_id).outcome == "reshipped_correct_items"
@@ -136,6 +156,9 @@ def test_correct_items_out_of_stock_are_refunded(stack, sandbox_clean):
     assert "缺货" in buyer_text(stack, order)
     stack.approve(case_id, "assessment", "S006", responsible_person="S004", assessment="口头提醒 verbal warning")
     assert stack.finished(case_id).outcome == "out_of_stock_refunded"
+    lines = ledger(case_id)
+    assert lines["refund"].platform_paid is True and lines["return_postage"].platform_paid is False
+    assert_platform_paid_matches(stack, order, list(lines.values()))
 
 
 def test_before_dispatch_with_a_negative_effect_still_asks_for_the_assessment(stack, sandbox_clean):

@@ -41,15 +41,20 @@ async def compensation_export(month: str | None = None, as_of: datetime | None =
     # the export is blocking I/O and CPU: off the event loop, so heartbeats and logs keep flowing
     result = await asyncio.to_thread(export_compensation, chosen, output)
     url = download_url(filename)
+    # the headline: what the shop bears and what the platform paid (its statement); the all-lines
+    # figure adds what others bear too, a check figure and not the shop's cost
     await acreate_link_artifact(
         key="compensation-export", link=url, link_text=f"补偿月报 Compensation {chosen} ({filename})",
-        description=f"Compensation ledger {chosen}: {result.lines} lines, ¥{result.total.amount:,.2f} "
-                    f"(download needs the X-Api-Key header)")
+        description=f"Compensation ledger {chosen}: {result.lines} lines; 店铺承担 shop bears ¥{result.shop.amount:,.2f}, "
+                    f"平台实付 platform paid ¥{result.platform_paid.amount:,.2f} "
+                    f"(all lines ¥{result.total.amount:,.2f}; download needs the X-Api-Key header)")
     await acreate_table_artifact(key="compensation-summary", table=result.summary_rows(),
                                  description=f"补偿汇总 Compensation summary {chosen} (CNY)")
-    logger.info("compensation %s: %d lines, CNY %s → %s", chosen, result.lines, result.total.amount, output)
+    logger.info("compensation %s: %d lines, shop bears CNY %s, platform paid CNY %s (all lines CNY %s) → %s", chosen,
+                result.lines, result.shop.amount, result.platform_paid.amount, result.total.amount, output)
     return {"month": str(chosen), "file": str(output), "url": url, "lines": result.lines,
-            "total": f"{result.total.amount:.2f}"}
+            "total": f"{result.total.amount:.2f}", "shop": f"{result.shop.amount:.2f}",
+            "platform_paid": f"{result.platform_paid.amount:.2f}"}
 
 
 @flow(name="monthly-statistics", flow_run_name="monthly-statistics-{month}", log_prints=True)

@@ -4,6 +4,11 @@ Cash → a platform refund of kind ``compensation`` (on top of the price); a par
 refund (capped at what was paid); a coupon → ``POST /api/coupons``; goods → a re-shipment. Each call
 carries the idempotency key ``compensation-<case>``, the task a business cache key and the ledger
 line a unique key: paid exactly once, whatever retries or resumes.
+
+Cash and a partial refund are platform refunds: their ledger line is ``platform_paid`` and carries
+the amount the platform confirmed under the refund's reference, so finance's platform-paid total
+reconciles with the platform's statement. A coupon (a voucher, no money paid) and goods (a
+re-shipment) move no money through the platform: their lines stay informational.
 """
 
 from __future__ import annotations
@@ -58,13 +63,17 @@ async def pay_compensation(case_id: str, approved_by: str) -> dict:
     key = f"compensation-{case_id}"
     reason = f"补偿 compensation: {case.reason}"[:200]
     rules = get_settings().rules
+    # a platform refund is booked at what the platform confirmed; a coupon or goods at their value
+    amount, platform_paid = request.amount, False
     async with PlatformClient() as platform:
         if request.form is CompensationForm.CASH:
             paid = await platform.refund(case.order_id, request.amount, reason, case_id, key, RefundKind.COMPENSATION)
             reference, delivery = paid.refund_id, f"款项已退至您的原支付方式 paid to your original payment method ({paid.refund_id})"
+            amount, platform_paid = paid.amount, True
         elif request.form is CompensationForm.PARTIAL_REFUND:
             paid = await platform.refund(case.order_id, request.amount, reason, case_id, key, RefundKind.GOODS)
             reference, delivery = paid.refund_id, f"部分货款已原路退回 part of the price paid back to your original payment method ({paid.refund_id})"
+            amount, platform_paid = paid.amount, True
         elif request.form is CompensationForm.COUPON:
             coupon = await platform.issue_coupon(case.order_id, request.amount, reason, case_id, key, rules.compensation_coupon_valid_days)
             expires = coupon.expires_at.astimezone(get_settings().tz).date().isoformat()
@@ -74,17 +83,17 @@ async def pay_compensation(case_id: str, approved_by: str) -> dict:
             reference, delivery = shipment.reshipment_id, f"商品已寄出 sent with {shipment.carrier},运单号 tracking number {shipment.waybill}"
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
-        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind=request.form.ledger_kind, amount=request.amount,
-                                   bearer=request.bearer, approved_by=approved_by, platform_ref=reference,
+        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind=request.form.ledger_kind, amount=amount,
+                                   bearer=request.bearer, approved_by=approved_by, platform_ref=reference, platform_paid=platform_paid,
                                    note=f"{request.form.value}: {case.reason}"[:500])
         if request.form is CompensationForm.GOODS:
             case_store.add_ledger_line(session, idempotency_key=f"{key}-postage", case=case, kind="outbound_postage",
                                        amount=rules.standard_postage, bearer=request.bearer, approved_by=approved_by,
                                        platform_ref=reference, note="补偿商品运费 postage of the goods given as compensation")
         case_store.record_event(session, case_id, "paid", approved_by, "compensation.paid",
-                                {"form": request.form.value, "amount": request.amount, "bearer": request.bearer, "platform_ref": reference})
+                                {"form": request.form.value, "amount": amount, "bearer": request.bearer, "platform_ref": reference})
         notify_in_session(session, case, "paid", "compensation_paid", staff_tags=[Role.FINANCE.value, Role.AGENT.value], buyer=True,
                           compensation_form=request.form.value, delivery=delivery, bearer=request.bearer, approved_by=approved_by,
                           platform_ref=reference)
     send_pending(case_id)
-    return {"platform_ref": reference, "amount": str(request.amount)}
+    return {"platform_ref": reference, "amount": str(amount)}

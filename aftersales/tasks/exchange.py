@@ -21,6 +21,7 @@ from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import Order, OrderNotFound, PlatformClient, RefundKind, StockLevel
 from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
 from aftersales.tasks.intake import order_facts
+from aftersales.tasks.money import _shares
 from aftersales.tasks.notify import notify_in_session, send_pending
 
 
@@ -93,35 +94,47 @@ async def replacement_in_stock(case_id: str) -> bool:
       persist_result=True, retry_condition_fn=no_retry_on_invalid)
 async def settle_price_difference(case_id: str, approved_by: str, postage: list[PostageLine]) -> dict:
     """§1.2 price difference: charge the buyer when the replacement costs more, refund them when it
-    costs less; and the return postage by fault (§1.1: the seller refunds it when at fault)."""
+    costs less; and the return postage by fault (§1.1: the seller refunds it when at fault).
+
+    Each platform refund is a ``platform_paid`` line at the amount the platform confirmed under its
+    reference: the refunded difference, and the postage lines added to the postage refund (their
+    amounts add up to what the platform paid). A charged difference is money the platform collects
+    from the buyer, not a payment: it stays an informational line under the charge's reference, and
+    so does postage the buyer bears."""
     case = load_case(case_id)
     terms = ExchangeTerms.from_details(case.details)
     difference = abs(terms.difference)
     reason = f"换货差价 exchange price difference {terms.sku} → {terms.new_sku}"
     refs: dict[str, str] = {}
+    refunded: dict[str, Decimal] = {}  # what the platform confirmed, by refund
     owed_postage = sum((line.add_to_refund for line in postage if line.add_to_refund > 0), Decimal("0"))
     async with PlatformClient() as platform:
         if terms.settlement is PriceDifference.CHARGE:
             refs["difference"] = (await platform.charge(case.order_id, difference, reason, case_id, f"charge-{case_id}-price-difference")).charge_id
         elif terms.settlement is PriceDifference.REFUND:
-            refs["difference"] = (await platform.refund(case.order_id, difference, reason, case_id, f"refund-{case_id}-price-difference")).refund_id
+            refund = await platform.refund(case.order_id, difference, reason, case_id, f"refund-{case_id}-price-difference")
+            refs["difference"], refunded["difference"] = refund.refund_id, refund.amount
         if owed_postage > 0:
-            refs["postage"] = (await platform.refund(case.order_id, owed_postage, "换货退货运费 return postage of the exchange", case_id,
-                                                     f"refund-{case_id}-exchange-postage", RefundKind.POSTAGE)).refund_id
+            refund = await platform.refund(case.order_id, owed_postage, "换货退货运费 return postage of the exchange", case_id,
+                                           f"refund-{case_id}-exchange-postage", RefundKind.POSTAGE)
+            refs["postage"], refunded["postage"] = refund.refund_id, refund.amount
+    postage_shares = _shares(refunded["postage"], [line.add_to_refund for line in postage if line.add_to_refund > 0]) if "postage" in refunded else []
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
         if terms.settlement is not PriceDifference.NONE:
             charged = terms.settlement is PriceDifference.CHARGE
             case_store.add_ledger_line(session, idempotency_key=f"exchange-{case_id}-price-difference", case=case, kind="price_difference",
-                                       amount=difference, bearer="buyer" if charged else "seller", approved_by=approved_by,
-                                       platform_ref=refs["difference"],
+                                       amount=refunded.get("difference", difference), bearer="buyer" if charged else "seller",
+                                       approved_by=approved_by, platform_ref=refs["difference"], platform_paid="difference" in refunded,
                                        note=("买家补差价 the buyer pays the difference" if charged else "差价退还买家 the difference refunded to the buyer") + f" {terms.sku} → {terms.new_sku}")
         for index, line in enumerate(postage):
+            paid_share = line.add_to_refund > 0 and bool(postage_shares)
             case_store.add_ledger_line(session, idempotency_key=f"exchange-{case_id}-{line.kind}-{line.bearer}-{index}", case=case, kind=line.kind,
-                                       amount=line.amount, bearer=line.bearer, approved_by=approved_by,
-                                       platform_ref=refs.get("postage", "") if line.add_to_refund > 0 else "", note=line.note)
+                                       amount=postage_shares.pop(0) if paid_share else line.amount, bearer=line.bearer, approved_by=approved_by,
+                                       platform_ref=refs["postage"] if paid_share else "", platform_paid=paid_share, note=line.note)
         case_store.record_event(session, case_id, "price-difference", approved_by, "exchange.price_difference_settled",
-                                {"settlement": terms.settlement.value, "difference": difference, "postage_refunded": owed_postage, "platform_refs": refs})
+                                {"settlement": terms.settlement.value, "difference": refunded.get("difference", difference),
+                                 "postage_refunded": refunded.get("postage", Decimal("0")), "platform_refs": refs})
         if terms.settlement is not PriceDifference.NONE:
             notify_in_session(session, case, "price-difference", "exchange_price_difference", staff_tags=[Role.FINANCE.value], buyer=True,
                               settlement=terms.settlement.value, difference=f"{difference:.2f}", platform_ref=refs["difference"])

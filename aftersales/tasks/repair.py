@@ -89,16 +89,18 @@ async def ask_buyer_to_send_in(case_id: str, quote: Decimal, approved_by: str) -
 async def book_repair_costs(case_id: str, quote: Decimal, approved_by: str, repair_cost: Decimal, postage_back: Decimal,
                             postage_in: Decimal) -> dict:
     """The repair's costs as ledger lines, once. Inside warranty the seller also refunds the postage
-    the buyer paid to send the item in (a postage refund on top of the price, never capped by it)."""
+    the buyer paid to send the item in (a postage refund on top of the price, never capped by it):
+    that line is ``platform_paid`` at the amount the platform confirmed under its reference; the
+    repair cost and the postage back are the shop's own costs, no platform payment."""
     case = load_case(case_id)
     bearer = terms_of(case).bearer(quote)
     key = f"repair-{case_id}"
-    refund_ref = ""
+    refund_ref, refunded = "", Decimal("0")
     if bearer == "seller" and postage_in > 0:
         async with PlatformClient() as platform:
             refund = await platform.refund(case.order_id, postage_in, "返修寄件运费 postage of sending the item for repair",
                                            case_id, f"{key}-postage-in", RefundKind.POSTAGE)
-        refund_ref = refund.refund_id
+        refund_ref, refunded = refund.refund_id, refund.amount
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
         dept = Role.QUALITY.value
@@ -112,10 +114,10 @@ async def book_repair_costs(case_id: str, quote: Decimal, approved_by: str, repa
                                        note="返修寄回运费 postage of sending the repaired item back")
         if refund_ref:
             case_store.add_ledger_line(session, idempotency_key=f"{key}-postage-in", case=case, kind="return_postage",
-                                       amount=postage_in, bearer="seller", approved_by=approved_by, platform_ref=refund_ref,
-                                       responsible_department=dept, note="保修期内退还买家寄修运费 in warranty: the buyer's postage refunded")
+                                       amount=refunded, bearer="seller", approved_by=approved_by, platform_ref=refund_ref,
+                                       platform_paid=True, responsible_department=dept, note="保修期内退还买家寄修运费 in warranty: the buyer's postage refunded")
         case_store.record_event(session, case_id, "costs-booked", approved_by, "repair.costs_booked",
                                 {"bearer": bearer, "quote": quote, "repair_cost": repair_cost, "postage_back": postage_back,
-                                 "postage_in_refunded": postage_in if refund_ref else Decimal("0"), "refund_id": refund_ref})
+                                 "postage_in_refunded": refunded, "refund_id": refund_ref})
     send_pending(case_id)
     return {"bearer": bearer, "refund_id": refund_ref}

@@ -82,7 +82,10 @@ async def report_malicious_review(case_id: str, cause: str, evidence: str, verif
 @task(name="pay-review-compensation", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("compensation"),
       persist_result=True, retry_condition_fn=no_retry_on_invalid)
 async def pay_compensation(case_id: str, offer_form: OfferForm, amount: Decimal, goods_sku: str, approved_by: str) -> dict:
-    """The approved compensation, once: cash through the platform, or goods shipped free."""
+    """The approved compensation, once: cash through the platform, or goods shipped free.
+
+    Cash is a platform refund: its ledger line is ``platform_paid`` at the amount the platform
+    confirmed under its reference. Goods (a re-shipment) and their postage move no money."""
     key = f"compensation-{case_id}"
     case = load_case(case_id)
     dept = case.details["department"]
@@ -91,6 +94,7 @@ async def pay_compensation(case_id: str, offer_form: OfferForm, amount: Decimal,
         if offer_form == OfferForm.CASH:
             paid = await platform.refund(case.order_id, amount, reason, case_id, key, RefundKind.COMPENSATION)
             ref, detail = paid.refund_id, ""
+            amount = paid.amount  # what the platform confirmed under its reference
         else:
             shipment = await platform.reship(case.order_id, [{"sku": goods_sku, "quantity": 1}], reason, case_id, key)
             ref, detail = shipment.reshipment_id, f"{shipment.carrier} {shipment.waybill}"
@@ -98,6 +102,7 @@ async def pay_compensation(case_id: str, offer_form: OfferForm, amount: Decimal,
         case = case_store.get_case(session, case_id)
         case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="compensation", amount=amount, bearer="seller",
                                    approved_by=approved_by, platform_ref=ref, responsible_department=dept,
+                                   platform_paid=offer_form == OfferForm.CASH,
                                    note=f"中差评补偿（{offer_form.value}）review compensation ({offer_form.value}) {goods_sku}".strip())
         if offer_form == OfferForm.GOODS:
             case_store.add_ledger_line(session, idempotency_key=f"{key}-postage", case=case, kind="outbound_postage",

@@ -38,7 +38,11 @@ async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> s
     """Re-ship the correct items (if all are in stock) or refund them; once per case.
 
     Left the warehouse: the correct parcel's postage and the pick-up of the wrong one are the
-    seller's (ledger, department warehouse). Corrected before dispatch: no extra postage."""
+    seller's (ledger, department warehouse). Corrected before dispatch: no extra postage.
+
+    A refund's ledger line is ``platform_paid`` at the amount the platform confirmed under its
+    reference; the pick-up moves no money through the platform, so it names the refund in its note,
+    not as its platform reference (the lines under a reference add up to what the platform paid)."""
     case = load_case(case_id)
     left = bool(case.details.get("warehouse_left"))
     ordered = {item["sku"]: int(item["quantity"]) for item in case.details.get("items", [])}
@@ -64,18 +68,22 @@ async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> s
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
 
-        def line(suffix: str, kind: str, amount: Decimal, note: str) -> None:
+        def line(suffix: str, kind: str, amount: Decimal, note: str, platform_ref: str = reference, platform_paid: bool = False) -> None:
             case_store.add_ledger_line(session, idempotency_key=f"{key}{suffix}", case=case, kind=kind, amount=amount, bearer="seller",
-                                       approved_by=approved_by, platform_ref=reference, note=note, responsible_department=DEPARTMENT)
+                                       approved_by=approved_by, platform_ref=platform_ref, platform_paid=platform_paid, note=note,
+                                       responsible_department=DEPARTMENT)
 
         if shipment is not None:
             line("", "reshipment", case.amount, "错发货改发正确商品 the right items sent")
         else:
-            line("", "refund", case.amount, "错发货退款 the ordered items refunded")
+            line("", "refund", paid.amount, "错发货退款 the ordered items refunded", platform_paid=True)
         if left:
             if shipment is not None:
                 line("-postage", "outbound_postage", rules.standard_postage, "改发运费 postage of the correct parcel")
-            line("-pickup", "return_postage", rules.standard_postage, "上门取回错发商品 pick-up of the wrong items")
+                line("-pickup", "return_postage", rules.standard_postage, "上门取回错发商品 pick-up of the wrong items")
+            else:  # no payment: the refund is named in the note, not as this line's platform reference
+                line("-pickup", "return_postage", rules.standard_postage,
+                     f"上门取回错发商品 pick-up of the wrong items（关联退款 refund {reference}）", platform_ref="")
         details = {"choice": choice.value, "outcome": outcome, "platform_ref": reference, "warehouse_left": left}
         if shipment is not None:
             details.update(carrier=shipment.carrier, waybill=shipment.waybill)
@@ -83,7 +91,7 @@ async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> s
             notify_in_session(session, case, "remedy", "reshipped", staff_tags=[Role.WAREHOUSE.value], buyer=True,
                               carrier=shipment.carrier, waybill=shipment.waybill)
         else:
-            case_store.record_event(session, case_id, "remedy", approved_by, "refund.paid", {**details, "amount": case.amount})
+            case_store.record_event(session, case_id, "remedy", approved_by, "refund.paid", {**details, "amount": paid.amount})
             if outcome == "out_of_stock_refunded":
                 notify_in_session(session, case, "remedy", "wrong_shipment_out_of_stock", staff_tags=[Role.WAREHOUSE.value, Role.AGENT.value],
                                   buyer=True, items=items_text(case))

@@ -42,7 +42,9 @@ def compensation(
         console.print("[bold red]error:[/] --output must end in .xlsx")
         raise typer.Exit(code=2)
     result = export_compensation(chosen, target)
-    console.print(f"{result.lines} lines, CNY {result.total.amount:,.2f} → {target}")
+    # what the shop bears and what the platform paid; all lines (shop + others) only as the check figure
+    console.print(f"{result.lines} lines: shop bears CNY {result.shop.amount:,.2f}, platform paid CNY {result.platform_paid.amount:,.2f}"
+                  f" (all lines CNY {result.total.amount:,.2f}) → {target}")
 
 
 @app.command("statistics")
