@@ -9,14 +9,16 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Security
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from aftersales.approvals.resume import ResumeRefused, resume_wait
 from aftersales.deployments.intake import open_return
 from aftersales.domain.masking import mask_text
-from aftersales.domain.rules import InvalidRequest, ReturnKind
+from aftersales.domain.rules import InvalidRequest, ReturnKind, shown
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -32,7 +34,7 @@ def require_key(key: str | None = Security(api_key_header)) -> None:
 
 class ReturnRequestIn(BaseModel):
     order_id: str = Field(min_length=1, max_length=64)
-    amount: str = Field(description="CNY as a decimal string, e.g. '128.00'")
+    amount: str = Field(description="CNY as a decimal string in plain notation, e.g. '128.00' (no exponent, at most two decimals)")
     reason: str = Field(default="", max_length=500)
     kind: ReturnKind = ReturnKind.NO_REASON
     requested_by: str = "buyer"
@@ -42,6 +44,14 @@ class ReturnRequestIn(BaseModel):
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Aftersales intake API 售后接口", dependencies=[Depends(require_key)])
+
+    @app.exception_handler(RequestValidationError)
+    async def refuse_malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": malformed_request(exc.errors())})
+
+    @app.exception_handler(InvalidRequest)
+    async def refuse_invalid(_request: Request, exc: InvalidRequest) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": {"code": exc.code, "message": exc.message}})
 
     @app.get("/health")
     def health() -> dict:
@@ -92,6 +102,33 @@ def create_app() -> FastAPI:
 
     add_reporting_routes(app)
     return app
+
+
+def malformed_request(errors: list[dict]) -> dict:
+    """A request that does not fit the schema, said in our error shape (code + bilingual message).
+
+    FastAPI's own answer echoes every refused input whole (a 1 MB reason, 1 MB back) and cannot
+    render a non-finite number at all (``{"amount": 1e309}`` is parsed as infinity: a 500). Here each
+    input is quoted as a short prefix only."""
+    problems = []
+    for error in errors:
+        field = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        problem = {"field": field, "type": str(error.get("type", "")), "problem": str(error.get("msg", ""))[:200]}
+        if "input" in error and error.get("type") != "missing":
+            problem["got"] = shown(error["input"], mask=mask_text)
+        problems.append(problem)
+    first = problems[0] if problems else {"field": "body", "problem": "", "type": ""}
+    if first["field"] == "amount" and first["type"] == "string_type":
+        message = (f"amount 必须是十进制字符串，如 \"128.00\" must be a decimal string in plain notation such as \"128.00\", "
+                   f"got {first.get('got', '')}")
+        return {"code": "amount_not_string", "message": message, "errors": problems}
+    if first["type"] == "string_too_long":
+        limit = (errors[0].get("ctx") or {}).get("max_length", "")
+        length = len(errors[0]["input"]) if isinstance(errors[0].get("input"), str) else "?"
+        message = f"{first['field']} 最多 {limit} 字 is at most {limit} characters (got {length})"
+        return {"code": f"{first['field'].replace('.', '_')}_too_long", "message": message, "errors": problems}
+    described = "; ".join(f"{p['field']}: {p['problem']}" + (f" (got {p['got']})" if "got" in p else "") for p in problems[:5])
+    return {"code": "malformed_request", "message": f"请求格式不正确 the request does not fit the API: {described}", "errors": problems}
 
 
 def _masked(details: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Supervisors read Chinese first: every title and description is Chinese with English alongside.
 Money fields are strings with a decimal pattern, so the UI renders a plain text box and the server
-validates the format; the flow turns them into ``Decimal`` (never float).
+validates the format; the flow turns them into ``Decimal`` (never float) with ``rules.parse_amount``,
+whose rule the pattern is.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from pydantic.fields import FieldInfo
 from prefect.input import RunInput
 
 from aftersales.domain.models import Role
+from aftersales.domain.rules import MONEY_PATTERN as RULES_MONEY_PATTERN
 
-MONEY_PATTERN = r"^\d{1,10}(\.\d{1,2})?$"
+# the money rule of ``rules.parse_amount`` (plain decimal notation, two decimals at most), so
+# the server refuses at the form what the flow would refuse
+MONEY_PATTERN = RULES_MONEY_PATTERN
 SYSTEM_ACTOR = "system"  # the deadline sweeper's staff id; accepted only with the sweeper's claim
 
 

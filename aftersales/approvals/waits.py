@@ -36,8 +36,9 @@ from sqlmodel import select
 from aftersales.approvals.auth import Verdict, check_staff_decision
 from aftersales.approvals.forms import SYSTEM_ACTOR, EventForm, StaffForm, prefilled
 from aftersales.domain.calendar import utcnow
-from aftersales.domain.masking import mask_phone
+from aftersales.domain.masking import mask_phone, mask_text
 from aftersales.domain.models import Case, CaseStatus, Role, Wait, WaitStatus
+from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.tasks.notify import case_context, notify_in_session, send_pending
@@ -160,7 +161,10 @@ def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any) -> tuple[
             return claimed_actor, Verdict.rejected("只有到期处理程序可以 system 名义提交 only the deadline sweeper may answer as 'system'")
         return SYSTEM_ACTOR, Verdict.accepted()
     if spec.check is not None:
-        problem = spec.check(data)
+        try:
+            problem = spec.check(data)
+        except InvalidRequest as exc:  # e.g. an amount the money parser refuses: a reason, not a crash
+            problem = exc.message
         if problem:
             return claimed_actor, Verdict.rejected(problem)
     if isinstance(data, StaffForm):
@@ -189,7 +193,8 @@ def describe(case: Case, spec: WaitSpec, wait: Wait) -> str:
     lines = [
         f"### {spec.title}",
         f"**案件 Case** `{case.id}` · **订单 Order** `{case.order_id}` · **金额 Amount** ¥{case.amount}",
-        f"**买家 Buyer** {ctx['customer_name']} {mask_phone(ctx['customer_phone'])} · **原因 Reason** {case.reason or '-'}",
+        # the form (and its description) is stored in Prefect: the reason is free text and may quote a contact
+        f"**买家 Buyer** {ctx['customer_name']} {mask_phone(ctx['customer_phone'])} · **原因 Reason** {mask_text(case.reason) or '-'}",
         f"**处理人 Addressed to** {wait.addressed_to} · **截止 Deadline** {tz_deadline} (Asia/Shanghai)",
         f"**到期默认 Default at deadline** {spec.default_action}",
     ]

@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from aftersales.domain.settings import get_settings
 
@@ -51,16 +51,11 @@ def _add_process_commands() -> None:
 _add_process_commands()
 
 
-@app.callback()
-def _defaults() -> None:
-    # Talk to the `make run` Prefect server unless told otherwise.
-    import os
-
-    os.environ.setdefault("PREFECT_API_URL", "http://127.0.0.1:4200/api")
-
-
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    # escaped: the message may quote the user's input, which is not rich markup ("[/]" would crash)
+    console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=2)
 
 
@@ -104,7 +99,9 @@ def waits_list(process: Optional[str] = typer.Option(None, help="only this proce
     from aftersales.integrations import case_store
     from aftersales.integrations.db import session_scope
 
-    table = Table("case", "step", "waiting for", "deadline (Asia/Shanghai)", "default action", "notice")
+    # ids are copied into the next command: never wrapped
+    table = Table(Column("case", no_wrap=True), Column("step", no_wrap=True), "waiting for", "deadline (Asia/Shanghai)",
+                  "default action", "notice")
     with session_scope() as session:
         for wait, case in case_store.open_waits(session, process):
             table.add_row(case.id, wait.key, wait.addressed_to, _local(wait.deadline), wait.default_action, wait.notice or "")
@@ -199,7 +196,7 @@ def staff_add(staff_id: str, name: str = typer.Option(...), role: str = typer.Op
     from aftersales.integrations.db import session_scope
 
     try:
-        member = Staff(id=staff_id, name=name, role=Role(role), approval_limit=Decimal(limit) if limit == "0" else parse_amount(limit, "limit"), totp_secret=pyotp.random_base32())
+        member = Staff(id=staff_id, name=name, role=Role(role), approval_limit=parse_amount(limit, "limit", allow_zero=True), totp_secret=pyotp.random_base32())
     except ValueError as exc:
         _fail(str(exc))
     with session_scope() as session:

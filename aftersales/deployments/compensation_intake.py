@@ -4,6 +4,8 @@ then one flow run is started for the case (the case id is the idempotency key)."
 from __future__ import annotations
 
 from aftersales.deployments.intake import Opened, start_case_run
+from aftersales.domain.masking import mask_text
+from aftersales.domain.rules import check_order_id, check_ref, check_text
 from aftersales.domain.compensation_rules import approval_chain
 from aftersales.domain.settings import get_settings
 from aftersales.flows.compensation import compensation_case_id
@@ -14,13 +16,18 @@ from aftersales.tasks.compensation import compensation_request
 async def open_compensation(order_id: str, form: str, amount: str | None, reason: str, requested_by: str,
                             bearer: str = "seller", goods: list[str] | None = None, request_ref: str | None = None) -> Opened:
     """§1.3 at the door: refuse a bad offer at once (nothing is recorded), else start its run."""
+    order_id = check_order_id(order_id)
+    reason = check_text(reason, "reason", "补偿原因")
+    requested_by = check_text(requested_by, "requested_by", "发起人工号", 64)
+    request_ref = check_ref(request_ref)
     async with PlatformClient() as platform:
         _order, request = await compensation_request(platform, order_id, form, amount, reason, bearer, requested_by, goods)
     case_id = compensation_case_id(order_id, request_ref)
     chain = approval_chain(request.amount, get_settings().rules)
     return await start_case_run(
         "compensation/compensation", case_id,
-        {"case_id": case_id, "order_id": order_id, "form": request.form.value, "amount": str(request.amount), "reason": reason,
+        {"case_id": case_id, "order_id": order_id, "form": request.form.value, "amount": str(request.amount), "reason": mask_text(reason),
          "requested_by": requested_by, "bearer": request.bearer, "goods": [f"{sku}:{quantity}" for sku, quantity in request.goods]},
         tags=["process:compensation", f"form:{request.form.value}", f"level:{chain[-1].value if chain else 'agent'}"],
+        same=("form", "amount", "bearer", "goods"),
     )

@@ -4,8 +4,9 @@ then one flow run is started for the case (the case id is the idempotency key)."
 from __future__ import annotations
 
 from aftersales.deployments.intake import Opened, start_case_run
+from aftersales.domain.masking import mask_text
 from aftersales.domain.exchange_rules import exchange_kind
-from aftersales.domain.rules import ReturnKind, approval_level
+from aftersales.domain.rules import ReturnKind, approval_level, check_order_id, check_ref, check_skus, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.flows.exchange import exchange_case_id
 from aftersales.integrations.platform import PlatformClient
@@ -16,13 +17,20 @@ async def open_exchange(order_id: str, sku: str, new_sku: str = "", quantity: in
                         kind: ReturnKind | str = ReturnKind.NO_REASON, requested_by: str = "buyer", request_ref: str | None = None) -> Opened:
     """§1.2 step 1 at the door: refuse a bad request at once (nothing is recorded), else start its run."""
     kind = exchange_kind(kind)
+    order_id = check_order_id(order_id)
+    sku = check_skus(sku)[0]
+    new_sku = check_skus(new_sku, "new_sku")[0] if (new_sku or "").strip() else ""
+    reason = check_text(reason, "reason", "换货原因")
+    requested_by = check_text(requested_by, "requested_by", "申请人", 64) or "buyer"
+    request_ref = check_ref(request_ref)
     async with PlatformClient() as platform:
         _order, terms, _replacement = await exchange_terms(platform, order_id, sku, new_sku, quantity, kind)
     case_id = exchange_case_id(order_id, request_ref)
     return await start_case_run(
         "exchange/exchange", case_id,
         {"case_id": case_id, "order_id": order_id, "sku": terms.sku, "new_sku": terms.new_sku, "quantity": terms.quantity,
-         "kind": kind.value, "reason": reason, "requested_by": requested_by},
+         "kind": kind.value, "reason": mask_text(reason), "requested_by": requested_by},
         tags=["process:exchange", f"level:{approval_level(terms.value, get_settings().rules).value}", f"kind:{kind.value}",
               f"price-difference:{terms.settlement.value}"],
+        same=("sku", "new_sku", "quantity", "kind"),
     )

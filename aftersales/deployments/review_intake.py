@@ -8,12 +8,15 @@ A positive or unknown review is refused (InvalidRequest) and nothing is recorded
 from __future__ import annotations
 
 from aftersales.deployments.intake import Opened, start_case_run
+from aftersales.domain.rules import check_id, check_text
 from aftersales.domain.review_rules import check_followed_up, parse_department, review_case_id
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.review import find_review
 
 
 async def open_review_followup(review_id: str, department: str | None = None, requested_by: str = "system") -> Opened:
+    review_id = check_id(review_id, "review_id", "评价编号", "the review id")
+    requested_by = check_text(requested_by, "requested_by", "发起人", 64) or "system"
     async with PlatformClient() as platform:
         review = await find_review(platform, review_id)
     check_followed_up(review_id, review.rating)
@@ -23,4 +26,5 @@ async def open_review_followup(review_id: str, department: str | None = None, re
         "review-followup/review-followup", case_id,
         {"case_id": case_id, "review_id": review_id, "department": dept.value, "requested_by": requested_by},
         tags=["process:review", f"rating:{review.rating.value}", f"department:{dept.value}"],
+        same=("department",),
     )

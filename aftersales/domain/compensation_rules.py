@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from aftersales.domain.models import Role
-from aftersales.domain.rules import InvalidRequest, OrderFacts, approval_level, parse_amount
+from aftersales.domain.rules import InvalidRequest, OrderFacts, approval_level, check_skus, parse_amount, shown
 from aftersales.domain.settings import Rules
 
 
@@ -67,10 +67,10 @@ def parse_goods(raw: list[str] | None) -> list[tuple[str, int]]:
         try:
             quantity = int(count) if count else 1
         except ValueError:
-            raise InvalidRequest("quantity_not_numeric", f"数量必须是整数 quantity of {sku} must be a whole number, got {count!r}") from None
+            raise InvalidRequest("quantity_not_numeric", f"数量必须是整数 quantity of {shown(sku)} must be a whole number, got {shown(count)}") from None
         if not sku.strip() or quantity < 1:
-            raise InvalidRequest("bad_goods", f"商品写法为 SKU 或 SKU:数量 goods are written SKU or SKU:quantity, got {entry!r}")
-        goods.append((sku.strip(), quantity))
+            raise InvalidRequest("bad_goods", f"商品写法为 SKU 或 SKU:数量 goods are written SKU or SKU:quantity, got {shown(entry)}")
+        goods.append((check_skus(sku.strip(), "goods_sku")[0], quantity))
     return goods
 
 
@@ -89,13 +89,13 @@ def validate_compensation_request(
         form = CompensationForm(raw_form)
     except ValueError:
         allowed = ", ".join(f.value for f in CompensationForm)
-        raise InvalidRequest("unknown_form", f"未知补偿方式 unknown compensation form {raw_form!r}; one of {allowed}") from None
+        raise InvalidRequest("unknown_form", f"未知补偿方式 unknown compensation form {shown(raw_form)}; one of {allowed}") from None
     if requester_role is None:
         raise InvalidRequest("unknown_staff", "补偿由客服发起，须填写有效工号 a compensation is opened by a staff member: give a valid staff id")
     if not reason.strip():
         raise InvalidRequest("reason_required", "请写明补偿原因 say what problem the compensation settles")
     if bearer not in BEARERS:
-        raise InvalidRequest("unknown_bearer", f"未知承担方 unknown bearer {bearer!r}; one of {', '.join(BEARERS)}")
+        raise InvalidRequest("unknown_bearer", f"未知承担方 unknown bearer {shown(bearer)}; one of {', '.join(BEARERS)}")
     if order.status in ("cancelled", "awaiting_payment"):
         raise InvalidRequest("order_not_paid", f"订单 {order.order_id} 状态为 {order.status}，不能补偿 order is {order.status}: nothing to compensate")
 

@@ -15,7 +15,8 @@ from enum import StrEnum
 
 from aftersales.domain.calendar import BusinessCalendar
 from aftersales.domain.models import Role
-from aftersales.domain.rules import InvalidRequest
+from aftersales.domain.masking import mask_contact
+from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.domain.settings import Rules
 
 LEVELS = (1, 2, 3, 4)
@@ -59,7 +60,7 @@ def category_of(raw_code: object) -> tuple[int, Category]:
     after-sales service, 5001–5999 other. x000 is not a code."""
     text = str(raw_code).strip()
     if not re.fullmatch(r"\d{4}", text):
-        raise InvalidRequest("bad_category", f"投诉分类代码须为四位数字 the category code must be four digits (1001–5999), got {raw_code!r}")
+        raise InvalidRequest("bad_category", f"投诉分类代码须为四位数字 the category code must be four digits (1001–5999), got {shown(raw_code)}")
     code = int(text)
     digit = code // 1000
     if digit not in CATEGORY_BY_DIGIT or code % 1000 == 0:
@@ -73,7 +74,7 @@ def check_level(raw_level: object) -> int:
     except ValueError:
         level = 0
     if level not in LEVELS:
-        raise InvalidRequest("bad_level", f"投诉等级须为 1–4 the complaint level must be 1, 2, 3 or 4, got {raw_level!r}")
+        raise InvalidRequest("bad_level", f"投诉等级须为 1–4 the complaint level must be 1, 2, 3 or 4, got {shown(raw_level)}")
     return level
 
 
@@ -81,7 +82,7 @@ def check_channel(raw: object) -> Channel:
     try:
         return Channel(str(raw).strip())
     except ValueError:
-        raise InvalidRequest("bad_channel", f"未知投诉渠道 unknown channel {raw!r}; one of {', '.join(c.value for c in Channel)}") from None
+        raise InvalidRequest("bad_channel", f"未知投诉渠道 unknown channel {shown(raw)}; one of {', '.join(c.value for c in Channel)}") from None
 
 
 PHONE_RE = re.compile(r"^\+?\d[\d -]{5,18}\d$")
@@ -95,7 +96,7 @@ def contact_fields(raw: str) -> dict[str, str]:
         return {"email": contact, "phone": "", "contact": contact}
     if PHONE_RE.match(contact):
         return {"phone": re.sub(r"[ -]", "", contact), "email": "", "contact": re.sub(r"[ -]", "", contact)}
-    raise InvalidRequest("bad_contact", f"联系方式须为手机号或邮箱 the contact must be a phone number or an email address, got {raw!r}")
+    raise InvalidRequest("bad_contact", f"联系方式须为手机号或邮箱 the contact must be a phone number or an email address, got {shown(mask_contact(raw))}")
 
 
 def required_text(value: str | None, field: str, label: str, limit: int = 500) -> str:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from aftersales.domain.rules import InvalidRequest, parse_amount
+from aftersales.domain.rules import InvalidRequest, parse_amount, shown
 
 
 class DisputeReason(StrEnum):
@@ -39,7 +39,7 @@ def check_reason(raw: object) -> DisputeReason:
     try:
         return DisputeReason(str(raw).strip())
     except ValueError:
-        raise InvalidRequest("bad_reason", f"未知维权原因 unknown dispute reason {raw!r}; one of {', '.join(r.value for r in DisputeReason)}") from None
+        raise InvalidRequest("bad_reason", f"未知维权原因 unknown dispute reason {shown(raw)}; one of {', '.join(r.value for r in DisputeReason)}") from None
 
 
 def check_order_for_dispute(order_id: str, status: str, paid_amount: Decimal) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from aftersales.domain.rules import InvalidRequest, OrderFacts, PostageLine, ReturnKind, postage_lines, validate_return_request
+from aftersales.domain.rules import InvalidRequest, OrderFacts, PostageLine, ReturnKind, postage_lines, validate_return_request, shown
 from aftersales.domain.settings import Rules
 
 # Refused at the door and short shipments are not exchanges: they have their own §1.1 branches.
@@ -76,7 +76,7 @@ def exchange_kind(raw: ReturnKind | str) -> ReturnKind:
         kind = None
     if kind not in EXCHANGE_KINDS:
         allowed = ", ".join(k.value for k in EXCHANGE_KINDS)
-        raise InvalidRequest("unknown_kind", f"未知换货类型 unknown exchange kind {raw!r}; one of {allowed}")
+        raise InvalidRequest("unknown_kind", f"未知换货类型 unknown exchange kind {shown(raw)}; one of {allowed}")
     return kind
 
 
@@ -95,7 +95,7 @@ def validate_exchange_request(
     try:
         quantity = int(raw_quantity)
     except (TypeError, ValueError):
-        raise InvalidRequest("quantity_not_numeric", f"数量必须是整数 quantity must be a whole number, got {raw_quantity!r}") from None
+        raise InvalidRequest("quantity_not_numeric", f"数量必须是整数 quantity must be a whole number, got {shown(raw_quantity)}") from None
     if quantity < 1:
         raise InvalidRequest("quantity_not_positive", f"数量至少为 1 quantity must be at least 1, got {quantity}")
     if sku not in ordered:

@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from aftersales.domain.rules import InvalidRequest
+from aftersales.domain.rules import InvalidRequest, shown
 
 CARRIER_CODE = re.compile(r"^[a-z0-9]{2,20}$")  # Kuaidi100 company code, e.g. "ems", "shunfeng"
 
@@ -40,7 +40,7 @@ def parse_problem(raw: str) -> ParcelProblem:
         return ParcelProblem(str(raw).strip().lower())
     except ValueError:
         choices = ", ".join(p.value for p in ParcelProblem)
-        raise InvalidRequest("unknown_problem", f"未知问题类型 unknown problem type {raw!r}; one of {choices}") from None
+        raise InvalidRequest("unknown_problem", f"未知问题类型 unknown problem type {shown(raw)}; one of {choices}") from None
 
 
 def parse_remedy(raw: str) -> OutOfAreaRemedy:
@@ -48,7 +48,7 @@ def parse_remedy(raw: str) -> OutOfAreaRemedy:
         return OutOfAreaRemedy(str(raw).strip().lower())
     except ValueError:
         choices = ", ".join(r.value for r in OutOfAreaRemedy)
-        raise InvalidRequest("unknown_remedy", f"未知处理方式 unknown remedy {raw!r}; one of {choices}") from None
+        raise InvalidRequest("unknown_remedy", f"未知处理方式 unknown remedy {shown(raw)}; one of {choices}") from None
 
 
 def validate_problem_parcel(order_id: str, status: str, delivered_at: datetime | None, carrier: str | None,
@@ -65,7 +65,7 @@ def validate_problem_parcel(order_id: str, status: str, delivered_at: datetime |
 def check_new_carrier(new_carrier: str, current_carrier: str | None) -> str | None:
     """Why a carrier switch cannot go ahead, or None. Switching to the same carrier fixes nothing."""
     if not CARRIER_CODE.match(new_carrier or ""):
-        return f"请填写新快递公司编码 give the new carrier's Kuaidi100 code (e.g. ems, shunfeng), got {new_carrier!r}"
+        return f"请填写新快递公司编码 give the new carrier's Kuaidi100 code (e.g. ems, shunfeng), got {shown(new_carrier)}"
     if new_carrier == current_carrier:
         return f"新快递公司不能与原快递 {current_carrier} 相同 the new carrier must differ from {current_carrier}"
     return None

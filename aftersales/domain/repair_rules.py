@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from aftersales.domain.rules import InvalidRequest
+from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.domain.settings import Rules
 
 
@@ -65,7 +65,7 @@ def parse_scope(raw: str) -> RepairScope:
     try:
         return RepairScope(str(raw).strip().lower())
     except ValueError:
-        raise InvalidRequest("unknown_scope", f"未知维修范围 unknown scope {raw!r}; one of in_scope, out_of_scope") from None
+        raise InvalidRequest("unknown_scope", f"未知维修范围 unknown scope {shown(raw)}; one of in_scope, out_of_scope") from None
 
 
 def validate_repair_request(order_id: str, status: str, delivered_at: datetime | None, skus: set[str], sku: str,

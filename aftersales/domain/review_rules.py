@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from aftersales.domain.models import Role
-from aftersales.domain.rules import InvalidRequest, approval_level
+from aftersales.domain.rules import InvalidRequest, approval_level, shown
 from aftersales.domain.settings import Rules
 
 FOLLOWED_UP = ("neutral", "negative")  # 中评、差评; a positive review needs no follow-up
@@ -52,7 +52,7 @@ def parse_department(raw: str | None, text: str) -> Role:
     try:
         return Role(raw)
     except ValueError:
-        raise InvalidRequest("unknown_department", f"未知部门 unknown department {raw!r}; one of {', '.join(r.value for r in Role)}") from None
+        raise InvalidRequest("unknown_department", f"未知部门 unknown department {shown(raw)}; one of {', '.join(r.value for r in Role)}") from None
 
 
 def offer_approver(amount: Decimal, rules: Rules) -> Role:

@@ -6,10 +6,12 @@ callers pass in the order, the time and the numbers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
+from collections.abc import Callable
 from typing import Any
 
 from aftersales.domain.models import Role
@@ -27,21 +29,125 @@ class InvalidRequest(ValueError):
         self.message = message
 
 
-def parse_amount(raw: Any, field: str = "amount") -> Decimal:
-    """Money from user input: a number with at most two decimals, never a float."""
+# Money is written in plain decimal notation only: digits, optionally a point and one or two
+# decimals ("128", "128.5", "128.00"). No exponent ("1e309", "9e-1"), no inf/nan, no thousands
+# separators, no full-width digits. The forms' pattern (``approvals/forms.py``) is the same rule.
+MAX_AMOUNT_DIGITS = 10  # ¥9,999,999,999.99 at most; the database column is NUMERIC(14, 2)
+MONEY_PATTERN = rf"^[0-9]{{1,{MAX_AMOUNT_DIGITS}}}(\.[0-9]{{1,2}})?$"
+_PLAIN_DECIMAL = re.compile(r"^(?P<sign>[+-]?)(?P<whole>[0-9]+)(?:\.(?P<cents>[0-9]+))?$", re.ASCII)
+_NON_FINITE = re.compile(r"^[+-]?(?:inf|infinity|nan|snan)[0-9]*$", re.IGNORECASE)
+QUOTE_LIMIT = 40
+
+
+def shown(raw: Any, limit: int = QUOTE_LIMIT, mask: Callable[[str], str] | None = None) -> str:
+    """User input quoted in an error message: at most ``limit`` characters, then "…" and the length.
+
+    An error never echoes a whole (possibly huge) input back; control characters are escaped.
+    ``mask`` (e.g. ``masking.mask_text``) is applied to the quoted prefix only."""
+    text = raw if isinstance(raw, str) else str(raw)
+    head = text[:limit]
+    quoted = repr(mask(head) if mask else head)
+    if len(text) <= limit:
+        return quoted
+    return f"{quoted[:-1]}…{quoted[-1]} ({len(text)} chars)"
+
+
+def parse_amount(raw: Any, field: str = "amount", *, allow_zero: bool = False) -> Decimal:
+    """Money from user input (CLI, API, forms): a plain decimal string with at most two decimals,
+    never a float. The one parser for money; every refusal is an ``InvalidRequest`` with a
+    specific code and a bilingual message that quotes at most a short prefix of the input."""
     if isinstance(raw, float):
-        raise InvalidRequest("amount_float", f"{field} 必须是十进制字符串 must be a decimal string, not float {raw!r}")
-    try:
-        amount = Decimal(str(raw).strip())
-    except (InvalidOperation, ValueError):
-        raise InvalidRequest("amount_not_numeric", f"{field} 必须是数字 must be a number, got {raw!r}") from None
-    if not amount.is_finite():
-        raise InvalidRequest("amount_not_numeric", f"{field} 必须是数字 must be a number, got {raw!r}")
-    if amount <= 0:
-        raise InvalidRequest("amount_not_positive", f"{field} 必须大于 0 must be greater than 0, got {amount}")
-    if amount != amount.quantize(CENT):
-        raise InvalidRequest("amount_precision", f"{field} 最多两位小数 at most two decimals, got {amount}")
-    return amount.quantize(CENT)
+        raise InvalidRequest("amount_float", f"{field} 必须是十进制字符串 must be a decimal string, not float {shown(raw)}")
+    if isinstance(raw, Decimal):
+        if not raw.is_finite():
+            raise InvalidRequest("amount_not_numeric", f"{field} 必须是有限的数字，不能是 inf/nan must be a number, not infinity or NaN: got {shown(raw)}")
+        text = format(raw, "f")
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        text = str(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+    else:
+        raise InvalidRequest("amount_not_numeric", f"{field} 必须是数字，如 128.00 must be a number written like 128.00, got {shown(raw)}")
+    match = _PLAIN_DECIMAL.match(text)
+    if match is None:
+        if _NON_FINITE.match(text):
+            raise InvalidRequest("amount_not_numeric", f"{field} 必须是有限的数字，不能是 inf/nan must be a number, not infinity or NaN: got {shown(raw)}")
+        if re.match(r"^[+-]?[0-9]*\.?[0-9]+[eE][+-]?[0-9]+$", text, re.ASCII):
+            raise InvalidRequest("amount_exponent", f"{field} 不能用科学计数法，请写成 128.00 这样的普通小数 must be plain decimal notation such as 128.00, without an exponent: got {shown(raw)}")
+        raise InvalidRequest("amount_not_numeric", f"{field} 必须是数字，如 128.00 must be a number written like 128.00 (digits, one point, no separators), got {shown(raw)}")
+    whole, cents = match["whole"].lstrip("0") or "0", match["cents"] or ""
+    if len(whole) > MAX_AMOUNT_DIGITS:
+        raise InvalidRequest("amount_too_large", f"{field} 超出上限 is too large: at most {'9' * MAX_AMOUNT_DIGITS}.99, got {shown(raw)}")
+    if len(cents) > 2:
+        raise InvalidRequest("amount_precision", f"{field} 最多两位小数 at most two decimals, got {shown(raw)}")
+    amount = Decimal(f"{match['sign']}{whole}.{cents or '0'}").quantize(CENT)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        limit = "不能小于 0 must not be negative" if allow_zero else "必须大于 0 must be greater than 0"
+        raise InvalidRequest("amount_not_positive", f"{field} {limit}, got {amount}")
+    return amount
+
+
+def check_text(value: str | None, field: str, label: str, limit: int = 500, *, required: bool = False) -> str:
+    """Free text from a request (a reason, a note): at most ``limit`` characters and no control
+    characters (a NUL byte is refused by PostgreSQL). The error says how long it was, never echoes it."""
+    text = value or ""
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{field}_not_text", f"{label}必须是文字 {field} must be text")
+    if required and not text.strip():
+        raise InvalidRequest(f"{field}_required", f"请填写{label} {field} is required")
+    if len(text) > limit:
+        raise InvalidRequest(f"{field}_too_long", f"{label}最多 {limit} 字 {field} is at most {limit} characters (got {len(text)})")
+    if _CONTROL.search(text):
+        raise InvalidRequest(f"{field}_control_chars", f"{label}含有控制字符 {field} contains control characters")
+    return text
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$", re.ASCII)
+
+
+
+def check_id(value: Any, field: str = "order_id", label: str = "订单号", what: str = "the order id") -> str:
+    """A platform id (order, review) as the platform writes them (letters, digits, ``-``, ``_``,
+    ``.``; at most 40): it becomes part of a case id, a flow-run name and a platform URL."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not _ORDER_ID.match(text):
+        raise InvalidRequest(f"bad_{field}", f"{label}格式不正确 {what} must be 1–40 letters, digits, '-', '_' or '.', got {shown(value)}")
+    return text
+
+
+def check_order_id(order_id: Any) -> str:
+    return check_id(order_id)
+
+
+_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", re.ASCII)
+
+
+def check_skus(skus: Any, field: str = "sku", *, limit: int = 50) -> list[str]:
+    """Item ids from a request (at most ``limit``, each at most 64 letters, digits, '-', '_', '.')."""
+    values = [skus] if isinstance(skus, str) else list(skus or [])
+    if len(values) > limit:
+        raise InvalidRequest(f"too_many_{field}s", f"商品最多 {limit} 个 at most {limit} items, got {len(values)}")
+    checked = []
+    for value in values:
+        text = value.strip() if isinstance(value, str) else ""
+        if not _SKU.match(text):
+            raise InvalidRequest(f"bad_{field}", f"商品编码格式不正确 an item id (SKU) must be 1–64 letters, digits, '-', '_' or '.', got {shown(value)}")
+        checked.append(text)
+    return checked
+
+
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", re.ASCII)
+
+
+def check_ref(ref: str | None, field: str = "request_ref", label: str = "申请编号", limit: int = 24) -> str | None:
+    """An optional reference that becomes part of a case id (letters, digits, '-', '_'; at most ``limit``)."""
+    text = (ref or "").strip()
+    if not text:
+        return None
+    if len(text) > limit or not _REF.match(text):
+        raise InvalidRequest(f"bad_{field}", f"{label}只能含字母、数字、'-'、'_'，最多 {limit} 位 {field} must be at most {limit} letters, digits, '-' or '_', got {shown(ref)}")
+    return text
 
 
 # --- §1.3 / §2: approval levels -------------------------------------------------------------

@@ -43,22 +43,27 @@ from aftersales.domain import complaint_rules as rules_
 from aftersales.domain.calendar import business_calendar, utcnow
 from aftersales.domain.complaint_rules import Clock, Satisfaction, feedback_channel_problem, outcome_for
 from aftersales.domain.models import Case, CaseStatus, Role
-from aftersales.domain.rules import InvalidRequest, approval_level, parse_amount
+from aftersales.domain.rules import InvalidRequest, approval_level, check_order_id, check_ref, check_text, parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, record_step
-from aftersales.tasks.complaint import pay_compensation, receive_complaint, record_proposal
+from aftersales.tasks.complaint import case_fields, pay_compensation, receive_complaint, record_proposal
+from aftersales.tasks.recovery import CASE_RUN
 
 
 def complaint_case_id(ticket: str) -> str:
     return f"complaint-{ticket}"
 
 
-@flow(name="complaint", flow_run_name="{case_id}", persist_result=True, log_prints=True)
-async def complaint_flow(case_id: str, complaint: dict) -> str:
-    """A customer's complaint, from receipt to the result fed back (§1.10)."""
+@flow(name="complaint", **CASE_RUN)
+async def complaint_flow(case_id: str, complaint: dict | None = None) -> str:
+    """A customer's complaint, from receipt to the result fed back (§1.10).
+
+    The complaint (customer, contact, what it is about) is recorded in the case database at intake;
+    the run gets only the case id, so no contact detail is in Prefect. ``complaint`` is read only by
+    runs started before that (they carried the whole complaint as a parameter)."""
     from prefect.runtime import flow_run
 
-    await receive_complaint(case_id, complaint, flow_run.id)
+    await receive_complaint(case_id, flow_run.id, complaint)
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"
@@ -208,7 +213,7 @@ def propose_solution(case: Case, round_: int) -> WaitSpec:
     def check(form: Solution) -> str | None:
         if not form.message.strip():
             return "请填写给客户的方案说明 the message to the customer is required"
-        amount = Decimal(form.compensation_amount)
+        amount = parse_amount(form.compensation_amount, "compensation_amount", allow_zero=True)
         if form.remedy == Remedy.COMPENSATION:
             if amount <= 0:
                 return "现金补偿须填写大于 0 的金额 compensation needs an amount above 0"
@@ -286,7 +291,7 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
                          received_at: datetime | None = None, high_value: bool = False, famous_brand: bool = False,
                          brand_owner: str | None = None, group: bool = False, requested_by: str = "S001"):
     """§1.10 intake: refuse bad input at once (nothing is recorded), else start the case's run."""
-    from aftersales.deployments.intake import start_case_run
+    from aftersales.deployments.intake import record_case_at_intake, start_case_run
     from aftersales.integrations.platform import OrderNotFound, PlatformClient
 
     checked_channel = rules_.check_channel(channel)
@@ -297,13 +302,15 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
     what = rules_.required_text(object, "object", "投诉对象")
     why = rules_.required_text(cause, "cause", "投诉原因")
     wants = rules_.required_text(demand, "demand", "客户诉求")
-    owner = (brand_owner or "").strip()
+    owner = check_text(brand_owner, "brand_owner", "品牌方", 64).strip()
     if famous_brand and not owner:
         raise InvalidRequest("brand_owner_required", "知名品牌投诉须写明品牌方 a famous-brand complaint needs the brand owner (--brand-owner)")
     now = utcnow()
     received = rules_.check_received_at(received_at, now)
     customer = {"customer_id": rules_.guest_customer_id(reach["contact"]), "name": name, "address": "", "language": "zh-CN", **reach}
-    order_id = (order_id or "").strip() or None
+    order_id = check_order_id(order_id) if (order_id or "").strip() else None
+    ticket = check_ref(ticket, "ticket", "工单号", 70)
+    requested_by = check_text(requested_by, "requested_by", "录入人工号", 64) or "S001"
     if order_id:
         async with PlatformClient() as platform:
             try:
@@ -321,7 +328,7 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
     def local(moment: datetime) -> str:
         return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
 
-    ticket = (ticket or "").strip() or f"{order_id or customer['customer_id']}-{code}"
+    ticket = ticket or f"{order_id or customer['customer_id']}-{code}"
     case_id = complaint_case_id(ticket)
     complaint = {
         "channel": checked_channel.value, "category_code": code, "category": kind.value,
@@ -333,10 +340,18 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
         "routing": {"department": routing.department.value, "handler": routing.handler.value,
                     "copied": [r.value for r in routing.copied], "intake_tags": routing.intake_tags},
     }
+    # the customer's contact details stay in the case database; the run gets the case id only
+    record_case_at_intake(same=_same_complaint, subject=("此工单", "this ticket"), **case_fields(case_id, complaint))
     return await start_case_run(
-        "complaint/complaint", case_id, {"case_id": case_id, "complaint": complaint},
+        "complaint/complaint", case_id, {"case_id": case_id},
         tags=["process:complaint", f"level:{checked_level}", f"category:{code}", *(f"special:{s}" for s in routing.special)],
     )
+
+
+def _same_complaint(details) -> dict:
+    """What a repeated complaint (same ticket) must agree on; its free text and times may differ."""
+    return {"channel": details.get("channel"), "category_code": details.get("category_code"), "level": details.get("level"),
+            "order_id": details.get("order_id") or "", "contact": (details.get("customer") or {}).get("contact", "")}
 
 
 def deployments(schedule) -> list:

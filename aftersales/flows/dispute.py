@@ -38,10 +38,12 @@ from aftersales.domain.dispute_rules import (
     yesterday,
 )
 from aftersales.domain.models import Case, CaseStatus, Role
-from aftersales.domain.rules import InvalidRequest
+from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text, parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, record_step
+from aftersales.tasks.recovery import CASE_RUN
 from aftersales.tasks.dispute import (
+    case_fields,
     disputes_for_register,
     mark_registered,
     record_closing,
@@ -55,12 +57,16 @@ def dispute_case_id(order_id: str, platform_ref: str | None = None) -> str:
     return f"dispute-{order_id}" + (f"-{platform_ref}" if platform_ref else "")
 
 
-@flow(name="dispute", flow_run_name="{case_id}", persist_result=True, log_prints=True)
-async def dispute_flow(case_id: str, dispute: dict) -> str:
-    """One dispute, from registration to closing with responsibility and root cause (§1.8)."""
+@flow(name="dispute", **CASE_RUN)
+async def dispute_flow(case_id: str, dispute: dict | None = None) -> str:
+    """One dispute, from registration to closing with responsibility and root cause (§1.8).
+
+    The dispute (the buyer, the order, the statement) is recorded in the case database at intake;
+    the run gets only the case id, so no customer detail is in Prefect. ``dispute`` is read only by
+    runs started before that (they carried the whole dispute as a parameter)."""
     from prefect.runtime import flow_run
 
-    await register_dispute(case_id, dispute, flow_run.id)
+    await register_dispute(case_id, flow_run.id, dispute)
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"
@@ -157,18 +163,19 @@ async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, plat
                        claimed_amount: str | None = None, registered_by: str = "S010"):
     """§1.8 registration: the order must exist on the platform and have been paid; bad input is
     refused at once and nothing is recorded; else the dispute's run starts."""
-    from aftersales.deployments.intake import start_case_run
+    from aftersales.deployments.intake import record_case_at_intake, start_case_run
     from aftersales.integrations.platform import OrderNotFound, PlatformClient
 
     checked_reason = check_reason(reason)
+    order_id = check_order_id(order_id)
     statement = (buyer_statement or "").strip()
     if not statement:
         raise InvalidRequest("statement_required", "请填写买家的维权理由 the buyer's statement is required")
-    if len(statement) > 1000:
-        raise InvalidRequest("statement_too_long", "买家陈述最多 1000 字 the buyer's statement is at most 1000 characters")
-    ref = (platform_ref or "").strip() or None
-    if ref is not None and not ref.replace("-", "").isalnum():
-        raise InvalidRequest("bad_platform_ref", f"平台维权编号只能含字母数字 the platform's dispute id must be letters and digits, got {platform_ref!r}")
+    statement = check_text(statement, "statement", "买家陈述", 1000)
+    ref = check_ref(platform_ref, "platform_ref", "平台维权编号")
+    registered_by = check_text(registered_by, "registered_by", "维权专员工号", 64) or "S010"
+    if claimed_amount is not None and str(claimed_amount).strip():
+        parse_amount(claimed_amount, "claimed_amount")  # the format before the platform call
     async with PlatformClient() as platform:
         try:
             order = await platform.get_order(order_id)
@@ -184,8 +191,15 @@ async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, plat
         "customer": order.customer.model_dump(mode="json"), "items": [item.model_dump(mode="json") for item in order.items],
         "reply_due": _local(reply_due),
     }
-    return await start_case_run("dispute/dispute", case_id, {"case_id": case_id, "dispute": dispute},
+    # the buyer's contact details stay in the case database; the run gets the case id only
+    record_case_at_intake(same=_same_dispute, **case_fields(case_id, dispute))
+    return await start_case_run("dispute/dispute", case_id, {"case_id": case_id},
                                 tags=["process:dispute", f"reason:{checked_reason.value}"])
+
+
+def _same_dispute(details) -> dict:
+    """What a repeated registration (same order and platform id) must agree on."""
+    return {"reason": details.get("reason"), "claimed_amount": details.get("claimed_amount")}
 
 
 def deployments(schedule) -> list:

@@ -40,12 +40,14 @@ from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.repair_rules import RepairScope, RepairStage
+from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.repair import ask_buyer_to_send_in, book_repair_costs, open_repair_case
+from aftersales.tasks.recovery import CASE_RUN
 
 
-@flow(name="repair", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+@flow(name="repair", **CASE_RUN)
 async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: RepairScope = RepairScope.IN_SCOPE,
                       requested_by: str = "S001") -> str:
     """A repair order, from its opening to the buyer receiving the repaired item (§1.5)."""
@@ -63,7 +65,7 @@ async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: 
         if approval.data.decision == ApprovalDecision.DECLINE:
             return await close_case(case_id, "repair_declined", approval.actor, notify="repair_declined",
                                     staff_tags=[Role.AGENT.value], note=approval.data.note)
-        quote, approved_by, agreed = Decimal(approval.data.quote), approval.actor, approval
+        quote, approved_by, agreed = parse_amount(approval.data.quote, "quote", allow_zero=True), approval.actor, approval
     await ask_buyer_to_send_in(case_id, quote, approved_by)
 
     shipment = await await_decision(case, buyer_ships(case, agreed))
@@ -81,8 +83,9 @@ async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: 
     await stage(case_id, RepairStage.REPAIRED, done, done.data.note)
 
     back = await await_or_escalate(case, ship_back(case, done), days)
-    await book_repair_costs(case_id, quote, approved_by, Decimal(done.data.repair_cost), Decimal(back.data.postage),
-                            Decimal(shipment.data.postage_paid))
+    await book_repair_costs(case_id, quote, approved_by, parse_amount(done.data.repair_cost, "repair_cost", allow_zero=True),
+                            parse_amount(back.data.postage, "postage", allow_zero=True),
+                            parse_amount(shipment.data.postage_paid, "postage_paid", allow_zero=True))
     await stage(case_id, RepairStage.SHIPPED_BACK, back, f"{back.data.carrier} {back.data.tracking_number}")
 
     received = await await_decision(case, buyer_receipt(case, back))

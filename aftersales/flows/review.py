@@ -41,9 +41,10 @@ from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.review import cause_deadline, open_review_case, pay_compensation, report_malicious_review
+from aftersales.tasks.recovery import CASE_RUN
 
 
-@flow(name="review-followup", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+@flow(name="review-followup", **CASE_RUN)
 async def review_followup_flow(case_id: str, review_id: str, department: str | None = None, requested_by: str = "system") -> str:
     """A neutral or negative review, from the department's cause to the buyer's answer (§1.6)."""
     from prefect.runtime import flow_run
@@ -109,7 +110,7 @@ def find_cause(case: Case) -> WaitSpec:
         if not form.cause.strip():
             return "请填写原因 the cause is required"
         if form.offer_form != OfferForm.NONE:
-            if Decimal(form.offer_amount) <= 0:  # the form's pattern has made it a decimal string
+            if parse_amount(form.offer_amount, "offer_amount", allow_zero=True) <= 0:
                 return "补偿金额须大于 0 the proposed amount must be above 0"
             if form.offer_form == OfferForm.GOODS and form.goods_sku not in items:
                 return f"赠品须为订单中的商品 the goods must be an item of the order: {', '.join(items)}"
@@ -156,7 +157,7 @@ def approve_offer(case: Case, cause: Decision) -> WaitSpec:
     def check(form: OfferApproval) -> str | None:
         if form.decision == OfferDecision.REFUSE:
             return None
-        amount = Decimal(form.amount)
+        amount = parse_amount(form.amount, "amount", allow_zero=True)
         if amount <= 0:
             return "同意时补偿金额须大于 0 an approved amount must be above 0"
         if amount > proposed:

@@ -28,6 +28,7 @@ from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.approvals.wrong_shipment_forms import WrongShipmentAssessment, WrongShipmentChoice
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.models import Case, CaseStatus, Process, Role
+from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.domain.wrong_shipment_rules import BuyerChoice, direct_loss, needs_assessment
 from aftersales.integrations import case_store
@@ -36,6 +37,7 @@ from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case, record_step
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right, wrong_shipment_facts
+from aftersales.tasks.recovery import CASE_RUN
 
 UNASSIGNED = "未指定 unassigned"
 
@@ -71,7 +73,7 @@ async def open_wrong_shipment_case(case_id: str, order_id: str, skus: list[str],
     return case_id
 
 
-@flow(name="wrong-shipment", flow_run_name="{case_id}", persist_result=True, log_prints=True)
+@flow(name="wrong-shipment", **CASE_RUN)
 async def wrong_shipment_flow(case_id: str, order_id: str, skus: list[str], reason: str = "", requested_by: str = "buyer",
                               negative_effect: bool = False) -> str:
     """A wrong shipment, from the report to the correct goods (or the refund) and the assessment (§1.7)."""
@@ -141,7 +143,7 @@ async def record_assessment(case_id: str, assessment: Decision) -> None:
     """§1.7 记录考核: the responsible person and the assessment go into the case's events; the manager is told."""
     form = assessment.data
     details = {"responsible_person": form.responsible_person, "department": form.department,
-               "economic_loss": Decimal(form.economic_loss),
+               "economic_loss": parse_amount(form.economic_loss, "economic_loss", allow_zero=True),
                "negative_effect": form.negative_effect, "assessment": form.assessment, "recorded_by": assessment.actor}
     if assessment.by_deadline:
         await record_step(case_id, "assessment", "assessment.missing", "system", details=details,

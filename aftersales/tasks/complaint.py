@@ -17,25 +17,37 @@ from aftersales.tasks.notify import notify_in_session, send_pending
 
 @task(name="receive-complaint", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
       persist_result=True, retry_condition_fn=no_retry_on_invalid)
-async def receive_complaint(case_id: str, complaint: dict, flow_run_id: str) -> str:
-    """002 §4.2 step 1 (receive): record what §1.10 asks for — customer, contact, order, object,
-    cause, demand, time, channel, category, level — and tell the department and the customer."""
+async def receive_complaint(case_id: str, flow_run_id: str, complaint: dict | None = None) -> str:
+    """002 §4.2 step 1 (receive): what §1.10 asks for — customer, contact, order, object, cause,
+    demand, time, channel, category, level — was recorded on the case at intake (it never travels
+    through Prefect); here the case gets its run, the trail its first event, and the department
+    and the customer are told. ``complaint``: only runs started before intake recorded the case."""
     with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.COMPLAINT, order_id=complaint.get("order_id") or "",
-            # the customer is the requester; the staff member who entered it may handle it
-            customer_id=complaint["customer"]["customer_id"], requested_by="buyer",
-            reason=f"{complaint['object']}: {complaint['cause']}"[:500], amount=Decimal("0"), level=complaint["level"],
-            flow_run_id=flow_run_id, details=complaint,
-        )
+        case = session.get(Case, case_id)
+        if case is None:
+            if complaint is None:
+                raise LookupError(f"complaint {case_id} was not recorded at intake")
+            case, _created = case_store.create_case(session, flow_run_id=flow_run_id, **case_fields(case_id, complaint))
+        if not case.flow_run_id:
+            case.flow_run_id = flow_run_id
+            session.add(case)
+        complaint = case.details
+        _event, created = case_store.record_event(session, case_id, "opened", complaint["requested_by"], "case.opened", complaint)
         if created:
-            case_store.record_event(session, case_id, "opened", complaint["requested_by"], "case.opened", complaint)
             notify_in_session(session, case, "opened", "complaint_opened", staff_tags=complaint["routing"]["intake_tags"], buyer=True,
                               **complaint_context(complaint))
     send_pending(case_id)
     return case_id
+
+
+def case_fields(case_id: str, complaint: dict) -> dict:
+    """The case row of a complaint (written at intake, before its run starts)."""
+    return dict(
+        id=case_id, process=Process.COMPLAINT, order_id=complaint.get("order_id") or "",
+        # the customer is the requester; the staff member who entered it may handle it
+        customer_id=complaint["customer"]["customer_id"], requested_by="buyer",
+        reason=f"{complaint['object']}: {complaint['cause']}"[:500], amount=Decimal("0"), level=complaint["level"], details=complaint,
+    )
 
 
 def complaint_context(complaint: dict) -> dict:
@@ -73,11 +85,13 @@ async def pay_compensation(case_id: str, step: str, amount: Decimal, approved_by
         refund = await platform.refund(case.order_id, amount, reason, case_id, key, RefundKind.COMPENSATION)
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
-        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="compensation", amount=amount, bearer=bearer,
-                                   approved_by=approved_by, platform_ref=refund.refund_id, note=reason, responsible_department=department)
+        # the ledger records what the platform confirmed it paid under its reference
+        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="compensation", amount=refund.amount, bearer=bearer,
+                                   approved_by=approved_by, platform_ref=refund.refund_id, platform_paid=True, note=reason,
+                                   responsible_department=department)
         case_store.record_event(session, case_id, f"{step}:paid", approved_by, "compensation.paid",
-                                {"amount": amount, "platform_ref": refund.refund_id, "bearer": bearer})
+                                {"amount": refund.amount, "platform_ref": refund.refund_id, "bearer": bearer})
         notify_in_session(session, case, f"{step}:paid", "complaint_compensation_paid", staff_tags=[Role.FINANCE.value], buyer=True,
                           compensation=amount, approved_by=approved_by, bearer=bearer)
     send_pending(case_id)
-    return {"refund_id": refund.refund_id, "amount": str(amount)}
+    return {"refund_id": refund.refund_id, "amount": str(refund.amount)}

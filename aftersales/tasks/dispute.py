@@ -4,7 +4,6 @@ register's query and message."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import apprise
@@ -12,6 +11,7 @@ from prefect import task
 from sqlmodel import select
 
 from aftersales.domain.models import Case, CaseStatus, Process, Role, Wait, WaitStatus
+from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -22,24 +22,38 @@ from aftersales.tasks.notify import notify_in_session, send_pending
 
 @task(name="register-dispute", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
       persist_result=True, retry_condition_fn=no_retry_on_invalid)
-async def register_dispute(case_id: str, dispute: dict, flow_run_id: str) -> str:
-    """§1.8: the dispute is registered against its original order, with the buyer's reasons. The
-    buyer is the requester; the specialist who registered it (in the trail) may handle it."""
+async def register_dispute(case_id: str, flow_run_id: str, dispute: dict | None = None) -> str:
+    """§1.8: the dispute was registered against its original order, with the buyer's reasons, at
+    intake (the case database holds the buyer's details; Prefect never sees them). Here the case
+    gets its run, the trail its first event, and the specialists and the buyer are told.
+    ``dispute``: only runs started before intake recorded the case."""
     with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.DISPUTE, order_id=dispute["order_id"], customer_id=dispute["customer"]["customer_id"],
-            requested_by="buyer", reason=f"{dispute['reason_label']}: {dispute['buyer_statement']}"[:500],
-            amount=Decimal(dispute["claimed_amount"]), flow_run_id=flow_run_id, details=dispute,
-        )
+        case = session.get(Case, case_id)
+        if case is None:
+            if dispute is None:
+                raise LookupError(f"dispute {case_id} was not recorded at intake")
+            case, _created = case_store.create_case(session, flow_run_id=flow_run_id, **case_fields(case_id, dispute))
+        if not case.flow_run_id:
+            case.flow_run_id = flow_run_id
+            session.add(case)
+        dispute = case.details
+        _event, created = case_store.record_event(session, case_id, "opened", dispute["registered_by"], "case.opened", dispute)
         if created:
-            case_store.record_event(session, case_id, "opened", dispute["registered_by"], "case.opened", dispute)
             notify_in_session(session, case, "opened", "dispute_registered", staff_tags=[Role.DISPUTE.value], buyer=True,
                               dispute_reason=dispute["reason_label"], buyer_statement=dispute["buyer_statement"],
                               platform_ref=dispute.get("platform_ref") or "", reply_due=dispute["reply_due"])
     send_pending(case_id)
     return case_id
+
+
+def case_fields(case_id: str, dispute: dict) -> dict:
+    """The case row of a dispute (written at intake, before its run starts). The buyer is the
+    requester; the specialist who registered it (in the trail) may handle it."""
+    return dict(
+        id=case_id, process=Process.DISPUTE, order_id=dispute["order_id"], customer_id=dispute["customer"]["customer_id"],
+        requested_by="buyer", reason=f"{dispute['reason_label']}: {dispute['buyer_statement']}"[:500],
+        amount=parse_amount(dispute["claimed_amount"], "claimed_amount", allow_zero=True), details=dispute,
+    )
 
 
 @task(name="record-dispute-closing", retries=3, retry_delay_seconds=2)

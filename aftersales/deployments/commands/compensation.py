@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NAME = "compensation"
 app = typer.Typer(help="Compensation (§1.3) 补偿", no_args_is_help=True)
@@ -31,6 +32,6 @@ def open_case(
     try:
         opened = asyncio.run(open_compensation(order, form, amount, reason, requested_by, bearer, list(goods), request_ref))
     except InvalidRequest as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
         raise typer.Exit(code=2)
     console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")

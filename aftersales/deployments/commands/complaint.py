@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NAME = "complaint"
 app = typer.Typer(help="Complaints (§1.10) 投诉", no_args_is_help=True)
@@ -43,6 +44,6 @@ def open_case(
             cause=cause, demand=demand, order_id=order, ticket=ticket, received_at=received_at, high_value=high_value,
             famous_brand=famous_brand, brand_owner=brand_owner, group=group, requested_by=requested_by))
     except InvalidRequest as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
         raise typer.Exit(code=2)
     console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NAME = "dispute"
 app = typer.Typer(help="Disputes / rights protection (§1.8) 维权", no_args_is_help=True)
@@ -32,7 +33,7 @@ def open_case(
         opened = asyncio.run(open_dispute(order, reason, statement, platform_ref=platform_ref, claimed_amount=amount,
                                           registered_by=registered_by))
     except InvalidRequest as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
         raise typer.Exit(code=2)
     console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")
 

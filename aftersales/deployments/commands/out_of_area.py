@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NAME = "out-of-area"
 app = typer.Typer(help="Express out-of-area parcels (§1.4) 快递超区", no_args_is_help=True)
@@ -26,6 +27,6 @@ def open_case(
     try:
         opened = asyncio.run(open_out_of_area(order, problem, requested_by, note))
     except InvalidRequest as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
         raise typer.Exit(code=2)
     console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")

@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NAME = "repair"
 app = typer.Typer(help="Repairs (§1.5) 返修", no_args_is_help=True)
@@ -27,6 +28,6 @@ def open_case(
     try:
         opened = asyncio.run(open_repair(order, sku, fault, scope, requested_by))
     except InvalidRequest as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
         raise typer.Exit(code=2)
     console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")

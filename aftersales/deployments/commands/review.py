@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NAME = "review"
 app = typer.Typer(help="Negative-review follow-up (§1.6) 中差评跟进", no_args_is_help=True)
@@ -26,6 +27,6 @@ def open_case(
     try:
         opened = asyncio.run(open_review_followup(review_id, department, requested_by))
     except InvalidRequest as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
         raise typer.Exit(code=2)
     console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NAME = "wrong-shipment"
 app = typer.Typer(help="Wrong shipments (§1.7) 错发货", no_args_is_help=True)
@@ -29,6 +30,6 @@ def open_case(
     try:
         opened = asyncio.run(open_wrong_shipment(order, list(sku), reason, requested_by, negative_effect, request_ref))
     except InvalidRequest as exc:
-        console.print(f"[bold red]error:[/] {exc.message}")
+        console.print(f"[bold red]error:[/] {escape(exc.message)}")
         raise typer.Exit(code=2)
     console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")
