@@ -15,6 +15,7 @@ from aftersales.domain.models import Case, Wait
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
 from tests.support.records import events, ledger
+from tests.support.records import assert_platform_paid_matches
 
 
 def waits(case_id: str) -> list[Wait]:
@@ -40,18 +41,6 @@ def finished(stack, case_id: str, timeout: float = 90):
 
 def coupons(stack, order: dict) -> list[dict]:
     return stack.sandbox("GET", "/api/coupons", params={"order_id": order["order_id"]})
-
-
-def assert_platform_paid_matches(stack, order: dict, lines) -> None:
-    """Finance's rule: the lines marked platform_paid add up, by reference, to what the platform
-    reports it refunded; no other line carries a refund's reference as if it were that payment."""
-    refunds = stack.refunds(order["order_id"])
-    paid: dict[str, Decimal] = {}
-    for line in lines:
-        if line.platform_paid:
-            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
-    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
-    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
 
 
 def agent_text(stack, case_id: str) -> str:

@@ -17,6 +17,7 @@ from aftersales.domain.models import Case, LedgerLine
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
 from tests.support.records import events
+from tests.support.records import assert_platform_paid_matches
 
 
 def ledger(case_id: str) -> dict[tuple[str, str], LedgerLine]:
@@ -25,18 +26,6 @@ def ledger(case_id: str) -> dict[tuple[str, str], LedgerLine]:
     keyed = {(line.kind, line.bearer): line for line in lines}
     assert len(keyed) == len(lines), "one line per kind and bearer"
     return keyed
-
-
-def assert_platform_paid_matches(stack, order: dict, lines) -> None:
-    """The lines marked platform_paid add up, by reference, to what the platform reports it
-    refunded; no other line carries a refund's reference as if it were that payment."""
-    refunds = stack.refunds(order["order_id"])
-    paid: dict[str, Decimal] = {}
-    for line in lines:
-        if line.platform_paid:
-            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
-    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
-    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
 
 
 def catalogue_sku(stack, price: str, available: int = 5) -> str:

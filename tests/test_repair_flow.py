@@ -15,6 +15,7 @@ from aftersales.domain.rules import InvalidRequest
 from aftersales.domain.settings import get_settings
 from aftersales.integrations.db import session_scope
 from tests.support.records import events, ledger, text
+from tests.support.records import assert_platform_paid_matches
 
 SKU = "SKU-PURIFIER"
 ITEMS = [{"sku": SKU, "name": "空气净化器", "category": "appliance", "quantity": 1, "unit_price": "1279.00"}]
@@ -26,18 +27,6 @@ def open_repair(stack, delivered_days_ago: float = 30, scope: str = "in_scope", 
     order = stack.make_order(paid="1279.00", items=ITEMS, delivered_days_ago=delivered_days_ago)
     opened = stack.run(opener(order["order_id"], SKU, kwargs.pop("fault", "风机异响 the fan rattles"), scope, kwargs.pop("requested_by", "S001")))
     return order, opened.case_id
-
-
-def assert_platform_paid_matches(stack, order: dict, lines) -> None:
-    """The lines marked platform_paid add up, by reference, to what the platform reports it
-    refunded; no other line carries a refund's reference as if it were that payment."""
-    refunds = stack.refunds(order["order_id"])
-    paid: dict[str, Decimal] = {}
-    for line in lines:
-        if line.platform_paid:
-            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
-    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
-    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
 
 
 def ship_in(stack, case_id: str, postage: str = "12.00"):

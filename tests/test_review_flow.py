@@ -13,6 +13,7 @@ from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
 from tests.support.records import events, ledger, text
+from tests.support.records import assert_platform_paid_matches
 
 
 def reviewed(stack, review_text: str, rating: str = "negative", paid: str = "229.00") -> tuple[dict, str]:
@@ -20,18 +21,6 @@ def reviewed(stack, review_text: str, rating: str = "negative", paid: str = "229
     review_id = f"RVT{uuid.uuid4().hex[:8].upper()}"
     stack.sandbox("POST", "/sandbox/reviews", json={"order_id": order["order_id"], "rating": rating, "text": review_text, "review_id": review_id})
     return order, review_id
-
-
-def assert_platform_paid_matches(stack, order: dict, lines) -> None:
-    """The lines marked platform_paid add up, by reference, to what the platform reports it
-    refunded; no other line carries a refund's reference as if it were that payment."""
-    refunds = stack.refunds(order["order_id"])
-    paid: dict[str, Decimal] = {}
-    for line in lines:
-        if line.platform_paid:
-            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
-    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
-    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
 
 
 def follow_up(stack, review_id: str, **kwargs) -> str:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import sys
 from datetime import datetime
-from decimal import Decimal
 from typing import Optional
 
 import typer

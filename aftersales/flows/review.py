@@ -18,7 +18,6 @@ The flow chart, step by step:
 
 from __future__ import annotations
 
-from decimal import Decimal
 
 from prefect import flow
 

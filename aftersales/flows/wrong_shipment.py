@@ -20,7 +20,6 @@ seller with the warehouse as the responsible department.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from prefect import flow, task
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from sqlmodel import select
 
@@ -28,3 +29,15 @@ def wait_row(case_id: str, key: str) -> Wait:
 def text(messages) -> str:
     """Everything the given received messages said, as one searchable string."""
     return json.dumps([m.json for m in messages], ensure_ascii=False)
+
+
+def assert_platform_paid_matches(stack, order: dict, lines) -> None:
+    """Finance's rule: the lines marked platform_paid add up, by reference, to what the platform
+    reports it refunded; no other line carries a refund's reference as if it were that payment."""
+    refunds = stack.refunds(order["order_id"])
+    paid: dict[str, Decimal] = {}
+    for line in lines:
+        if line.platform_paid:
+            paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
+    assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
+    assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
