@@ -111,9 +111,10 @@ def main() -> int:
         for component in reversed(supervised):
             if component.process and component.process.poll() is None:
                 component.kill_group(signal.SIGTERM)
+        deadline = time.monotonic() + 15  # all of them together, not 15 s each
         for component in supervised:
             try:
-                component.process.wait(timeout=20)
+                component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
             component.kill_group(signal.SIGKILL)  # and whatever the group left behind
