@@ -57,5 +57,8 @@ def sandbox_clean(stack):
 @pytest.fixture
 def team(stack):
     """This test's own staff: ``team["S002"]`` has S002's name, role and limit and a secret of its
-    own, so the test never waits for a demo member's next one-time code (see Stack.enrol_team)."""
-    return stack.enrol_team()
+    own, so the test never waits for a demo member's next one-time code (see Stack.enrol_team).
+    While it runs, the demo ids that shared helpers name (``reviewer="S002"``) map onto it."""
+    stack.current_team = stack.enrol_team()
+    yield stack.current_team
+    stack.current_team = {}

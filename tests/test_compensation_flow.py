@@ -24,7 +24,8 @@ def waits(case_id: str) -> list[Wait]:
 
 
 def open_case(stack, order: dict, form: str, amount: str | None, requested_by: str = "S001", **kwargs) -> str:
-    return stack.run(open_compensation(order["order_id"], form, amount, kwargs.pop("reason", "物流延误 parcel late"), requested_by, **kwargs)).case_id
+    return stack.run(open_compensation(order["order_id"], form, amount, kwargs.pop("reason", "物流延误 parcel late"),
+                                       stack.member(requested_by), **kwargs)).case_id
 
 
 def finished(stack, case_id: str, timeout: float = 90):
@@ -47,7 +48,7 @@ def agent_text(stack, case_id: str) -> str:
     return json.dumps([m.json for m in stack.messages("/staff/agent") if case_id in json.dumps(m.json, ensure_ascii=False)], ensure_ascii=False)
 
 
-def test_within_the_agents_limit_a_coupon_is_issued_without_approval(stack, sandbox_clean):
+def test_within_the_agents_limit_a_coupon_is_issued_without_approval(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00")
     case_id = open_case(stack, order, "coupon", "15.00", bearer="carrier")
     case = finished(stack, case_id)
@@ -56,7 +57,7 @@ def test_within_the_agents_limit_a_coupon_is_issued_without_approval(stack, sand
     [coupon] = coupons(stack, order)
     assert Decimal(coupon["amount"]) == Decimal("15.00") and coupon["customer_id"] == order["customer"]["customer_id"]
     [line] = ledger(case_id)
-    assert (line.kind, line.amount, line.bearer, line.approved_by, line.platform_ref) == ("coupon", Decimal("15.00"), "carrier", "S001", coupon["coupon_id"])
+    assert (line.kind, line.amount, line.bearer, line.approved_by, line.platform_ref) == ("coupon", Decimal("15.00"), "carrier", team["S001"], coupon["coupon_id"])
     assert line.platform_paid is False  # a coupon is no payment: nothing in the platform-paid total
     assert_platform_paid_matches(stack, order, [line])
     buyer = json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
@@ -64,50 +65,50 @@ def test_within_the_agents_limit_a_coupon_is_issued_without_approval(stack, sand
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/finance"))
 
 
-def test_600_cash_needs_the_supervisor_then_the_manager_and_is_paid_once(stack, sandbox_clean):
+def test_600_cash_needs_the_supervisor_then_the_manager_and_is_paid_once(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00")
     case_id = open_case(stack, order, "cash", "600.00", reason="净化器噪音大 noisy purifier")
     first = stack.waiting(case_id, "approval-supervisor")
     assert first.addressed_to == "supervisor"
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
-    by_manager = stack.approve(case_id, "approval-supervisor", "S003")  # the first level is the supervisor's
+    by_manager = stack.approve(case_id, "approval-supervisor", team["S003"])  # the first level is the supervisor's
     assert by_manager.status == "rejected" and "role" in by_manager.reason
     # ¥600 is above the supervisor's ¥500 limit: their approval is the first of two, not an escalation
-    assert stack.approve(case_id, "approval-supervisor", "S002", note="同意").status == "answered"
+    assert stack.approve(case_id, "approval-supervisor", team["S002"], note="同意").status == "answered"
     assert stack.waiting(case_id, "approval-manager").addressed_to == "manager"
     assert stack.refunds(order["order_id"]) == []  # nothing is paid before the last level
     stack.faults(fail_after_commit=1)  # the platform commits, then loses the answer
-    assert stack.approve(case_id, "approval-manager", "S003").status == "answered"
+    assert stack.approve(case_id, "approval-manager", team["S003"]).status == "answered"
 
     assert stack.finished(case_id, timeout=150).outcome == "compensated"
     refunds = stack.refunds(order["order_id"])
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("compensation", Decimal("600.00"))]  # on top of the ¥128 paid
     [line] = ledger(case_id)
-    assert (line.kind, line.amount, line.bearer, line.approved_by) == ("compensation", Decimal("600.00"), "seller", "S003")
+    assert (line.kind, line.amount, line.bearer, line.approved_by) == ("compensation", Decimal("600.00"), "seller", team["S003"])
     assert line.platform_paid is True and line.platform_ref == refunds[0]["refund_id"]
     assert_platform_paid_matches(stack, order, [line])
     accepted = [(e.details["step"], e.actor) for e in events(case_id) if e.action == "wait.accepted"]
-    assert accepted == [("approval-supervisor", "S002"), ("approval-manager", "S003")]
+    assert accepted == [("approval-supervisor", team["S002"]), ("approval-manager", team["S003"])]
 
 
-def test_partial_refund_within_the_supervisors_limit_and_a_decline(stack, sandbox_clean):
+def test_partial_refund_within_the_supervisors_limit_and_a_decline(stack, sandbox_clean, team):
     order = stack.make_order(paid="400.00")
     case_id = open_case(stack, order, "partial_refund", "300.00", reason="色差 colour differs from the photos")
-    by_agent = stack.approve(case_id, "approval-supervisor", "S001")
+    by_agent = stack.approve(case_id, "approval-supervisor", team["S001"])
     assert by_agent.status == "rejected"  # an agent may not approve
-    stack.approve(case_id, "approval-supervisor", "S006")
+    stack.approve(case_id, "approval-supervisor", team["S006"])
     assert stack.finished(case_id).outcome == "compensated"
     assert [(r["kind"], Decimal(r["amount"])) for r in stack.refunds(order["order_id"])] == [("goods", Decimal("300.00"))]
-    assert [(line.kind, line.approved_by) for line in ledger(case_id)] == [("compensation", "S006")]
+    assert [(line.kind, line.approved_by) for line in ledger(case_id)] == [("compensation", team["S006"])]
     [line] = ledger(case_id)
     assert line.platform_paid is True  # a partial refund is a platform refund of the goods
     assert_platform_paid_matches(stack, order, [line])
 
     declined_order = stack.make_order(paid="400.00")
     declined = open_case(stack, declined_order, "cash", "100.00")
-    no_note = stack.approve(declined, "approval-supervisor", "S002", decision="decline")
+    no_note = stack.approve(declined, "approval-supervisor", team["S002"], decision="decline")
     assert no_note.status == "rejected" and "note" in no_note.reason
-    stack.approve(declined, "approval-supervisor", "S006", decision="decline", note="已退货，无需补偿 already returned")
+    stack.approve(declined, "approval-supervisor", team["S006"], decision="decline", note="已退货，无需补偿 already returned")
     assert stack.finished(declined).outcome == "declined"
     assert stack.refunds(declined_order["order_id"]) == [] and ledger(declined) == []
     assert "已退货" in agent_text(stack, declined)
@@ -131,15 +132,15 @@ def test_an_unanswered_level_escalates_and_the_unanswered_manager_declines(stack
     assert "300.00" in agent_text(stack, case_id)
 
 
-def test_escalated_approval_is_paid_with_the_manager_as_approver(stack, sandbox_clean):
+def test_escalated_approval_is_paid_with_the_manager_as_approver(stack, sandbox_clean, team):
     order = stack.make_order(paid="400.00")
     case_id = open_case(stack, order, "coupon", "50.00")
     stack.waiting(case_id, "approval-supervisor")
     stack.sweep(case_id, days=1.1)
-    stack.approve(case_id, "approval-manager", "S003")
+    stack.approve(case_id, "approval-manager", team["S003"])
     assert stack.finished(case_id).outcome == "compensated"
     [line] = ledger(case_id)
-    assert (line.kind, line.approved_by) == ("coupon", "S003")
+    assert (line.kind, line.approved_by) == ("coupon", team["S003"])
     assert len(coupons(stack, order)) == 1
     assert line.platform_paid is False
 

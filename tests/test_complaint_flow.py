@@ -50,7 +50,7 @@ def open_complaint(stack, **overrides) -> str:
     return stack.run(opener(**{**values, **overrides})).case_id
 
 
-def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean):
+def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean, team):
     order = stack.make_order(paid="299.00")
     case_id = open_complaint(stack, order_id=order["order_id"], famous_brand=True, brand_owner="优衣品牌方 Brand Co.")
     # a repeated request (same ticket) opens nothing new
@@ -63,18 +63,18 @@ def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean):
         assert case.level == 2 and case.details["brand_owner"] == "优衣品牌方 Brand Co." and case.details["special"] == ["famous_brand"]
     assert "优衣品牌方" in text(about(stack, "quality", case_id))
 
-    empty = stack.approve(case_id, "first-response", "S008", message=" ")
+    empty = stack.approve(case_id, "first-response", team["S008"], message=" ")
     assert empty.status == "rejected" and "message" in empty.reason
-    stack.approve(case_id, "first-response", "S008", message="您好，已收到您的投诉，今天内给您方案。", confirmed_facts="缩水约 2cm")
-    stack.approve(case_id, "investigation", "S008", findings="供应商确认该批次面料预缩不足", responsible_party="supplier")
-    stack.approve(case_id, "solution-1", "S008", remedy="compensation", compensation_amount="50.00", message="致歉并补偿 50 元")
+    stack.approve(case_id, "first-response", team["S008"], message="您好，已收到您的投诉，今天内给您方案。", confirmed_facts="缩水约 2cm")
+    stack.approve(case_id, "investigation", team["S008"], findings="供应商确认该批次面料预缩不足", responsible_party="supplier")
+    stack.approve(case_id, "solution-1", team["S008"], remedy="compensation", compensation_amount="50.00", message="致歉并补偿 50 元")
 
     approval = stack.waiting(case_id, "compensation-approval-1")
     assert approval.addressed_to == "supervisor"  # 50 CNY is above an agent's 20 (§1.3)
-    assert stack.approve(case_id, "compensation-approval-1", "S002", decision="approve").status == "answered"
+    assert stack.approve(case_id, "compensation-approval-1", team["S002"], decision="approve").status == "answered"
     assert stack.refunds(order["order_id"]) == []  # nothing paid before the customer agrees
     assert stack.answer(case_id, "customer-answer-1", answer="agree", comment="可以").status == "answered"
-    stack.approve(case_id, "result-feedback", "S008", channel="phone", satisfaction="satisfied", note="客户满意")
+    stack.approve(case_id, "result-feedback", team["S008"], channel="phone", satisfaction="satisfied", note="客户满意")
 
     case = stack.finished(case_id)
     assert case.outcome == "resolved" and case.flow_run_id == first_run
@@ -82,7 +82,7 @@ def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean):
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("compensation", Decimal("50.00"))]
     [line] = ledger(case_id)
     assert (line.kind, line.amount, line.bearer, line.approved_by, line.responsible_department) == (
-        "compensation", Decimal("50.00"), "supplier", "S002", "quality")
+        "compensation", Decimal("50.00"), "supplier", team["S002"], "quality")
     assert line.platform_ref == refunds[0]["refund_id"]
 
     actions = [e.action for e in events(case_id)]
@@ -94,28 +94,28 @@ def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean):
     assert about(stack, "finance", case_id)
 
 
-def test_no_order_means_no_compensation_and_customer_rejection_leads_to_a_new_proposal(stack, sandbox_clean):
+def test_no_order_means_no_compensation_and_customer_rejection_leads_to_a_new_proposal(stack, sandbox_clean, team):
     case_id = open_complaint(stack, category="4001", level=3, contact="guest@buyer.example", object="客服态度",
                              cause="客服挂断电话", demand="道歉")
     assert stack.waiting(case_id, "first-response").addressed_to == "agent"  # after-sales, level 3 → agent
-    stack.approve(case_id, "first-response", "S001", message="抱歉给您带来不好的体验，我们正在核实。")
-    stack.approve(case_id, "investigation", "S001", findings="录音核实属实", responsible_party="seller")
+    stack.approve(case_id, "first-response", team["S001"], message="抱歉给您带来不好的体验，我们正在核实。")
+    stack.approve(case_id, "investigation", team["S001"], findings="录音核实属实", responsible_party="seller")
 
-    refused = stack.approve(case_id, "solution-1", "S001", remedy="compensation", compensation_amount="10.00", message="补偿 10 元")
+    refused = stack.approve(case_id, "solution-1", team["S001"], remedy="compensation", compensation_amount="10.00", message="补偿 10 元")
     assert refused.status == "rejected" and "without an order" in refused.reason
-    stack.approve(case_id, "solution-1", "S012", remedy="apology", message="正式致歉，并对客服进行培训")
+    stack.approve(case_id, "solution-1", team["S012"], remedy="apology", message="正式致歉，并对客服进行培训")
     assert stack.answer(case_id, "customer-answer-1", answer="reject", comment="要求主管致电").status == "answered"
     stack.waiting(case_id, "solution-2")  # the rejection is recorded and the handler told first
     assert "要求主管致电" in text(about(stack, "agent", case_id))
 
-    stack.approve(case_id, "solution-2", "S001", remedy="apology", message="主管将于今天致电致歉")
+    stack.approve(case_id, "solution-2", team["S001"], remedy="apology", message="主管将于今天致电致歉")
     stack.waiting(case_id, "customer-answer-2")
     assert stack.sweep(case_id, days=2.9)["resumed"] == []
     assert stack.sweep(case_id, days=3.1)["resumed"] == [case_id]  # silence = agreement (default)
     stack.waiting(case_id, "result-feedback")
     assert wait_row(case_id, "customer-answer-2-1").actor == "system"
 
-    stack.approve(case_id, "result-feedback", "S001", channel="phone", satisfaction="unsatisfied", note="仍不满意")
+    stack.approve(case_id, "result-feedback", team["S001"], channel="phone", satisfaction="unsatisfied", note="仍不满意")
     case = stack.finished(case_id)
     assert case.outcome == "unresolved"
     assert ledger(case_id) == []
@@ -124,7 +124,7 @@ def test_no_order_means_no_compensation_and_customer_rejection_leads_to_a_new_pr
     assert any("主管将于今天致电致歉" in json.dumps(m.json, ensure_ascii=False) for m in buyer)
 
 
-def test_first_response_escalates_to_supervisor_before_and_manager_after_the_deadline(stack, sandbox_clean):
+def test_first_response_escalates_to_supervisor_before_and_manager_after_the_deadline(stack, sandbox_clean, team):
     case_id = open_complaint(stack, category="2001", level=1, object="快递丢件", cause="包裹三天无物流", demand="补发")
     assert stack.waiting(case_id, "first-response").addressed_to == "logistics"
 
@@ -146,33 +146,33 @@ def test_first_response_escalates_to_supervisor_before_and_manager_after_the_dea
     stack.waiting(case_id, "first-response-overdue-2")
     assert [e.details["reminder"] for e in events(case_id) if e.action == "case.overdue_reminder"] == [1]
 
-    assert stack.approve(case_id, "first-response-overdue-2", "S003", message="经理已介入，马上为您补发").status == "answered"
+    assert stack.approve(case_id, "first-response-overdue-2", team["S003"], message="经理已介入，马上为您补发").status == "answered"
     stack.waiting(case_id, "investigation")
     assert [e.details["to"] for e in events(case_id) if e.action == "case.escalated"] == ["supervisor", "manager"]
 
 
-def test_high_value_compensation_escalates_refused_at_deadline_and_feedback_deadline(stack, sandbox_clean):
+def test_high_value_compensation_escalates_refused_at_deadline_and_feedback_deadline(stack, sandbox_clean, team):
     order = stack.make_order(paid="1299.00")
     case_id = open_complaint(stack, order_id=order["order_id"], level=1, high_value=True, object="净化器", cause="异响", demand="赔偿")
     assert stack.waiting(case_id, "first-response").addressed_to == "manager"  # dedicated team (002 §5.2)
-    stack.approve(case_id, "first-response", "S003", message="已安排专人跟进")
-    stack.approve(case_id, "investigation", "S003", findings="风机轴承异响", responsible_party="seller")
-    stack.approve(case_id, "solution-1", "S003", remedy="compensation", compensation_amount="600.00", message="补偿 600 元")
+    stack.approve(case_id, "first-response", team["S003"], message="已安排专人跟进")
+    stack.approve(case_id, "investigation", team["S003"], findings="风机轴承异响", responsible_party="seller")
+    stack.approve(case_id, "solution-1", team["S003"], remedy="compensation", compensation_amount="600.00", message="补偿 600 元")
 
     assert stack.waiting(case_id, "compensation-approval-1").addressed_to == "manager"
-    own = stack.approve(case_id, "compensation-approval-1", "S003")
+    own = stack.approve(case_id, "compensation-approval-1", team["S003"])
     assert own.status == "rejected" and "cannot approve it" in own.reason
-    over = stack.approve(case_id, "compensation-approval-1", "S002")
+    over = stack.approve(case_id, "compensation-approval-1", team["S002"])
     assert over.status == "escalated" and stack.waiting(case_id, "compensation-approval-1").addressed_to == "manager"
 
     # 24 h without approval: refused, back to the handler for a new proposal; nothing is paid
     assert stack.sweep(case_id, days=1.05)["resumed"] == [case_id]
     stack.waiting(case_id, "solution-2")
     assert any(e.action == "complaint.compensation_refused" and e.actor == "system" for e in events(case_id))
-    stack.approve(case_id, "solution-2", "S003", remedy="return_exchange", message="为您办理退货，运费由本店承担")
+    stack.approve(case_id, "solution-2", team["S003"], remedy="return_exchange", message="为您办理退货，运费由本店承担")
     stack.answer(case_id, "customer-answer-2", answer="agree")
 
-    spoken = stack.approve(case_id, "result-feedback", "S003", channel="phone", satisfaction="satisfied")
+    spoken = stack.approve(case_id, "result-feedback", team["S003"], channel="phone", satisfaction="satisfied")
     assert spoken.status == "rejected" and "written" in spoken.reason  # level 1 → written feedback (002 §4.3)
     stack.waiting(case_id, "result-feedback")
     assert stack.sweep(case_id, days=5.5)["resumed"] == [case_id]  # 3 working days, whatever the weekday

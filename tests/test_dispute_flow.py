@@ -36,7 +36,7 @@ def open_dispute(stack, order: dict, **kwargs) -> str:
     return stack.run(opener(order["order_id"], **{**values, **kwargs})).case_id
 
 
-def test_reply_and_closing_with_responsibility(stack, sandbox_clean):
+def test_reply_and_closing_with_responsibility(stack, sandbox_clean, team):
     order = stack.make_order(paid="399.00")
     case_id = open_dispute(stack, order, platform_ref="WQ001", claimed_amount="399.00")
     assert case_id == f"dispute-{order['order_id']}-WQ001"
@@ -45,24 +45,24 @@ def test_reply_and_closing_with_responsibility(stack, sandbox_clean):
     assert "实物颜色与图片不符" in about(stack, "dispute", case_id)
 
     # S010 registered it and may still reply (the buyer is the requester)
-    assert stack.approve(case_id, "shop-reply", "S010", position="contest", reply="发货前已拍照存档，颜色一致",
+    assert stack.approve(case_id, "shop-reply", team["S010"], position="contest", reply="发货前已拍照存档，颜色一致",
                          evidence="出库照片 IMG-2231").status == "answered"
     stack.waiting(case_id, "closing")
 
-    blank = stack.approve(case_id, "closing", "S010", **{**CLOSING, "responsible_person": " ", "penalty": ""})
+    blank = stack.approve(case_id, "closing", team["S010"], **{**CLOSING, "responsible_person": " ", "penalty": ""})
     assert blank.status == "rejected" and "responsible person" in blank.reason and "penalty" in blank.reason
-    nobody = stack.approve(case_id, "closing", "S010", **{**CLOSING, "responsible_department": "none"})
+    nobody = stack.approve(case_id, "closing", team["S010"], **{**CLOSING, "responsible_department": "none"})
     assert nobody.status == "rejected" and "not 'none'" in nobody.reason
     # the department is a required field: the server keeps the run waiting without it
     incomplete = {k: v for k, v in CLOSING.items() if k != "responsible_department"}
     with pytest.raises(ResumeRefused):
-        stack.run(resume_wait(case_id, {"staff_id": "S010", "code": stack.code("S010"), **incomplete}, "closing"))
-    assert stack.approve(case_id, "closing", "S010", **CLOSING).status == "answered"
+        stack.run(resume_wait(case_id, {"staff_id": team["S010"], "code": stack.code(team["S010"]), **incomplete}, "closing"))
+    assert stack.approve(case_id, "closing", team["S010"], **CLOSING).status == "answered"
 
     case = stack.finished(case_id)
     assert case.outcome == "refunded"
     assert case.details["closing"]["responsible_person"] == "王磊 S013"
-    assert case.details["closing"]["root_cause"] == "description" and case.details["closed_by"] == "S010"
+    assert case.details["closing"]["root_cause"] == "description" and case.details["closed_by"] == team["S010"]
     responsibility = [e for e in events(case_id) if e.action == "dispute.responsibility"]
     assert responsibility and responsibility[0].details["penalty"] == "扣绩效 5 分"
     buyer = json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
@@ -70,7 +70,7 @@ def test_reply_and_closing_with_responsibility(stack, sandbox_clean):
     assert "扣绩效 5 分" in about(stack, "supervisor", case_id)
 
 
-def test_no_reply_escalates_to_supervisor_then_manager(stack, sandbox_clean):
+def test_no_reply_escalates_to_supervisor_then_manager(stack, sandbox_clean, team):
     order = stack.make_order(paid="129.00")
     case_id = open_dispute(stack, order, reason="quality", buyer_statement="开线")
     stack.waiting(case_id, "shop-reply")
@@ -85,14 +85,14 @@ def test_no_reply_escalates_to_supervisor_then_manager(stack, sandbox_clean):
     assert stack.sweep(case_id, days=6.1)["resumed"] == [case_id]
     assert stack.waiting(case_id, "shop-reply-overdue-1").addressed_to == "manager"
     assert "escalated to the manager" in about(stack, "manager", case_id)
-    assert stack.approve(case_id, "shop-reply-overdue-1", "S002", position="accept", reply="同意退货退款").status == "answered"
+    assert stack.approve(case_id, "shop-reply-overdue-1", team["S002"], position="accept", reply="同意退货退款").status == "answered"
 
     # closing: 15 days from registration, then the supervisor
     stack.waiting(case_id, "closing")
     assert stack.sweep(case_id, days=14.9)["resumed"] == []
     assert stack.sweep(case_id, days=15.1)["resumed"] == [case_id]
     assert stack.waiting(case_id, "closing-supervisor").addressed_to == "supervisor"
-    stack.approve(case_id, "closing-supervisor", "S002", **{**CLOSING, "result": "settled", "responsible_department": "quality",
+    stack.approve(case_id, "closing-supervisor", team["S002"], **{**CLOSING, "result": "settled", "responsible_department": "quality",
                                                  "root_cause": "product_quality"})
     assert stack.finished(case_id).outcome == "settled"
 

@@ -70,17 +70,17 @@ def buyer_text(stack, order: dict) -> str:
     return json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
 
 
-def test_dearer_replacement_charges_the_difference_and_ships_once(stack, sandbox_clean):
+def test_dearer_replacement_charges_the_difference_and_ships_once(stack, sandbox_clean, team):
     order = exchange_order(stack, "100.00")
     new_sku = catalogue_sku(stack, "120.00", available=3)
     case_id = open_case(stack, order, new_sku, reason="想换成加厚款 the thicker one")
     assert stack.waiting(case_id, "seller-review").addressed_to == "supervisor"  # ¥100 is above an agent's ¥20
-    assert stack.approve(case_id, "seller-review", "S002").status == "answered"
+    assert stack.approve(case_id, "seller-review", team["S002"]).status == "answered"
     ship(stack, case_id)
-    stack.approve(case_id, "receipt", "S004")
+    stack.approve(case_id, "receipt", team["S004"])
     # the platform commits, then loses its answer: the charge and the shipment still happen once
     stack.faults(fail_after_commit=2)
-    stack.approve(case_id, "inspection", "S004", result="pass")
+    stack.approve(case_id, "inspection", team["S004"], result="pass")
 
     case = stack.finished(case_id, timeout=150)
     assert case.outcome == "exchanged"
@@ -96,7 +96,7 @@ def test_dearer_replacement_charges_the_difference_and_ships_once(stack, sandbox
     assert lines[("reshipment", "seller")].amount == Decimal("120.00")
     assert lines[("outbound_postage", "seller")].amount == Decimal("12.00")
     assert lines[("return_postage", "buyer")].amount == Decimal("10.00")  # no-reason: the buyer's postage (§1.1)
-    assert {line.approved_by for line in lines.values()} == {"S004"}
+    assert {line.approved_by for line in lines.values()} == {team["S004"]}
     # a charge is money the platform collects from the buyer, not a payment: nothing is platform-paid
     assert not any(line.platform_paid for line in lines.values())
     assert_platform_paid_matches(stack, order, list(lines.values()))
@@ -128,34 +128,34 @@ def test_cheaper_replacement_refunds_the_difference_and_seller_postage(stack, sa
     assert_platform_paid_matches(stack, order, list(lines.values()))
 
 
-def test_out_of_stock_before_the_promise_offers_a_refund_instead(stack, sandbox_clean):
+def test_out_of_stock_before_the_promise_offers_a_refund_instead(stack, sandbox_clean, team):
     order = exchange_order(stack, "80.00")
     new_sku = catalogue_sku(stack, "80.00", available=0)
     case_id = open_case(stack, order, new_sku)
-    stack.approve(case_id, "seller-review", "S002")
+    stack.approve(case_id, "seller-review", team["S002"])
     stack.waiting(case_id, "buyer-shipment")
     text = buyer_text(stack, order)
     assert "缺货" in text and "退款" in text and "80.00" in text  # told, and offered a refund instead
     assert any(e.action == "exchange.agreed" and e.details["replacement_in_stock"] is False for e in events(case_id))
 
     ship(stack, case_id)
-    stack.approve(case_id, "receipt", "S004")
-    stack.approve(case_id, "inspection", "S004", result="pass")
+    stack.approve(case_id, "receipt", team["S004"])
+    stack.approve(case_id, "inspection", team["S004"], result="pass")
     assert stack.finished(case_id).outcome == "refunded_out_of_stock"
     assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("80.00")]
     assert stack.reshipments(order["order_id"]) == []
     assert ("return_postage", "buyer") in ledger(case_id)  # the buyer accepted a refund knowing it: a no-reason return
 
 
-def test_sold_out_while_the_parcel_travels_refunds_and_the_seller_pays_postage(stack, sandbox_clean):
+def test_sold_out_while_the_parcel_travels_refunds_and_the_seller_pays_postage(stack, sandbox_clean, team):
     order = exchange_order(stack, "90.00")
     new_sku = catalogue_sku(stack, "90.00", available=1)
     case_id = open_case(stack, order, new_sku)
-    stack.approve(case_id, "seller-review", "S002")
+    stack.approve(case_id, "seller-review", team["S002"])
     ship(stack, case_id, "9.00")
-    stack.approve(case_id, "receipt", "S004")
+    stack.approve(case_id, "receipt", team["S004"])
     set_stock(stack, new_sku, 0)  # the last piece sold meanwhile
-    stack.approve(case_id, "inspection", "S004", result="pass")
+    stack.approve(case_id, "inspection", team["S004"], result="pass")
     assert stack.finished(case_id).outcome == "refunded_out_of_stock"
     refunds = {r["kind"]: Decimal(r["amount"]) for r in stack.refunds(order["order_id"])}
     assert refunds == {"goods": Decimal("90.00"), "postage": Decimal("9.00")}
@@ -164,21 +164,21 @@ def test_sold_out_while_the_parcel_travels_refunds_and_the_seller_pays_postage(s
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
 
 
-def test_refusal_and_failed_inspection_need_a_note_and_ship_nothing(stack, sandbox_clean):
+def test_refusal_and_failed_inspection_need_a_note_and_ship_nothing(stack, sandbox_clean, team):
     order = exchange_order(stack, "60.00")
     case_id = open_case(stack, order, catalogue_sku(stack, "60.00"))
-    assert stack.approve(case_id, "seller-review", "S002", decision="refuse").status == "rejected"
-    stack.approve(case_id, "seller-review", "S006", decision="refuse", note="吊牌已剪 tag removed")
+    assert stack.approve(case_id, "seller-review", team["S002"], decision="refuse").status == "rejected"
+    stack.approve(case_id, "seller-review", team["S006"], decision="refuse", note="吊牌已剪 tag removed")
     assert stack.finished(case_id).outcome == "refused"
     assert "吊牌已剪" in buyer_text(stack, order)
 
     failed_order = exchange_order(stack, "60.00")
     failed = open_case(stack, failed_order, catalogue_sku(stack, "60.00"))
-    stack.approve(failed, "seller-review", "S002")
+    stack.approve(failed, "seller-review", team["S002"])
     ship(stack, failed)
-    stack.approve(failed, "receipt", "S004")
-    assert stack.approve(failed, "inspection", "S004", result="fail").status == "rejected"
-    stack.approve(failed, "inspection", "S007", result="fail", note="已洗涤 washed")
+    stack.approve(failed, "receipt", team["S004"])
+    assert stack.approve(failed, "inspection", team["S004"], result="fail").status == "rejected"
+    stack.approve(failed, "inspection", team["S007"], result="fail", note="已洗涤 washed")
     assert stack.finished(failed).outcome == "inspection_failed"
     assert stack.reshipments(failed_order["order_id"]) == [] and stack.refunds(failed_order["order_id"]) == []
     assert ledger(failed) == {}
@@ -198,10 +198,10 @@ def test_review_and_shipping_deadlines(stack, sandbox_clean):
     assert stack.reshipments(order["order_id"]) == [] and stack.refunds(order["order_id"]) == []
 
 
-def test_receipt_deadline_refunds_and_inspection_deadline_ships(stack, sandbox_clean):
+def test_receipt_deadline_refunds_and_inspection_deadline_ships(stack, sandbox_clean, team):
     unconfirmed_order = exchange_order(stack, "75.00")
     unconfirmed = open_case(stack, unconfirmed_order, catalogue_sku(stack, "75.00"), kind="wrong_item")
-    stack.approve(unconfirmed, "seller-review", "S002")
+    stack.approve(unconfirmed, "seller-review", team["S002"])
     ship(stack, unconfirmed, "11.00")
     stack.waiting(unconfirmed, "receipt")
     assert stack.sweep(unconfirmed, days=9.9)["resumed"] == []
@@ -214,9 +214,9 @@ def test_receipt_deadline_refunds_and_inspection_deadline_ships(stack, sandbox_c
     uninspected_order = exchange_order(stack, "75.00")
     new_sku = catalogue_sku(stack, "75.00")
     uninspected = open_case(stack, uninspected_order, new_sku)
-    stack.approve(uninspected, "seller-review", "S002")
+    stack.approve(uninspected, "seller-review", team["S002"])
     ship(stack, uninspected)
-    stack.approve(uninspected, "receipt", "S004")
+    stack.approve(uninspected, "receipt", team["S004"])
     stack.waiting(uninspected, "inspection")
     stack.sweep(uninspected, days=5)  # 2 working days, whatever the weekday: passes
     assert stack.finished(uninspected).outcome == "exchanged"

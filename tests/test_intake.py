@@ -60,7 +60,7 @@ def test_bad_requests_are_refused_and_change_nothing(stack, sandbox_clean, order
     assert flow_runs_named(stack, f"return-{order_id}") == 0
 
 
-def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean):
+def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean, team):
     runner = CliRunner(env={"COLUMNS": "250"})
     order = stack.make_order(paid="128.00")
     first = runner.invoke(cli, ["return", "open", "--order", order["order_id"], "--amount", "128.00", "--reason", "尺码不合适"])
@@ -77,10 +77,10 @@ def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean):
 
     listed = runner.invoke(cli, ["waits", "list"])
     assert case_id in listed.output and "seller-review-1" in listed.output
-    resumed = runner.invoke(cli, ["waits", "resume", case_id, "--staff", "S002", "--code", stack.code("S002"), "--set", "decision=agree"])
+    resumed = runner.invoke(cli, ["waits", "resume", case_id, "--staff", team["S002"], "--code", stack.code(team["S002"]), "--set", "decision=agree"])
     assert resumed.exit_code == 0 and "answered" in resumed.output, resumed.output
     shown = runner.invoke(cli, ["case", "show", case_id])
-    assert "wait.accepted" in shown.output and "S002" in shown.output
+    assert "wait.accepted" in shown.output and team["S002"] in shown.output
     assert "13812345678" not in shown.output
 
 
@@ -104,7 +104,7 @@ def test_every_api_endpoint_requires_the_key(stack, intake_api):
         assert httpx.request(method, f"{intake_api}{path}", json={}, headers={"X-Api-Key": "wrong"}).status_code == 401
 
 
-def test_api_opens_a_case_and_reports_the_buyers_shipment(stack, sandbox_clean, intake_api):
+def test_api_opens_a_case_and_reports_the_buyers_shipment(stack, sandbox_clean, intake_api, team):
     key = {"X-Api-Key": "test-api-key"}
     order = stack.make_order(paid="18.00")
     bad = httpx.post(f"{intake_api}/returns", json={"order_id": order["order_id"], "amount": "18.01"}, headers=key)
@@ -114,7 +114,7 @@ def test_api_opens_a_case_and_reports_the_buyers_shipment(stack, sandbox_clean, 
     assert opened.status_code == 201
     case_id = opened.json()["case_id"]
     assert stack.waiting(case_id, "seller-review").addressed_to == "agent"  # 18 CNY is within an agent's limit
-    stack.approve(case_id, "seller-review", "S001")
+    stack.approve(case_id, "seller-review", team["S001"])
     stack.waiting(case_id, "buyer-shipment")
 
     # the platform's webhook reports the buyer's tracking number; the server checks it against the form

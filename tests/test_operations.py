@@ -11,17 +11,17 @@ from aftersales.domain.models import CaseEvent, LedgerLine
 from aftersales.integrations.db import session_scope
 
 
-def test_a_crash_while_a_refund_is_in_flight_pays_once_after_restart(stack, sandbox_clean):
+def test_a_crash_while_a_refund_is_in_flight_pays_once_after_restart(stack, sandbox_clean, team):
     order = stack.make_order(paid="77.00")
     case_id = stack.open_return(order)
-    stack.approve(case_id, "seller-review", "S006")
+    stack.approve(case_id, "seller-review", team["S006"])
     stack.answer(case_id, "buyer-shipment", carrier="yuantong", tracking_number="YT5550001112")
-    stack.approve(case_id, "receipt", "S007")
+    stack.approve(case_id, "receipt", team["S007"])
     stack.waiting(case_id, "inspection")
 
     # the platform answers slowly: kill -9 the serving process while the refund call is in flight
     stack.faults(latency_ms=6000)
-    stack.approve(case_id, "inspection", "S007", result="pass", refund_amount="77.00")
+    stack.approve(case_id, "inspection", team["S007"], result="pass", refund_amount="77.00")
     time.sleep(2.5)
     stack.stop_serving(hard=True)
     assert stack.run_state(_run_id(case_id)) in ("RUNNING", "PENDING")

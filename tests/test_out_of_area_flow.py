@@ -31,9 +31,9 @@ def open_case(stack, order: dict, problem: str, **kwargs) -> str:
     return stack.run(open_out_of_area(order["order_id"], problem, **kwargs)).case_id
 
 
-def test_stranded_parcel_switches_carrier_once_at_the_carriers_cost(stack, sandbox_clean):
+def test_stranded_parcel_switches_carrier_once_at_the_carriers_cost(stack, sandbox_clean, team):
     order = on_the_road(stack, scan="【武汉洪山珞喻路营业部】网点暂停派送，快件滞留")
-    case_id = open_case(stack, order, "stranded", requested_by="S011")
+    case_id = open_case(stack, order, "stranded", requested_by=team["S011"])
     assert case_id == f"out-of-area-{order['order_id']}"
     assert open_case(stack, order, "stranded") == case_id  # a repeated report opens nothing new
 
@@ -58,17 +58,17 @@ def test_stranded_parcel_switches_carrier_once_at_the_carriers_cost(stack, sandb
     assert [e.action for e in events(case_id)].count("carrier.switched") == 1
 
 
-def test_self_pickup_records_the_point_and_tells_the_buyer(stack, sandbox_clean):
+def test_self_pickup_records_the_point_and_tells_the_buyer(stack, sandbox_clean, team):
     order = on_the_road(stack)
     case_id = open_case(stack, order, "out_of_area")
     no_point = stack.answer(case_id, "buyer-choice", remedy="self_pickup", pickup_point="")
     assert no_point.status == "rejected" and "pickup point" in no_point.reason  # no scan to suggest one from
-    stack.answer(case_id, "buyer-choice", remedy="self_pickup", pickup_point="菜鸟驿站 文三路 123 号", reported_by="S001")
+    stack.answer(case_id, "buyer-choice", remedy="self_pickup", pickup_point="菜鸟驿站 文三路 123 号", reported_by=team["S001"])
 
     case = stack.finished(case_id)
     assert case.outcome == "self_pickup_arranged"
     pickup = next(e for e in events(case_id) if e.action == "parcel.self_pickup")
-    assert pickup.actor == "S001" and pickup.details["pickup_point"] == "菜鸟驿站 文三路 123 号"
+    assert pickup.actor == team["S001"] and pickup.details["pickup_point"] == "菜鸟驿站 文三路 123 号"
     assert "菜鸟驿站 文三路 123 号" in text(stack.customer_messages(order))
     assert "菜鸟驿站" in text(stack.messages("/staff/logistics"))
     assert ledger(case_id) == [] and stack.refunds(order["order_id"]) == [] and stack.reshipments(order["order_id"]) == []

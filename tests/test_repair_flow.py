@@ -25,7 +25,8 @@ def open_repair(stack, delivered_days_ago: float = 30, scope: str = "in_scope", 
     from aftersales.deployments.repair_intake import open_repair as opener
 
     order = stack.make_order(paid="1279.00", items=ITEMS, delivered_days_ago=delivered_days_ago)
-    opened = stack.run(opener(order["order_id"], SKU, kwargs.pop("fault", "风机异响 the fan rattles"), scope, kwargs.pop("requested_by", "S001")))
+    opened = stack.run(opener(order["order_id"], SKU, kwargs.pop("fault", "风机异响 the fan rattles"), scope,
+                                 stack.member(kwargs.pop("requested_by", "S001"))))
     return order, opened.case_id
 
 
@@ -39,7 +40,7 @@ def through_the_workshop(stack, case_id: str, cost: str = "35.00"):
     stack.approve(case_id, "repair-ship-back", "S007", carrier="shunfeng", tracking_number="SF100200300", postage="15.00")
 
 
-def test_in_warranty_repair_goes_through_six_stages_at_the_sellers_cost(stack, sandbox_clean):
+def test_in_warranty_repair_goes_through_six_stages_at_the_sellers_cost(stack, sandbox_clean, team):
     order, case_id = open_repair(stack)
     assert stack.waiting(case_id, "buyer-ships").addressed_to == "buyer"  # in warranty: no approval
     assert "免费" in text(stack.customer_messages(order))  # the buyer is told the repair is free
@@ -60,7 +61,7 @@ def test_in_warranty_repair_goes_through_six_stages_at_the_sellers_cost(stack, s
     assert lines[("repair_cost", "seller")].amount == Decimal("35.00")
     assert lines[("outbound_postage", "seller")].amount == Decimal("15.00")
     assert lines[("return_postage", "seller")].amount == Decimal("12.00")  # the buyer's postage in, refunded
-    assert {line.approved_by for line in lines.values()} == {"S001"}  # within warranty: the agent's repair order
+    assert {line.approved_by for line in lines.values()} == {team["S001"]}  # within warranty: the agent's repair order
     refunds = stack.refunds(order["order_id"])
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("postage", Decimal("12.00"))]
     # the postage-in refund is the platform's payment; the repair cost and the postage back are not
@@ -69,17 +70,17 @@ def test_in_warranty_repair_goes_through_six_stages_at_the_sellers_cost(stack, s
     assert not lines[("repair_cost", "seller")].platform_paid and not lines[("outbound_postage", "seller")].platform_paid
     assert_platform_paid_matches(stack, order, list(lines.values()))
     actors = {(e.action, e.details.get("step")): e.actor for e in events(case_id)}
-    assert actors[("wait.accepted", "repair-done")] == "S008"
+    assert actors[("wait.accepted", "repair-done")] == team["S008"]
 
 
-def test_out_of_warranty_needs_a_superior_and_the_buyer_pays_the_quote(stack, sandbox_clean):
+def test_out_of_warranty_needs_a_superior_and_the_buyer_pays_the_quote(stack, sandbox_clean, team):
     order, case_id = open_repair(stack, delivered_days_ago=get_settings().rules.repair_warranty_days + 20)
     wait = stack.waiting(case_id, "repair-approval")
     assert wait.addressed_to == "supervisor"
     assert "主管审核" in text(stack.customer_messages(order))
-    by_agent = stack.approve(case_id, "repair-approval", "S012", decision="approve", quote="150.00")
+    by_agent = stack.approve(case_id, "repair-approval", team["S012"], decision="approve", quote="150.00")
     assert by_agent.status == "rejected" and "role" in by_agent.reason
-    stack.approve(case_id, "repair-approval", "S002", decision="approve", quote="150.00")
+    stack.approve(case_id, "repair-approval", team["S002"], decision="approve", quote="150.00")
 
     stack.waiting(case_id, "buyer-ships")
     assert "150.00" in text(stack.customer_messages(order))
@@ -89,16 +90,16 @@ def test_out_of_warranty_needs_a_superior_and_the_buyer_pays_the_quote(stack, sa
     assert stack.finished(case_id).outcome == "repaired"
     lines = {(line.kind, line.bearer): line for line in ledger(case_id)}
     assert set(lines) == {("repair_cost", "buyer"), ("outbound_postage", "buyer")}
-    assert {line.approved_by for line in lines.values()} == {"S002"}
+    assert {line.approved_by for line in lines.values()} == {team["S002"]}
     assert stack.refunds(order["order_id"]) == []  # the buyer's own postage stays theirs
     assert not any(line.platform_paid for line in lines.values())
 
 
-def test_declined_repair_and_the_approval_deadline(stack, sandbox_clean):
+def test_declined_repair_and_the_approval_deadline(stack, sandbox_clean, team):
     order, case_id = open_repair(stack, scope="out_of_scope", fault="进水 water damage")
-    no_note = stack.approve(case_id, "repair-approval", "S006", decision="decline")
+    no_note = stack.approve(case_id, "repair-approval", team["S006"], decision="decline")
     assert no_note.status == "rejected" and "note" in no_note.reason
-    stack.approve(case_id, "repair-approval", "S003", decision="decline", note="人为进水不在保修范围")
+    stack.approve(case_id, "repair-approval", team["S003"], decision="decline", note="人为进水不在保修范围")
     assert stack.finished(case_id).outcome == "repair_declined"
     assert "人为进水不在保修范围" in text(stack.customer_messages(order))
 
@@ -124,7 +125,7 @@ def test_buyer_not_shipping_closes_and_a_buyer_may_withdraw(stack, sandbox_clean
     assert stack.finished(other).outcome == "repair_withdrawn"
 
 
-def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox_clean):
+def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox_clean, team):
     _order, case_id = open_repair(stack)
     ship_in(stack, case_id, postage="0.00")
     stack.waiting(case_id, "repair-receipt")
@@ -132,9 +133,9 @@ def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox
     escalated = stack.waiting(case_id, "repair-receipt-escalated-1")
     assert escalated.addressed_to == "supervisor"
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
-    stack.approve(case_id, "repair-receipt-escalated-1", "S002", note="主管催办后确认")
-    stack.approve(case_id, "repair-done", "S008", repair_cost="0.00")
-    stack.approve(case_id, "repair-ship-back", "S004", carrier="zhongtong", tracking_number="ZT300400500", postage="12.00")
+    stack.approve(case_id, "repair-receipt-escalated-1", team["S002"], note="主管催办后确认")
+    stack.approve(case_id, "repair-done", team["S008"], repair_cost="0.00")
+    stack.approve(case_id, "repair-ship-back", team["S004"], carrier="zhongtong", tracking_number="ZT300400500", postage="12.00")
     stack.waiting(case_id, "buyer-receipt")
     assert stack.sweep(case_id, days=9)["resumed"] == []
     stack.sweep(case_id, days=10.2)

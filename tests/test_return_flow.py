@@ -23,16 +23,16 @@ def ship(stack, case_id: str, postage: str = "10.00"):
     return stack.answer(case_id, "buyer-shipment", carrier="yuantong", tracking_number="YT1234567890", return_postage=postage)
 
 
-def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean):
+def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00")
     case_id = stack.open_return(order, reason="尺码不合适 wrong size")
 
     review = stack.waiting(case_id, "seller-review")
     assert review.addressed_to == "supervisor"  # 128 CNY is above the agent's 20 CNY (§1.3)
-    assert stack.approve(case_id, "seller-review", "S002", decision="agree").status == "answered"
+    assert stack.approve(case_id, "seller-review", team["S002"], decision="agree").status == "answered"
     assert ship(stack, case_id).status == "answered"
-    assert stack.approve(case_id, "receipt", "S004", note="外箱完好").status == "answered"
-    assert stack.approve(case_id, "inspection", "S004", result="pass", refund_amount="128.00").status == "answered"
+    assert stack.approve(case_id, "receipt", team["S004"], note="外箱完好").status == "answered"
+    assert stack.approve(case_id, "inspection", team["S004"], result="pass", refund_amount="128.00").status == "answered"
 
     case = stack.finished(case_id)
     assert case.outcome == "refunded"
@@ -41,15 +41,15 @@ def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean):
 
     lines = {(line.kind, line.bearer): line for line in ledger(case_id)}
     assert lines[("refund", "seller")].amount == Decimal("128.00")
-    assert lines[("refund", "seller")].approved_by == "S004"
+    assert lines[("refund", "seller")].approved_by == team["S004"]
     assert lines[("refund", "seller")].platform_ref == refunds[0]["refund_id"]
     # §1.1 postage: a no-reason return's postage is the buyer's
     assert lines[("return_postage", "buyer")].amount == Decimal("10.00")
 
     actors = {(e.action, e.details.get("step")): e.actor for e in events(case_id)}
-    assert actors[("wait.accepted", "seller-review")] == "S002"
+    assert actors[("wait.accepted", "seller-review")] == team["S002"]
     assert actors[("wait.accepted", "buyer-shipment")] == "buyer"
-    assert actors[("wait.accepted", "inspection")] == "S004"
+    assert actors[("wait.accepted", "inspection")] == team["S004"]
 
     supervisor = stack.messages("/staff/supervisor")
     approval = [m for m in supervisor if case_id in json.dumps(m.json, ensure_ascii=False)]
@@ -61,16 +61,16 @@ def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean):
     assert any("finance" in m.path and case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/finance"))
 
 
-def test_refusal_needs_a_note_and_closes_without_refund(stack, sandbox_clean):
+def test_refusal_needs_a_note_and_closes_without_refund(stack, sandbox_clean, team):
     order = stack.make_order(paid="88.00")
     case_id = stack.open_return(order)
 
-    first = stack.approve(case_id, "seller-review", "S002", decision="refuse", note="")
+    first = stack.approve(case_id, "seller-review", team["S002"], decision="refuse", note="")
     assert first.status == "rejected" and "note" in first.reason
     second = stack.waiting(case_id, "seller-review")
     assert second.key == "seller-review-2" and "note" in second.notice
 
-    stack.approve(case_id, "seller-review", "S006", decision="refuse", note="商品已使用，不符合退货条件")
+    stack.approve(case_id, "seller-review", team["S006"], decision="refuse", note="商品已使用，不符合退货条件")
     case = stack.finished(case_id)
     assert case.outcome == "refused"
     assert stack.refunds(order["order_id"]) == []
@@ -93,10 +93,10 @@ def test_seller_review_deadline_agrees_automatically(stack, sandbox_clean):
         "return address" in json.dumps(m.json).lower() for m in stack.customer_messages(order))
 
 
-def test_buyer_not_shipping_in_7_days_closes_the_request(stack, sandbox_clean):
+def test_buyer_not_shipping_in_7_days_closes_the_request(stack, sandbox_clean, team):
     order = stack.make_order(paid="59.00")
     case_id = stack.open_return(order)
-    stack.approve(case_id, "seller-review", "S002")
+    stack.approve(case_id, "seller-review", team["S002"])
     stack.waiting(case_id, "buyer-shipment")
 
     stack.sweep(case_id, days=7.2)
@@ -105,10 +105,10 @@ def test_buyer_not_shipping_in_7_days_closes_the_request(stack, sandbox_clean):
     assert stack.refunds(order["order_id"]) == []
 
 
-def test_ten_days_without_receipt_refunds_automatically(stack, sandbox_clean):
+def test_ten_days_without_receipt_refunds_automatically(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00")
     case_id = stack.open_return(order, kind="quality", reason="开线 seam came apart")
-    stack.approve(case_id, "seller-review", "S002")
+    stack.approve(case_id, "seller-review", team["S002"])
     ship(stack, case_id, postage="12.00")
     stack.waiting(case_id, "receipt")
 
@@ -125,57 +125,57 @@ def test_ten_days_without_receipt_refunds_automatically(stack, sandbox_clean):
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
 
 
-def test_partial_inspection_and_inspection_deadline(stack, sandbox_clean):
+def test_partial_inspection_and_inspection_deadline(stack, sandbox_clean, team):
     partial_order = stack.make_order(paid="300.00")
     partial = stack.open_return(partial_order)
-    stack.approve(partial, "seller-review", "S002")
+    stack.approve(partial, "seller-review", team["S002"])
     ship(stack, partial)
-    stack.approve(partial, "receipt", "S004")
-    too_much = stack.approve(partial, "inspection", "S004", result="partial", refund_amount="301.00", note="吊牌缺失")
+    stack.approve(partial, "receipt", team["S004"])
+    too_much = stack.approve(partial, "inspection", team["S004"], result="partial", refund_amount="301.00", note="吊牌缺失")
     assert too_much.status == "rejected" and "301" in too_much.reason
-    stack.approve(partial, "inspection", "S004", result="partial", refund_amount="150.50", note="吊牌缺失 tag missing")
+    stack.approve(partial, "inspection", team["S004"], result="partial", refund_amount="150.50", note="吊牌缺失 tag missing")
     assert stack.finished(partial).outcome == "partly_refunded"
     assert [Decimal(r["amount"]) for r in stack.refunds(partial_order["order_id"])] == [Decimal("150.50")]
 
     late_order = stack.make_order(paid="66.00")
     late = stack.open_return(late_order)
-    stack.approve(late, "seller-review", "S006")
+    stack.approve(late, "seller-review", team["S006"])
     ship(stack, late)
-    stack.approve(late, "receipt", "S007")
+    stack.approve(late, "receipt", team["S007"])
     stack.waiting(late, "inspection")
     stack.sweep(late, days=5)  # 2 working days, whatever the weekday
     assert stack.finished(late).outcome == "refunded"
     assert [Decimal(r["amount"]) for r in stack.refunds(late_order["order_id"])] == [Decimal("66.00")]
 
 
-def test_over_limit_escalates_to_the_next_level(stack, sandbox_clean):
+def test_over_limit_escalates_to_the_next_level(stack, sandbox_clean, team):
     order = stack.make_order(paid="899.00")
     case_id = stack.open_return(order)
     assert stack.waiting(case_id, "seller-review").addressed_to == "manager"
 
-    by_supervisor = stack.approve(case_id, "seller-review", "S002")
+    by_supervisor = stack.approve(case_id, "seller-review", team["S002"])
     assert by_supervisor.status == "escalated" and "500" in by_supervisor.reason
     escalated = stack.waiting(case_id, "seller-review")
     assert escalated.key == "seller-review-2" and escalated.addressed_to == "manager"
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/manager"))
 
-    assert stack.approve(case_id, "seller-review", "S003").status == "answered"
+    assert stack.approve(case_id, "seller-review", team["S003"]).status == "answered"
     stack.waiting(case_id, "buyer-shipment")
-    assert wait_row(case_id, "seller-review-2").actor == "S003"
+    assert wait_row(case_id, "seller-review-2").actor == team["S003"]
 
     agent_order = stack.make_order(paid="128.00")
     agent_case = stack.open_return(agent_order)
-    by_agent = stack.approve(agent_case, "seller-review", "S001")  # the agent's limit is 20 CNY
+    by_agent = stack.approve(agent_case, "seller-review", team["S001"])  # the agent's limit is 20 CNY
     assert by_agent.status == "escalated"
     assert stack.waiting(agent_case, "seller-review").addressed_to == "supervisor"
 
 
-def test_nobody_approves_their_own_request(stack, sandbox_clean):
+def test_nobody_approves_their_own_request(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00")
-    case_id = stack.open_return(order, requested_by="S002")
-    own = stack.approve(case_id, "seller-review", "S002")
-    assert own.status == "rejected" and "S002" in own.reason
-    assert stack.approve(case_id, "seller-review", "S006").status == "answered"
+    case_id = stack.open_return(order, requested_by=team["S002"])
+    own = stack.approve(case_id, "seller-review", team["S002"])
+    assert own.status == "rejected" and team["S002"] in own.reason
+    assert stack.approve(case_id, "seller-review", team["S006"]).status == "answered"
 
 
 def test_wrong_and_replayed_codes_are_refused(stack, sandbox_clean):
@@ -201,16 +201,16 @@ def test_wrong_and_replayed_codes_are_refused(stack, sandbox_clean):
     assert stack.waiting(second, "seller-review").key == "seller-review-3"
 
 
-def test_the_form_the_ui_receives_keeps_descriptions_and_constraints(stack, sandbox_clean):
+def test_the_form_the_ui_receives_keeps_descriptions_and_constraints(stack, sandbox_clean, team):
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
 
     order = stack.make_order(paid="128.00")
     case_id = stack.open_return(order)
-    stack.approve(case_id, "seller-review", "S002")
+    stack.approve(case_id, "seller-review", team["S002"])
     ship(stack, case_id)
-    stack.approve(case_id, "receipt", "S004")
+    stack.approve(case_id, "receipt", team["S004"])
     wait = stack.waiting(case_id, "inspection")
 
     async def read(key):
@@ -230,25 +230,25 @@ def test_the_form_the_ui_receives_keeps_descriptions_and_constraints(stack, sand
     assert "Asia/Shanghai" in description
 
 
-def test_refund_paid_once_under_retries_repeated_resume_and_restart(stack, sandbox_clean):
+def test_refund_paid_once_under_retries_repeated_resume_and_restart(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00")
     case_id = stack.open_return(order)
-    stack.approve(case_id, "seller-review", "S002")
+    stack.approve(case_id, "seller-review", team["S002"])
     ship(stack, case_id)
     wait = stack.waiting(case_id, "receipt")
 
     # a restart while the case waits: the wait survives and can still be answered
     stack.stop_serving(hard=True)
     stack.start_serving()
-    stack.approve(case_id, "receipt", "S004")
+    stack.approve(case_id, "receipt", team["S004"])
     inspection = stack.waiting(case_id, "inspection")
 
     # the platform commits the refund but answers 500 more often than the client retries (2):
     # the client gives up, Prefect retries the task, and the idempotency key keeps it to one refund
     stack.faults(fail_after_commit=4)
-    verdict = stack.approve(case_id, "inspection", "S004", result="pass", refund_amount="128.00")
+    verdict = stack.approve(case_id, "inspection", team["S004"], result="pass", refund_amount="128.00")
     with pytest.raises(ResumeRefused):  # a second answer to the same wait is refused
-        stack.run(resume_wait(case_id, {"staff_id": "S004", "code": stack.code("S004"), "result": "pass", "refund_amount": "128.00"}, "inspection"))
+        stack.run(resume_wait(case_id, {"staff_id": team["S004"], "code": stack.code(team["S004"]), "result": "pass", "refund_amount": "128.00"}, "inspection"))
     assert verdict.status == "answered" and inspection.key == "inspection-1" and wait.key == "receipt-1"
     case = stack.finished(case_id, timeout=150)
     assert case.outcome == "refunded"
@@ -257,13 +257,13 @@ def test_refund_paid_once_under_retries_repeated_resume_and_restart(stack, sandb
     assert len([e for e in events(case_id) if e.action == "refund.paid"]) == 1
 
 
-def test_short_shipment_reships_the_missing_item_once(stack, sandbox_clean):
+def test_short_shipment_reships_the_missing_item_once(stack, sandbox_clean, team):
     items = [{"sku": "SKU-CUP", "name": "马克杯", "category": "home", "quantity": 1, "unit_price": "35.00"},
              {"sku": "SKU-SPOON", "name": "勺子", "category": "home", "quantity": 1, "unit_price": "15.00"}]
     order = stack.make_order(paid="50.00", items=items, delivered_days_ago=0.2)
     case_id = stack.open_return(order, amount="15.00", kind="short_shipment", missing_skus=["SKU-SPOON"])
     assert stack.waiting(case_id, "short-shipment-remedy").addressed_to == "agent"
-    stack.approve(case_id, "short-shipment-remedy", "S001", remedy="reship_missing", note="补发勺子")
+    stack.approve(case_id, "short-shipment-remedy", team["S001"], remedy="reship_missing", note="补发勺子")
     assert stack.finished(case_id).outcome == "reshipped"
     assert len(stack.reshipments(order["order_id"])) == 1
     assert stack.refunds(order["order_id"]) == []
@@ -277,11 +277,11 @@ def test_short_shipment_reships_the_missing_item_once(stack, sandbox_clean):
     assert [Decimal(r["amount"]) for r in stack.refunds(late["order_id"])] == [Decimal("15.00")]
 
 
-def test_parcel_refused_at_the_door_is_checked_and_refunded(stack, sandbox_clean):
+def test_parcel_refused_at_the_door_is_checked_and_refunded(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00", delivered_days_ago=None, status="shipped", refused_hours_ago=3)
     case_id = stack.open_return(order, kind="refused_at_delivery", reason="外箱破损拒收")
-    stack.approve(case_id, "refused-parcel-back", "S007", note="拒收件已退回")
-    stack.approve(case_id, "inspection", "S004", result="pass", refund_amount="128.00")
+    stack.approve(case_id, "refused-parcel-back", team["S007"], note="拒收件已退回")
+    stack.approve(case_id, "inspection", team["S004"], result="pass", refund_amount="128.00")
     assert stack.finished(case_id).outcome == "refunded"
     assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("128.00")]
 
@@ -330,7 +330,7 @@ def _cell_formula_value(formula: str, detail: list[list], summary_row: dict) -> 
     return sum((Decimal(str(row[sum_column])) for row in hits if isinstance(row[sum_column], (int, float))), Decimal("0"))
 
 
-def test_free_shipping_return_exports_what_the_platform_paid(stack, sandbox_clean, tmp_path):
+def test_free_shipping_return_exports_what_the_platform_paid(stack, sandbox_clean, tmp_path, team):
     import openpyxl
 
     from aftersales.domain.settings import get_settings
@@ -339,9 +339,9 @@ def test_free_shipping_return_exports_what_the_platform_paid(stack, sandbox_clea
 
     order = stack.make_order(paid="128.00", free_shipping=True)
     case_id = stack.open_return(order, reason="不喜欢 changed my mind")  # a no-reason return
-    stack.approve(case_id, "seller-review", "S002", decision="agree")
+    stack.approve(case_id, "seller-review", team["S002"], decision="agree")
     ship(stack, case_id, postage="10.00")
-    stack.approve(case_id, "receipt", "S004", note="外箱完好")
+    stack.approve(case_id, "receipt", team["S004"], note="外箱完好")
     stack.waiting(case_id, "inspection")
     stack.sweep(case_id, days=5)  # 2 working days without inspection: passes, full refund
     assert stack.finished(case_id).outcome == "refunded"

@@ -29,7 +29,7 @@ def follow_up(stack, review_id: str, **kwargs) -> str:
     return stack.run(open_review_followup(review_id, **kwargs)).case_id
 
 
-def test_cash_offer_approved_by_a_superior_and_paid_once(stack, sandbox_clean):
+def test_cash_offer_approved_by_a_superior_and_paid_once(stack, sandbox_clean, team):
     order, review_id = reviewed(stack, "穿了一周鞋底就开胶了，质量太差！")
     case_id = follow_up(stack, review_id)
     assert case_id == f"review-{review_id}" and follow_up(stack, review_id) == case_id  # one case per review
@@ -37,15 +37,15 @@ def test_cash_offer_approved_by_a_superior_and_paid_once(stack, sandbox_clean):
     cause = stack.waiting(case_id, "review-cause")
     assert cause.addressed_to == "quality"  # routed by what the buyer wrote
     assert review_id in text(stack.messages("/staff/review")) or case_id in text(stack.messages("/staff/review"))
-    stack.approve(case_id, "review-cause", "S008", cause="鞋底胶水批次问题 glue batch", offer_form="cash", offer_amount="30.00")
+    stack.approve(case_id, "review-cause", team["S008"], cause="鞋底胶水批次问题 glue batch", offer_form="cash", offer_amount="30.00")
 
     approval = stack.waiting(case_id, "offer-approval")
     assert approval.addressed_to == "supervisor"  # always a superior, whatever the amount
-    by_agent = stack.approve(case_id, "offer-approval", "S001", decision="approve", offer_form="cash", amount="30.00")
+    by_agent = stack.approve(case_id, "offer-approval", team["S001"], decision="approve", offer_form="cash", amount="30.00")
     assert by_agent.status == "rejected" and "role" in by_agent.reason
-    more = stack.approve(case_id, "offer-approval", "S002", decision="approve", offer_form="cash", amount="50.00")
+    more = stack.approve(case_id, "offer-approval", team["S002"], decision="approve", offer_form="cash", amount="50.00")
     assert more.status == "rejected" and "50.00" in more.reason
-    stack.approve(case_id, "offer-approval", "S006", decision="approve", offer_form="cash", amount="30.00")
+    stack.approve(case_id, "offer-approval", team["S006"], decision="approve", offer_form="cash", amount="30.00")
 
     stack.waiting(case_id, "buyer-response")
     assert "30.00" in text(stack.customer_messages(order))
@@ -56,7 +56,7 @@ def test_cash_offer_approved_by_a_superior_and_paid_once(stack, sandbox_clean):
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("compensation", Decimal("30.00"))]
     [line] = ledger(case_id)
     assert (line.kind, line.amount, line.bearer, line.approved_by, line.responsible_department) == (
-        "compensation", Decimal("30.00"), "seller", "S006", "quality")
+        "compensation", Decimal("30.00"), "seller", team["S006"], "quality")
     assert line.platform_ref == refunds[0]["refund_id"]
     assert line.platform_paid is True  # cash: a platform refund, in finance's platform-paid total
     assert_platform_paid_matches(stack, order, [line])
@@ -64,28 +64,28 @@ def test_cash_offer_approved_by_a_superior_and_paid_once(stack, sandbox_clean):
     assert len([e for e in events(case_id) if e.action == "compensation.paid"]) == 1
 
 
-def test_goods_offer_above_the_supervisor_goes_to_the_manager_and_declined_offer_pays_nothing(stack, sandbox_clean):
+def test_goods_offer_above_the_supervisor_goes_to_the_manager_and_declined_offer_pays_nothing(stack, sandbox_clean, team):
     order, review_id = reviewed(stack, "客服态度很差，爱答不理", rating="neutral", paid="899.00")
     case_id = follow_up(stack, review_id)
     assert stack.waiting(case_id, "review-cause").addressed_to == "agent"
-    wrong_sku = stack.approve(case_id, "review-cause", "S001", cause="高峰期回复慢", offer_form="goods", offer_amount="899.00", goods_sku="NOPE")
+    wrong_sku = stack.approve(case_id, "review-cause", team["S001"], cause="高峰期回复慢", offer_form="goods", offer_amount="899.00", goods_sku="NOPE")
     assert wrong_sku.status == "rejected" and "SH-RUN-42" in wrong_sku.reason
-    stack.approve(case_id, "review-cause", "S012", cause="高峰期回复慢", offer_form="goods", offer_amount="899.00", goods_sku="SH-RUN-42")
+    stack.approve(case_id, "review-cause", team["S012"], cause="高峰期回复慢", offer_form="goods", offer_amount="899.00", goods_sku="SH-RUN-42")
 
     assert stack.waiting(case_id, "offer-approval").addressed_to == "manager"
-    escalated = stack.approve(case_id, "offer-approval", "S002", decision="approve", offer_form="goods", amount="899.00", goods_sku="SH-RUN-42")
+    escalated = stack.approve(case_id, "offer-approval", team["S002"], decision="approve", offer_form="goods", amount="899.00", goods_sku="SH-RUN-42")
     assert escalated.status == "escalated"
-    stack.approve(case_id, "offer-approval", "S003", decision="approve", offer_form="goods", amount="899.00", goods_sku="SH-RUN-42")
+    stack.approve(case_id, "offer-approval", team["S003"], decision="approve", offer_form="goods", amount="899.00", goods_sku="SH-RUN-42")
     stack.answer(case_id, "buyer-response", response="declined", note="不需要")
     assert stack.finished(case_id).outcome == "offer_declined"
     assert stack.reshipments(order["order_id"]) == [] and ledger(case_id) == []
 
 
-def test_goods_compensation_ships_the_item_once(stack, sandbox_clean):
+def test_goods_compensation_ships_the_item_once(stack, sandbox_clean, team):
     order, review_id = reviewed(stack, "物流太慢了，等了一周", paid="59.00")
     case_id = follow_up(stack, review_id)
-    stack.approve(case_id, "review-cause", "S011", cause="中转站爆仓", offer_form="goods", offer_amount="59.00", goods_sku="SH-RUN-42")
-    stack.approve(case_id, "offer-approval", "S002", decision="approve", offer_form="goods", amount="59.00", goods_sku="SH-RUN-42")
+    stack.approve(case_id, "review-cause", team["S011"], cause="中转站爆仓", offer_form="goods", offer_amount="59.00", goods_sku="SH-RUN-42")
+    stack.approve(case_id, "offer-approval", team["S002"], decision="approve", offer_form="goods", amount="59.00", goods_sku="SH-RUN-42")
     stack.answer(case_id, "buyer-response", response="accepted")
     assert stack.finished(case_id).outcome == "compensated"
     [shipment] = stack.reshipments(order["order_id"])
@@ -98,14 +98,14 @@ def test_goods_compensation_ships_the_item_once(stack, sandbox_clean):
     assert shipment["waybill"] in text(stack.customer_messages(order))
 
 
-def test_malicious_review_is_verified_and_reported_and_the_buyer_is_not_contacted(stack, sandbox_clean):
+def test_malicious_review_is_verified_and_reported_and_the_buyer_is_not_contacted(stack, sandbox_clean, team):
     order, review_id = reviewed(stack, "垃圾店铺，质量差，大家别买")
     case_id = follow_up(stack, review_id)
-    stack.approve(case_id, "review-cause", "S008", cause="买家未收货即差评，同行恶意", verdict="suspected_malicious")
+    stack.approve(case_id, "review-cause", team["S008"], cause="买家未收货即差评，同行恶意", verdict="suspected_malicious")
     assert stack.waiting(case_id, "review-verify").addressed_to == "review"
-    bare = stack.approve(case_id, "review-verify", "S009", result="malicious")
+    bare = stack.approve(case_id, "review-verify", team["S009"], result="malicious")
     assert bare.status == "rejected" and "evidence" in bare.reason
-    stack.approve(case_id, "review-verify", "S009", result="malicious", evidence="同一 IP 批量差评 same IP, many reviews")
+    stack.approve(case_id, "review-verify", team["S009"], result="malicious", evidence="同一 IP 批量差评 same IP, many reviews")
 
     assert stack.finished(case_id).outcome == "reported_malicious"
     reports = stack.sandbox("GET", f"/api/reviews/{review_id}/reports")
@@ -116,10 +116,10 @@ def test_malicious_review_is_verified_and_reported_and_the_buyer_is_not_contacte
     assert case_id in text(stack.messages("/staff/supervisor"))
 
 
-def test_unverified_suspicion_protects_the_buyer_and_they_get_an_apology(stack, sandbox_clean):
+def test_unverified_suspicion_protects_the_buyer_and_they_get_an_apology(stack, sandbox_clean, team):
     order, review_id = reviewed(stack, "鞋子有异味")
     case_id = follow_up(stack, review_id)
-    stack.approve(case_id, "review-cause", "S008", cause="疑似恶意", verdict="suspected_malicious")
+    stack.approve(case_id, "review-cause", team["S008"], cause="疑似恶意", verdict="suspected_malicious")
     stack.waiting(case_id, "review-verify")
     stack.sweep(case_id, days=5)  # 2 working days: followed up as genuine
     assert stack.finished(case_id).outcome == "apologised"
@@ -127,13 +127,13 @@ def test_unverified_suspicion_protects_the_buyer_and_they_get_an_apology(stack, 
     assert "深表歉意" in text(stack.customer_messages(order))
 
 
-def test_overdue_cause_escalates_and_unanswered_approval_makes_no_offer(stack, sandbox_clean):
+def test_overdue_cause_escalates_and_unanswered_approval_makes_no_offer(stack, sandbox_clean, team):
     order, review_id = reviewed(stack, "质量一般")
     case_id = follow_up(stack, review_id)
     stack.waiting(case_id, "review-cause")
     stack.sweep(case_id, days=5)  # 2 working days without the department
     assert stack.waiting(case_id, "review-cause-escalated-1").addressed_to == "supervisor"
-    stack.approve(case_id, "review-cause-escalated-1", "S002", cause="面料批次偏薄", offer_form="cash", offer_amount="10.00")
+    stack.approve(case_id, "review-cause-escalated-1", team["S002"], cause="面料批次偏薄", offer_form="cash", offer_amount="10.00")
     stack.waiting(case_id, "offer-approval")
     stack.sweep(case_id, days=4)  # 1 working day
     assert stack.finished(case_id).outcome == "no_offer_made"
@@ -142,11 +142,11 @@ def test_overdue_cause_escalates_and_unanswered_approval_makes_no_offer(stack, s
     assert stack.refunds(order["order_id"]) == [] and ledger(case_id) == []
 
 
-def test_no_answer_from_the_buyer_is_recorded_and_nothing_paid(stack, sandbox_clean):
+def test_no_answer_from_the_buyer_is_recorded_and_nothing_paid(stack, sandbox_clean, team):
     order, review_id = reviewed(stack, "快递员态度差")
     case_id = follow_up(stack, review_id)
-    stack.approve(case_id, "review-cause", "S011", cause="派件员态度", offer_form="cash", offer_amount="5.00")
-    stack.approve(case_id, "offer-approval", "S002", decision="approve", offer_form="cash", amount="5.00")
+    stack.approve(case_id, "review-cause", team["S011"], cause="派件员态度", offer_form="cash", offer_amount="5.00")
+    stack.approve(case_id, "offer-approval", team["S002"], decision="approve", offer_form="cash", amount="5.00")
     stack.waiting(case_id, "buyer-response")
     assert stack.sweep(case_id, days=6)["resumed"] == []
     stack.sweep(case_id, days=7.2)

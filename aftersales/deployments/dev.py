@@ -128,6 +128,8 @@ def main() -> int:
     with session_scope() as session:
         seed_demo_staff(session)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops the stack, also when started from a background job (which inherits SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for component in components:
             if component.name in ("prefect-server", "sandbox") and _up(component.ready_url, component.headers):
@@ -170,23 +172,42 @@ def restart(component: Component, env: dict[str, str], logs, max_restarts: int) 
     component.start(env, logs)
 
 
-async def open_demo_cases() -> None:
-    """Every flow module's ``demo_cases()`` opens a few cases from the sandbox's seeded orders."""
+async def open_demo_cases(timeout: float = 300) -> None:
+    """Every flow module's ``demo_cases()`` opens a few cases from the sandbox's seeded orders;
+    returns once each case's run waits for its first answer (or has ended), so that "Ready" means
+    the README's walkthrough can start."""
     import importlib
     import pkgutil
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     import aftersales.flows
     from aftersales.domain.rules import InvalidRequest
 
+    opened_runs: dict = {}
     for module_info in sorted(pkgutil.iter_modules(aftersales.flows.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"aftersales.flows.{module_info.name}")
         if not hasattr(module, "demo_cases"):
             continue
         try:
             for opened in await module.demo_cases():
-                print(f"  ✓ demo case {opened.case_id}", flush=True)
+                opened_runs[opened.flow_run_id] = opened.case_id
         except InvalidRequest as exc:  # e.g. the seeded order's window has passed since the seed
             print(f"  – demo cases of {module_info.name} not opened: {exc.message}", flush=True)
+    print(f"  … {len(opened_runs)} demo cases opened; waiting for each to reach its first wait", flush=True)
+    pending = dict(opened_runs)
+    started = time.monotonic()
+    async with get_client() as client:
+        while pending and time.monotonic() - started < timeout:
+            runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending))))
+            for run in runs:
+                if run.state and (run.state.is_paused() or run.state.is_final()):
+                    state = "waiting" if run.state.is_paused() else run.state.name
+                    print(f"  ✓ demo case {pending.pop(str(run.id))} ({state})", flush=True)
+            await asyncio.sleep(0.5)
+    for case_id in pending.values():
+        print(f"  – demo case {case_id} not waiting yet after {timeout:.0f} s; see var/logs/serve.log", flush=True)
 
 
 GUIDE = """

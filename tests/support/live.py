@@ -111,7 +111,7 @@ def start_live_stack(home: Path, database_url: str | None = None, **settings: st
 
 def stop_live_stack(stack: LiveStack) -> None:
     if stack.process.poll() is None:
-        stack.process.send_signal(signal.SIGINT)
+        stack.process.send_signal(signal.SIGTERM)  # what a service manager sends
         try:
             stack.process.wait(60)
         except subprocess.TimeoutExpired:

@@ -130,6 +130,8 @@ class Stack:
     serve_log: Path | None = None
     _used_codes: set = field(default_factory=set)
     _secrets: dict = field(default_factory=dict)
+    # the running test's team (the `team` fixture): demo ids named by shared helpers map onto it
+    current_team: dict = field(default_factory=dict)
     _client: Any = None
     _serve_count: int = 0
 
@@ -217,6 +219,10 @@ class Stack:
                 team[demo.id] = member.id
         return team
 
+    def member(self, staff_id: str) -> str:
+        """The running test's own member for a demo id (S002 → its team's S002), else the id itself."""
+        return self.current_team.get(staff_id, staff_id)
+
     def _secret(self, staff_id: str) -> str:
         from aftersales.approvals.auth import DEMO_STAFF
 
@@ -224,6 +230,7 @@ class Stack:
 
     def code(self, staff_id: str) -> str:
         """A one-time code this test run has not used yet (each code works once)."""
+        staff_id = self.member(staff_id)
         totp = pyotp.TOTP(self._secret(staff_id))
         while True:
             now = datetime.now(timezone.utc)
@@ -238,6 +245,7 @@ class Stack:
             time.sleep(1)
 
     def mark_code_used(self, staff_id: str, code: str) -> None:
+        staff_id = self.member(staff_id)
         totp = pyotp.TOTP(self._secret(staff_id))
         step = totp.timecode(datetime.now(timezone.utc))
         for candidate in (step - 1, step, step + 1):
@@ -308,6 +316,8 @@ class Stack:
         """Resume the case's wait at ``step`` (as the UI's Resume form would) and return the verdict row."""
         from aftersales.approvals.resume import resume_wait, wait_for_verdict
 
+        if "staff_id" in values:
+            values["staff_id"] = self.member(values["staff_id"])
         wait = self.waiting(case_id, step)
 
         async def go():
@@ -317,6 +327,7 @@ class Stack:
         return self.run(go())
 
     def approve(self, case_id: str, step: str, staff_id: str, **values) -> Any:
+        staff_id = self.member(staff_id)
         return self.answer(case_id, step, staff_id=staff_id, code=self.code(staff_id), **values)
 
     def sweep(self, case_id: str, days: float) -> dict:
