@@ -62,3 +62,27 @@ def team(stack):
     stack.current_team = stack.enrol_team()
     yield stack.current_team
     stack.current_team = {}
+
+
+@pytest.fixture(scope="module")
+def intake_api(stack):
+    """Our HTTP intake API on a free loopback port, in this process (against the stack)."""
+    import contextvars
+    import threading
+    import time
+
+    import uvicorn
+
+    from aftersales.api.app import create_app
+    from tests.support.receivers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    # the server's thread gets this thread's context: Prefect's settings (the test server's URL) live there
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -7,17 +7,13 @@ The parser is tested on its own; the CLI as a user types it (a subprocess of the
 
 from __future__ import annotations
 
-import contextvars
 import re
 import subprocess
-import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from sqlmodel import select
@@ -27,7 +23,6 @@ from aftersales.deployments.cli import app as cli
 from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest, parse_amount
 from aftersales.integrations.db import session_scope
-from tests.support.receivers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / ".venv" / "bin" / "aftersales"
@@ -133,20 +128,6 @@ def test_cli_refuses_a_huge_reason_in_a_few_words(stack, sandbox_clean):
     assert flow_runs_named(stack, f"return-{order['order_id']}") == 0
 
 
-@pytest.fixture(scope="module")
-def intake_api(stack):
-    from aftersales.api.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    # the server's thread gets this thread's context: Prefect's settings (the test server's URL) live there
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 @pytest.mark.parametrize(("body", "code", "says"), [

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import contextvars
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from aftersales.api.app import create_app
 from aftersales.deployments.cli import app as cli
 from aftersales.deployments.intake import open_return
 from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
-from tests.support.receivers import free_port
 
 
 def flow_runs_named(stack, name: str) -> int:
@@ -84,18 +78,6 @@ def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean, team):
     assert "13812345678" not in shown.output
 
 
-@pytest.fixture(scope="module")
-def intake_api(stack):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    # the server's thread gets this thread's context: Prefect's settings (the test server's URL) live there
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_every_api_endpoint_requires_the_key(stack, intake_api):
