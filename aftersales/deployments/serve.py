@@ -82,11 +82,19 @@ async def recover_interrupted_runs(served: list) -> list[str]:
 
 def main() -> None:
     import asyncio
+    import atexit
     import logging
+    import sys
+
+    from aftersales.deployments import warm_start
 
     install_run_logging()
     migrate()
     served = deployments()
+    if get_settings().warm_flow_runs:
+        warm = warm_start.install(sorted(name for name in sys.modules if name.startswith("aftersales.flows.")))
+        if warm is not None:
+            atexit.register(warm.stop)
     recovered = asyncio.run(recover_interrupted_runs(served))
     if recovered:
         logging.getLogger("aftersales.serve").warning("re-queued runs interrupted by the last stop: %s", ", ".join(recovered))

@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     # `make run`'s supervisor restarts a component that died, at most this often in 10 minutes.
     supervisor_max_restarts: int = 5
 
+    # serve forks each flow run from a process with Prefect and the flows imported (about 2 of the
+    # 3 CPU-seconds a cold flow-run process costs); false starts each one cold, as Prefect does.
+    warm_flow_runs: bool = True
+
     rules: Rules = Field(default_factory=Rules)
 
     @model_validator(mode="after")
