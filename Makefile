@@ -27,15 +27,17 @@ test: install tools
 	bash scripts/test-legs.sh
 
 test-sqlite: install tools
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 test-postgres: install tools
-	AFTERSALES_TEST_DB=postgres $(VENV)/bin/pytest -q
+	AFTERSALES_TEST_DB=postgres $(VENV)/bin/pytest -q -n 2 --dist loadfile
 
-# Benchmarks (figures in the README): the 15-day tracker over 100,000 orders, the finance export over 1,000,000 lines.
+# Benchmarks (figures in the README): the 15-day tracker over 100,000 orders, the finance export over
+# 1,000,000 lines, a flow-run process's cost (warm start against Prefect's cold start).
 bench: install
 	$(PY) bench/tracker_bench.py --orders 100000
 	$(PY) bench/export_bench.py
+	$(PY) bench/resume_bench.py --cases 10
 
 clean:
 	rm -rf var .pytest_cache

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: the SQLite and the PostgreSQL legs at once. Their stacks are isolated (free ports,
-# temporary homes, fresh databases), and most of a leg's time is waiting on processes, so two legs
-# share 2 cores well. Each leg's whole output goes to var/test-logs/<leg>.log; printed here are its
-# summary (failures named with their leg) and a closing line for both. A leg that ran no test fails.
+# temporary homes, fresh databases), and most of a leg's time is waiting on processes (flow runs
+# start warm: aftersales/deployments/warm_start.py), so several streams share 2 cores well. Each
+# leg's whole output goes to var/test-logs/<leg>.log; printed here are its summary (failures named
+# with their leg) and a closing line for both. A leg that ran no test fails.
 set -u
 cd "$(dirname "$0")/.."
 logs=var/test-logs
@@ -10,10 +11,13 @@ mkdir -p "$logs"
 pytest=.venv/bin/pytest
 started=$(date +%s)
 
+# Inside a leg, pytest-xdist workers (default 2, AFTERSALES_TEST_WORKERS to change), each with a stack
+# of its own; a file stays on one worker (its module fixtures, e.g. the `make run` stack, start once).
+workers=${AFTERSALES_TEST_WORKERS:-2}
 # a temporary folder of its own per leg: pytest's numbered folders are cleaned up by age across runs
-AFTERSALES_TEST_DB=sqlite "$pytest" -q --basetemp "$(mktemp -d -t aftersales-sqlite-XXXX)" "$@" >"$logs/sqlite.log" 2>&1 &
+AFTERSALES_TEST_DB=sqlite "$pytest" -q -n "$workers" --dist loadfile --basetemp "$(mktemp -d -t aftersales-sqlite-XXXX)" "$@" >"$logs/sqlite.log" 2>&1 &
 sqlite_pid=$!
-AFTERSALES_TEST_DB=postgres "$pytest" -q --basetemp "$(mktemp -d -t aftersales-postgres-XXXX)" "$@" >"$logs/postgres.log" 2>&1 &
+AFTERSALES_TEST_DB=postgres "$pytest" -q -n "$workers" --dist loadfile --basetemp "$(mktemp -d -t aftersales-postgres-XXXX)" "$@" >"$logs/postgres.log" 2>&1 &
 postgres_pid=$!
 wait $sqlite_pid; sqlite_rc=$?
 wait $postgres_pid; postgres_rc=$?

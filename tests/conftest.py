@@ -23,9 +23,21 @@ from tests.support.stack import build_stack  # noqa: E402
 LEG_DATABASE_FIXTURES = {"stack", "case_db", "live"}
 
 
+# The files that take longest (measured, `--durations`), handed out first: with `-n 2 --dist loadfile`
+# (scripts/test-legs.sh) a long file started last would finish alone.
+LONGEST_FIRST = ("test_unattended.py", "test_complaint_flow.py", "test_exchange_flow.py", "test_repair_flow.py",
+                 "test_dispute_flow.py", "test_review_flow.py", "test_return_flow.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """The PostgreSQL leg runs only the tests that touch its database; the pure ones (rules,
-    masking, calendar, workbook layout on a SQLite file of their own) run once, in the SQLite leg."""
+    masking, calendar, workbook layout on a SQLite file of their own) run once, in the SQLite leg.
+    The longest files come first (the order is the same in every worker, as xdist requires)."""
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a file, and among the rest, the order stays as collected
     if os.environ.get("AFTERSALES_TEST_DB", "sqlite") != "postgres":
         return
     keep = [item for item in items if LEG_DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))]

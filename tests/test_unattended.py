@@ -15,12 +15,11 @@ import time
 from decimal import Decimal
 from uuid import UUID
 
-import pyotp
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.support.live import LiveStack, alive, children_of, environ, first_code, start_live_stack, stop_live_stack
-from tests.support.stack import case_database_url, wait_until
+from tests.support.stack import case_database_url, unused_code, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +50,10 @@ _used: set[tuple[str, int]] = set()
 
 
 def code_for(staff_id: str) -> str:
-    """A code from the staff member's authenticator, one this test has not used yet (each works once;
-    the flow accepts one 30-second step of drift either way)."""
+    """A code from the demo member's authenticator, one this test has not used yet."""
     from aftersales.approvals.auth import DEMO_STAFF
 
-    totp = pyotp.TOTP({m.id: m.totp_secret for m in DEMO_STAFF}[staff_id])
-    while True:
-        now = time.time()
-        step, into = int(now // 30), now % 30
-        for candidate in ((step, step + 1) if into < 20 else (step + 1,)):
-            if (staff_id, candidate) not in _used:
-                _used.add((staff_id, candidate))
-                return totp.generate_otp(candidate)
-        time.sleep(1)
+    return unused_code(staff_id, {m.id: m.totp_secret for m in DEMO_STAFF}[staff_id], _used)
 
 
 def ok(done) -> str:

@@ -91,6 +91,23 @@ def seed_prefect_home(home: Path) -> None:
         shutil.copyfile(prefect_sqlite_template(), home / "prefect.db")
 
 
+def unused_code(staff_id: str, secret: str, used: set) -> str:
+    """A code from the member's authenticator that is not in ``used`` yet (each code works once),
+    as the member would type it now; waits only when all usable ones are spent."""
+    totp = pyotp.TOTP(secret)
+    while True:
+        now = datetime.now(timezone.utc)
+        step, into = totp.timecode(now), now.timestamp() % 30
+        # The flow accepts one step of drift either way, so the current step's code and the next
+        # one's stay valid for at least 35 s, the previous one's for 30 s minus the time into this
+        # step: offer that one only while it leaves a loaded machine 25 s to check it.
+        for candidate in ((step - 1, step, step + 1) if into < 5 else (step, step + 1)):
+            if (staff_id, candidate) not in used:
+                used.add((staff_id, candidate))
+                return totp.generate_otp(candidate)
+        time.sleep(0.5)
+
+
 def start_prefect_server(home: Path, log: Path, database_url: str | None = None) -> tuple[str, subprocess.Popen]:
     if database_url is None:
         seed_prefect_home(home)
@@ -293,19 +310,7 @@ class Stack:
     def code(self, staff_id: str) -> str:
         """A one-time code this test run has not used yet (each code works once)."""
         staff_id = self.member(staff_id)
-        totp = pyotp.TOTP(self._secret(staff_id))
-        while True:
-            now = datetime.now(timezone.utc)
-            step, into = totp.timecode(now), now.timestamp() % 30
-            # The flow accepts one step of drift either way, so the current step's code and the next
-            # one's stay valid for at least 35 s, the previous one's for 30 s minus the time into this
-            # step: offer that one only while it leaves a loaded machine 25 s to check it.
-            candidates = (step - 1, step, step + 1) if into < 5 else (step, step + 1)
-            for candidate in candidates:
-                if (staff_id, candidate) not in self._used_codes:
-                    self._used_codes.add((staff_id, candidate))
-                    return totp.generate_otp(candidate)
-            time.sleep(0.5)
+        return unused_code(staff_id, self._secret(staff_id), self._used_codes)
 
     def mark_code_used(self, staff_id: str, code: str) -> None:
         staff_id = self.member(staff_id)
