@@ -63,13 +63,13 @@ def test_self_pickup_records_the_point_and_tells_the_buyer(stack, sandbox_clean,
     case_id = open_case(stack, order, "out_of_area")
     no_point = stack.answer(case_id, "buyer-choice", remedy="self_pickup", pickup_point="")
     assert no_point.status == "rejected" and "pickup point" in no_point.reason  # no scan to suggest one from
-    stack.answer(case_id, "buyer-choice", remedy="self_pickup", pickup_point="菜鸟驿站 文三路 123 号", reported_by=team["S001"])
+    stack.answer(case_id, "buyer-choice", remedy="self_pickup", pickup_point="菜鸟驿站 学院路 88 号", reported_by=team["S001"])
 
     case = stack.finished(case_id)
     assert case.outcome == "self_pickup_arranged"
     pickup = next(e for e in events(case_id) if e.action == "parcel.self_pickup")
-    assert pickup.actor == team["S001"] and pickup.details["pickup_point"] == "菜鸟驿站 文三路 123 号"
-    assert "菜鸟驿站 文三路 123 号" in text(stack.customer_messages(order))
+    assert pickup.actor == team["S001"] and pickup.details["pickup_point"] == "菜鸟驿站 学院路 88 号"
+    assert "菜鸟驿站 学院路 88 号" in text(stack.customer_messages(order))
     assert "菜鸟驿站" in text(stack.messages("/staff/logistics"))
     assert ledger(case_id) == [] and stack.refunds(order["order_id"]) == [] and stack.reshipments(order["order_id"]) == []
 

@@ -174,6 +174,9 @@ def serve_forks(socket_path: str, modules: list[str]) -> None:
     _die_with_parent()
     for name in ["prefect.engine", "prefect.flow_engine", *modules]:
         importlib.import_module(name)
+    from aftersales.integrations.notify import preload
+
+    preload()  # what the first message of each run would otherwise load
     if threading.active_count() != 1:
         # forking a process with threads can copy a held lock into the child: do not risk it
         print(f"warm flow-run process: importing started threads {threading.enumerate()}; not serving", file=sys.stderr)

@@ -131,6 +131,16 @@ def _catalog(directory: Path = TEMPLATES_DIR) -> _Catalog:
     return _Catalog(templates, phrases)
 
 
+def preload() -> None:
+    """Load once what every delivery needs, for a process that forks flow runs (warm_start.py): the
+    message catalog, and Apprise's channel plugins (Apprise imports them all at the first URL it is
+    given: about 0.2 CPU-seconds a process)."""
+    from apprise.manager_plugins import NotificationManager
+
+    _catalog()
+    NotificationManager().load_modules()
+
+
 def _parse_template(template_id: str, spec: Mapping[str, Any]) -> MessageTemplate:
     texts: dict[str, dict[str, _Text]] = {}
     for audience in AUDIENCES:
