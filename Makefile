@@ -27,10 +27,10 @@ test: install tools
 	bash scripts/test-legs.sh
 
 test-sqlite: install tools
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q
 
 test-postgres: install tools
-	AFTERSALES_TEST_DB=postgres $(VENV)/bin/pytest -q -n 2 --dist loadfile
+	AFTERSALES_TEST_DB=postgres $(VENV)/bin/pytest -q
 
 # Benchmarks (figures in the README): the 15-day tracker over 100,000 orders, the finance export over
 # 1,000,000 lines, a flow-run process's cost (warm start against Prefect's cold start).

@@ -11,13 +11,17 @@ mkdir -p "$logs"
 pytest=.venv/bin/pytest
 started=$(date +%s)
 
-# Inside a leg, pytest-xdist workers (default 2, AFTERSALES_TEST_WORKERS to change), each with a stack
-# of its own; a file stays on one worker (its module fixtures, e.g. the `make run` stack, start once).
-workers=${AFTERSALES_TEST_WORKERS:-2}
+# AFTERSALES_TEST_WORKERS=2 runs two pytest-xdist workers inside each leg, each with a stack of its own
+# (a file stays on one worker, so its module fixtures, e.g. the `make run` stack, start once). On 2
+# cores that saved about 2 of 25 minutes and left the machine so CPU-bound that waits timed out, so
+# the default is one process per leg.
+workers=${AFTERSALES_TEST_WORKERS:-1}
+xdist=()
+[ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadfile)
 # a temporary folder of its own per leg: pytest's numbered folders are cleaned up by age across runs
-AFTERSALES_TEST_DB=sqlite "$pytest" -q -n "$workers" --dist loadfile --basetemp "$(mktemp -d -t aftersales-sqlite-XXXX)" "$@" >"$logs/sqlite.log" 2>&1 &
+AFTERSALES_TEST_DB=sqlite "$pytest" -q "${xdist[@]}" --basetemp "$(mktemp -d -t aftersales-sqlite-XXXX)" "$@" >"$logs/sqlite.log" 2>&1 &
 sqlite_pid=$!
-AFTERSALES_TEST_DB=postgres "$pytest" -q -n "$workers" --dist loadfile --basetemp "$(mktemp -d -t aftersales-postgres-XXXX)" "$@" >"$logs/postgres.log" 2>&1 &
+AFTERSALES_TEST_DB=postgres "$pytest" -q "${xdist[@]}" --basetemp "$(mktemp -d -t aftersales-postgres-XXXX)" "$@" >"$logs/postgres.log" 2>&1 &
 postgres_pid=$!
 wait $sqlite_pid; sqlite_rc=$?
 wait $postgres_pid; postgres_rc=$?

@@ -80,6 +80,14 @@ class Component:
             pass
 
 
+def last_served() -> str:
+    """``flow/deployment`` of the deployment serve registers last (it registers them in this order)."""
+    from aftersales.deployments.serve import deployments
+
+    last = deployments()[-1]
+    return f"{last.flow_name}/{last.name}"
+
+
 def main() -> int:
     settings = get_settings()
     env = dict(os.environ)  # with this installation's Prefect settings (aftersales.deployments)
@@ -102,7 +110,8 @@ def main() -> int:
                   {"X-Api-Key": sandbox_key}, 60),
         Component("api", ["-m", "aftersales.deployments.cli", "api"], f"http://{settings.api_host}:{settings.api_port}/health",
                   f"intake API on http://{settings.api_host}:{settings.api_port} (X-Api-Key)", {"X-Api-Key": api_key}, 60),
-        Component("serve", ["-m", "aftersales.deployments.serve"], f"{prefect_api}/deployments/name/return/return",
+        # serve registers its deployments one after the other: it is ready once the last one exists
+        Component("serve", ["-m", "aftersales.deployments.serve"], f"{prefect_api}/deployments/name/{last_served()}",
                   "flows served (deployments with schedules)"),
     ]
     supervised: list[Component] = []
