@@ -63,9 +63,11 @@ def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean, 
         assert case.level == 2 and case.details["brand_owner"] == "优衣品牌方 Brand Co." and case.details["special"] == ["famous_brand"]
     assert "优衣品牌方" in text(about(stack, "quality", case_id))
 
-    empty = stack.approve(case_id, "first-response", team["S008"], message=" ")
+    # the quality department answers as a team: whoever is on shift takes a step
+    quality = team.colleague("S008")
+    empty = stack.approve(case_id, "first-response", quality, message=" ")
     assert empty.status == "rejected" and "message" in empty.reason
-    stack.approve(case_id, "first-response", team["S008"], message="您好，已收到您的投诉，今天内给您方案。", confirmed_facts="缩水约 2cm")
+    stack.approve(case_id, "first-response", quality, message="您好，已收到您的投诉，今天内给您方案。", confirmed_facts="缩水约 2cm")
     stack.approve(case_id, "investigation", team["S008"], findings="供应商确认该批次面料预缩不足", responsible_party="supplier")
     stack.approve(case_id, "solution-1", team["S008"], remedy="compensation", compensation_amount="50.00", message="致歉并补偿 50 元")
 
@@ -74,7 +76,7 @@ def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean, 
     assert stack.approve(case_id, "compensation-approval-1", team["S002"], decision="approve").status == "answered"
     assert stack.refunds(order["order_id"]) == []  # nothing paid before the customer agrees
     assert stack.answer(case_id, "customer-answer-1", answer="agree", comment="可以").status == "answered"
-    stack.approve(case_id, "result-feedback", team["S008"], channel="phone", satisfaction="satisfied", note="客户满意")
+    stack.approve(case_id, "result-feedback", team.colleague("S008", 2), channel="phone", satisfaction="satisfied", note="客户满意")
 
     case = stack.finished(case_id)
     assert case.outcome == "resolved" and case.flow_run_id == first_run
@@ -98,8 +100,9 @@ def test_no_order_means_no_compensation_and_customer_rejection_leads_to_a_new_pr
     case_id = open_complaint(stack, category="4001", level=3, contact="guest@buyer.example", object="客服态度",
                              cause="客服挂断电话", demand="道歉")
     assert stack.waiting(case_id, "first-response").addressed_to == "agent"  # after-sales, level 3 → agent
-    stack.approve(case_id, "first-response", team["S001"], message="抱歉给您带来不好的体验，我们正在核实。")
-    stack.approve(case_id, "investigation", team["S001"], findings="录音核实属实", responsible_party="seller")
+    agent = team.colleague("S001")  # another agent of the after-sales team takes the first steps
+    stack.approve(case_id, "first-response", agent, message="抱歉给您带来不好的体验，我们正在核实。")
+    stack.approve(case_id, "investigation", agent, findings="录音核实属实", responsible_party="seller")
 
     refused = stack.approve(case_id, "solution-1", team["S001"], remedy="compensation", compensation_amount="10.00", message="补偿 10 元")
     assert refused.status == "rejected" and "without an order" in refused.reason
@@ -108,14 +111,14 @@ def test_no_order_means_no_compensation_and_customer_rejection_leads_to_a_new_pr
     stack.waiting(case_id, "solution-2")  # the rejection is recorded and the handler told first
     assert "要求主管致电" in text(about(stack, "agent", case_id))
 
-    stack.approve(case_id, "solution-2", team["S001"], remedy="apology", message="主管将于今天致电致歉")
+    stack.approve(case_id, "solution-2", team.colleague("S001", 2), remedy="apology", message="主管将于今天致电致歉")
     stack.waiting(case_id, "customer-answer-2")
     assert stack.sweep(case_id, days=2.9)["resumed"] == []
     assert stack.sweep(case_id, days=3.1)["resumed"] == [case_id]  # silence = agreement (default)
     stack.waiting(case_id, "result-feedback")
     assert wait_row(case_id, "customer-answer-2-1").actor == "system"
 
-    stack.approve(case_id, "result-feedback", team["S001"], channel="phone", satisfaction="unsatisfied", note="仍不满意")
+    stack.approve(case_id, "result-feedback", team.colleague("S001", 2), channel="phone", satisfaction="unsatisfied", note="仍不满意")
     case = stack.finished(case_id)
     assert case.outcome == "unresolved"
     assert ledger(case_id) == []
@@ -155,8 +158,9 @@ def test_high_value_compensation_escalates_refused_at_deadline_and_feedback_dead
     order = stack.make_order(paid="1299.00")
     case_id = open_complaint(stack, order_id=order["order_id"], level=1, high_value=True, object="净化器", cause="异响", demand="赔偿")
     assert stack.waiting(case_id, "first-response").addressed_to == "manager"  # dedicated team (002 §5.2)
-    stack.approve(case_id, "first-response", team["S003"], message="已安排专人跟进")
-    stack.approve(case_id, "investigation", team["S003"], findings="风机轴承异响", responsible_party="seller")
+    dedicated = team.colleague("S003")  # the dedicated team's other manager takes the first steps
+    stack.approve(case_id, "first-response", dedicated, message="已安排专人跟进")
+    stack.approve(case_id, "investigation", dedicated, findings="风机轴承异响", responsible_party="seller")
     stack.approve(case_id, "solution-1", team["S003"], remedy="compensation", compensation_amount="600.00", message="补偿 600 元")
 
     assert stack.waiting(case_id, "compensation-approval-1").addressed_to == "manager"
@@ -169,10 +173,10 @@ def test_high_value_compensation_escalates_refused_at_deadline_and_feedback_dead
     assert stack.sweep(case_id, days=1.05)["resumed"] == [case_id]
     stack.waiting(case_id, "solution-2")
     assert any(e.action == "complaint.compensation_refused" and e.actor == "system" for e in events(case_id))
-    stack.approve(case_id, "solution-2", team["S003"], remedy="return_exchange", message="为您办理退货，运费由本店承担")
+    stack.approve(case_id, "solution-2", team.colleague("S003", 2), remedy="return_exchange", message="为您办理退货，运费由本店承担")
     stack.answer(case_id, "customer-answer-2", answer="agree")
 
-    spoken = stack.approve(case_id, "result-feedback", team["S003"], channel="phone", satisfaction="satisfied")
+    spoken = stack.approve(case_id, "result-feedback", team.colleague("S003", 2), channel="phone", satisfaction="satisfied")
     assert spoken.status == "rejected" and "written" in spoken.reason  # level 1 → written feedback (002 §4.3)
     stack.waiting(case_id, "result-feedback")
     assert stack.sweep(case_id, days=5.5)["resumed"] == [case_id]  # 3 working days, whatever the weekday

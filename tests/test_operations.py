@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 from sqlmodel import select
 
 from aftersales.domain.models import CaseEvent, LedgerLine
 from aftersales.integrations.db import session_scope
+from tests.support.stack import wait_until
 
 
 def test_a_crash_while_a_refund_is_in_flight_pays_once_after_restart(stack, sandbox_clean, team):
@@ -22,7 +22,7 @@ def test_a_crash_while_a_refund_is_in_flight_pays_once_after_restart(stack, sand
     # the platform answers slowly: kill -9 the serving process while the refund call is in flight
     stack.faults(latency_ms=6000)
     stack.approve(case_id, "inspection", team["S007"], result="pass", refund_amount="77.00")
-    time.sleep(2.5)
+    wait_until(lambda: _refund_task_running(stack, _run_id(case_id)), 60, "the refund call to be in flight")
     stack.stop_serving(hard=True)
     assert stack.run_state(_run_id(case_id)) in ("RUNNING", "PENDING")
     stack.faults()
@@ -34,6 +34,17 @@ def test_a_crash_while_a_refund_is_in_flight_pays_once_after_restart(stack, sand
     with session_scope() as session:
         assert len(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id, LedgerLine.kind == "refund")).all()) == 1
         assert len(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.action == "refund.paid")).all()) == 1
+
+
+def _refund_task_running(stack, flow_run_id: str) -> bool:
+    """The case's refund task has started: its first call is the (slow) refund request."""
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    runs = stack.prefect().read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)])),
+                                          task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="refund-buyer")))
+    return any(run.state is not None and run.state.is_running() for run in runs)
 
 
 def _run_id(case_id: str) -> str:

@@ -130,7 +130,7 @@ def test_partial_inspection_and_inspection_deadline(stack, sandbox_clean, team):
     partial = stack.open_return(partial_order)
     stack.approve(partial, "seller-review", team["S002"])
     ship(stack, partial)
-    stack.approve(partial, "receipt", team["S004"])
+    stack.approve(partial, "receipt", team["S007"])
     too_much = stack.approve(partial, "inspection", team["S004"], result="partial", refund_amount="301.00", note="吊牌缺失")
     assert too_much.status == "rejected" and "301" in too_much.reason
     stack.approve(partial, "inspection", team["S004"], result="partial", refund_amount="150.50", note="吊牌缺失 tag missing")
@@ -240,7 +240,7 @@ def test_refund_paid_once_under_retries_repeated_resume_and_restart(stack, sandb
     # a restart while the case waits: the wait survives and can still be answered
     stack.stop_serving(hard=True)
     stack.start_serving()
-    stack.approve(case_id, "receipt", team["S004"])
+    stack.approve(case_id, "receipt", team["S007"])
     inspection = stack.waiting(case_id, "inspection")
 
     # the platform commits the refund but answers 500 more often than the client retries (2):
@@ -248,7 +248,7 @@ def test_refund_paid_once_under_retries_repeated_resume_and_restart(stack, sandb
     stack.faults(fail_after_commit=4)
     verdict = stack.approve(case_id, "inspection", team["S004"], result="pass", refund_amount="128.00")
     with pytest.raises(ResumeRefused):  # a second answer to the same wait is refused
-        stack.run(resume_wait(case_id, {"staff_id": team["S004"], "code": stack.code(team["S004"]), "result": "pass", "refund_amount": "128.00"}, "inspection"))
+        stack.run(resume_wait(case_id, {"staff_id": team["S007"], "code": stack.code(team["S007"]), "result": "pass", "refund_amount": "128.00"}, "inspection"))
     assert verdict.status == "answered" and inspection.key == "inspection-1" and wait.key == "receipt-1"
     case = stack.finished(case_id, timeout=150)
     assert case.outcome == "refunded"

@@ -98,7 +98,7 @@ def main() -> None:
     recovered = asyncio.run(recover_interrupted_runs(served))
     if recovered:
         logging.getLogger("aftersales.serve").warning("re-queued runs interrupted by the last stop: %s", ", ".join(recovered))
-    serve(*served, limit=8)
+    serve(*served, limit=8, query_seconds=get_settings().runner_poll_seconds)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # serve forks each flow run from a process with Prefect and the flows imported (about 2 of the
     # 3 CPU-seconds a cold flow-run process costs); false starts each one cold, as Prefect does.
     warm_flow_runs: bool = True
+    # How often serve asks the Prefect server for runs to start: a resumed wait is picked up within
+    # this (one light query per poll; Prefect's own default is 10 s).
+    runner_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     rules: Rules = Field(default_factory=Rules)
 

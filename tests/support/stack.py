@@ -279,24 +279,27 @@ class Stack:
 
     # --- staff ------------------------------------------------------------------------------
 
-    def enrol_team(self) -> dict[str, str]:
+    def enrol_team(self) -> "Team":
         """Fresh staff for one test: for each demo member (S001 …) a new member with the same name,
         role and limit and a random TOTP secret; ``team["S002"]`` is its id. A test approving as its
         own team never waits for a shared member's next 30-second code; the code rules are unchanged."""
         from aftersales.approvals.auth import DEMO_STAFF
+
+        return Team(self, {demo.id: self.enrol(demo.id) for demo in DEMO_STAFF})
+
+    def enrol(self, demo_id: str) -> str:
+        """One new member with the demo member's name, role and limit and a secret of its own."""
+        from aftersales.approvals.auth import DEMO_STAFF
         from aftersales.domain.models import Staff
         from aftersales.integrations.db import session_scope
 
-        suffix = uuid.uuid4().hex[:6].upper()
-        team = {}
+        demo = {m.id: m for m in DEMO_STAFF}[demo_id]
+        member = Staff(id=f"{demo.id}-{uuid.uuid4().hex[:6].upper()}", name=demo.name, role=demo.role,
+                       approval_limit=demo.approval_limit, contact=demo.contact, totp_secret=pyotp.random_base32())
         with session_scope() as session:
-            for demo in DEMO_STAFF:
-                member = Staff(id=f"{demo.id}-{suffix}", name=demo.name, role=demo.role, approval_limit=demo.approval_limit,
-                               contact=demo.contact, totp_secret=pyotp.random_base32())
-                session.add(member)
-                self._secrets[member.id] = member.totp_secret
-                team[demo.id] = member.id
-        return team
+            session.add(member)
+        self._secrets[member.id] = member.totp_secret
+        return member.id
 
     def member(self, staff_id: str) -> str:
         """The running test's own member for a demo id (S002 → its team's S002), else the id itself."""
@@ -426,6 +429,27 @@ class Stack:
         return self.messages(f"/customer/{order['customer']['customer_id']}")
 
 
+class Team(dict):
+    """A test's own staff, keyed by the demo id whose role and limit each has (``team["S003"]``).
+
+    Each member gets about two one-time codes per 30-second step (a code works once; one step of
+    drift), as a person does. Where a test has one role answer many steps and who answers is not
+    the point, ``team.colleague("S003")`` is another member of the same role, so the test does not
+    wait half a minute for that person's next code."""
+
+    def __init__(self, stack: "Stack", members: dict[str, str]):
+        super().__init__(members)
+        self._stack = stack
+        self._colleagues: dict[str, list[str]] = {}
+
+    def colleague(self, demo_id: str, n: int = 1) -> str:
+        """The ``n``-th colleague of ``team[demo_id]``: same role and limit, a member of their own."""
+        colleagues = self._colleagues.setdefault(demo_id, [])
+        while len(colleagues) < n:
+            colleagues.append(self._stack.enrol(demo_id))
+        return colleagues[n - 1]
+
+
 def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
     """Start everything; returns the stack and the functions that stop it, in order."""
     stops: list = []
@@ -454,6 +478,8 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        # a resumed wait is picked up within 0.2 s instead of 1 s: most of a test is answer → next wait
+        "AFTERSALES_RUNNER_POLL_SECONDS": "0.2",
         "PREFECT_LOCAL_STORAGE_PATH": str(tmp / "results"),
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
         "PREFECT_LOGGING_LEVEL": "INFO",
