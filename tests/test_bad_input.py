@@ -183,7 +183,7 @@ def test_a_repeat_with_another_amount_is_refused(stack, sandbox_clean, intake_ap
 
 
 def test_a_repeated_dispute_with_another_amount_is_refused(stack, sandbox_clean):
-    from aftersales.flows.dispute import open_dispute
+    from aftersales.intake.dispute import open_dispute
 
     order = stack.make_order(paid="300.00")
     opened = stack.run(open_dispute(order["order_id"], "quality", "开线 the seam came open", platform_ref="WQREPEAT", claimed_amount="300.00"))

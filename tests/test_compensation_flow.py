@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from aftersales.deployments.compensation_intake import open_compensation
+from aftersales.intake.compensation import open_compensation
 from aftersales.domain.models import Case, Wait
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope

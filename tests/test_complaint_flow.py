@@ -42,7 +42,7 @@ def about(stack, tag: str, case_id: str) -> list:
 
 
 def open_complaint(stack, **overrides) -> str:
-    from aftersales.flows.complaint import open_complaint as opener
+    from aftersales.intake.complaint import open_complaint as opener
 
     values = dict(channel="phone", category="1001", level=2, customer_name="韩梅梅", contact="13812345678",
                   object="纯棉T恤", cause="洗一次就缩水 shrank after one wash", demand="赔偿 compensation",

@@ -73,8 +73,8 @@ async def everything_prefect_stores() -> dict[str, list[str]]:
 
 
 def test_contact_details_never_reach_prefect(stack, sandbox_clean):
-    from aftersales.flows.complaint import open_complaint
-    from aftersales.flows.dispute import open_dispute
+    from aftersales.intake.complaint import open_complaint
+    from aftersales.intake.dispute import open_dispute
 
     complained, disputed, returned = (stack.make_order(paid="299.00") for _ in range(3))
     emails = [order["customer"]["email"] for order in (complained, disputed, returned)]

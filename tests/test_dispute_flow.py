@@ -30,7 +30,7 @@ def about(stack, tag: str, case_id: str) -> str:
 
 
 def open_dispute(stack, order: dict, **kwargs) -> str:
-    from aftersales.flows.dispute import open_dispute as opener
+    from aftersales.intake.dispute import open_dispute as opener
 
     values = dict(reason="not_as_described", buyer_statement="实物颜色与图片不符 colour differs from the photos")
     return stack.run(opener(order["order_id"], **{**values, **kwargs})).case_id

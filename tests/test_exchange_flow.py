@@ -12,7 +12,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from aftersales.deployments.cli import app as cli
-from aftersales.deployments.exchange_intake import open_exchange
+from aftersales.intake.exchange import open_exchange
 from aftersales.domain.models import Case, LedgerLine
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope

@@ -91,7 +91,7 @@ def test_the_export_headline_shows_what_the_shop_bears_and_what_the_platform_pai
     from typer.testing import CliRunner
 
     from aftersales.deployments.cli import app as cli
-    from aftersales.deployments.compensation_intake import open_compensation
+    from aftersales.intake.compensation import open_compensation
     from aftersales.domain.settings import get_settings
     from aftersales.integrations.db import session_scope
     from tests.support.stack import wait_until

@@ -11,7 +11,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from aftersales.deployments.cli import app as cli
-from aftersales.deployments.intake import open_return
+from aftersales.intake.returns import open_return
 from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope

@@ -26,7 +26,7 @@ def on_the_road(stack, paid: str = "158.00", scan: str | None = None) -> dict:
 
 
 def open_case(stack, order: dict, problem: str, **kwargs) -> str:
-    from aftersales.deployments.out_of_area_intake import open_out_of_area
+    from aftersales.intake.out_of_area import open_out_of_area
 
     return stack.run(open_out_of_area(order["order_id"], problem, **kwargs)).case_id
 

@@ -22,7 +22,7 @@ ITEMS = [{"sku": SKU, "name": "空气净化器", "category": "appliance", "quant
 
 
 def open_repair(stack, delivered_days_ago: float = 30, scope: str = "in_scope", **kwargs) -> tuple[dict, str]:
-    from aftersales.deployments.repair_intake import open_repair as opener
+    from aftersales.intake.repair import open_repair as opener
 
     order = stack.make_order(paid="1279.00", items=ITEMS, delivered_days_ago=delivered_days_ago)
     opened = stack.run(opener(order["order_id"], SKU, kwargs.pop("fault", "风机异响 the fan rattles"), scope,
@@ -153,7 +153,7 @@ def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox
     ({"scope": "whatever"}, "unknown_scope"),
 ])
 def test_bad_repair_requests_are_refused_and_nothing_is_recorded(stack, sandbox_clean, kwargs, code):
-    from aftersales.deployments.repair_intake import open_repair as opener
+    from aftersales.intake.repair import open_repair as opener
 
     order = stack.make_order(paid="1279.00", items=ITEMS, delivered_days_ago=kwargs.get("delivered_days_ago", 3))
     with pytest.raises(InvalidRequest) as error:

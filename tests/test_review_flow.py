@@ -24,7 +24,7 @@ def reviewed(stack, review_text: str, rating: str = "negative", paid: str = "229
 
 
 def follow_up(stack, review_id: str, **kwargs) -> str:
-    from aftersales.deployments.review_intake import open_review_followup
+    from aftersales.intake.review import open_review_followup
 
     return stack.run(open_review_followup(review_id, **kwargs)).case_id
 
@@ -155,7 +155,7 @@ def test_no_answer_from_the_buyer_is_recorded_and_nothing_paid(stack, sandbox_cl
 
 
 def test_bad_review_requests_are_refused(stack, sandbox_clean):
-    from aftersales.deployments.review_intake import open_review_followup
+    from aftersales.intake.review import open_review_followup
 
     with pytest.raises(InvalidRequest) as positive:
         stack.run(open_review_followup("RV000002"))  # the seeded positive review

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from aftersales.deployments.wrong_shipment_intake import open_wrong_shipment
+from aftersales.intake.wrong_shipment import open_wrong_shipment
 from aftersales.domain.models import Case, LedgerLine, Wait
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope

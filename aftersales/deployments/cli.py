@@ -82,7 +82,7 @@ def return_open(
     request_ref: Optional[str] = typer.Option(None, "--request-ref", help="platform's return request id, for a second return on one order"),
 ) -> None:
     """Open a return case. A repeated request opens no second case."""
-    from aftersales.deployments.intake import open_return
+    from aftersales.intake.returns import open_return
     from aftersales.domain.rules import InvalidRequest
 
     try:

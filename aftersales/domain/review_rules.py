@@ -29,10 +29,6 @@ DEPARTMENT_KEYWORDS: tuple[tuple[Role, tuple[str, ...]], ...] = (
 )
 
 
-def review_case_id(review_id: str) -> str:
-    return f"review-{review_id}"
-
-
 def check_followed_up(review_id: str, rating: str) -> None:
     if rating not in FOLLOWED_UP:
         raise InvalidRequest("positive_review", f"评价 {review_id} 为 {rating}，无需跟进 review {review_id} is {rating}: only neutral and negative reviews are followed up")

@@ -34,6 +34,7 @@ from aftersales.domain.compensation_rules import approval_chain, next_approver
 from aftersales.domain.models import Case, CaseStatus, Process, Role
 from aftersales.domain.rules import approval_level
 from aftersales.domain.settings import get_settings
+from aftersales.intake.compensation import open_compensation
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -46,10 +47,6 @@ FORMS: dict[Role, type[CompensationApproval]] = {
     Role.SUPERVISOR: SupervisorCompensationApproval,
     Role.MANAGER: ManagerCompensationApproval,
 }
-
-
-def compensation_case_id(order_id: str, request_ref: str | None = None) -> str:
-    return f"compensation-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
 @task(name="open-compensation-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
@@ -175,8 +172,6 @@ def deployments(schedule) -> list:
 async def demo_cases() -> list:
     """`make run`: a 30 CNY coupon waiting for a supervisor, and 600 CNY cash for the noisy air
     purifier, waiting for the supervisor and then the manager."""
-    from aftersales.deployments.compensation_intake import open_compensation
-
     return [
         await open_compensation("O20261120-002", "coupon", "30.00", "物流延误三天 parcel three days late", "S001", bearer="carrier"),
         await open_compensation("O20261120-004", "cash", "600.00", "净化器噪音大，买家接受补偿不退货 noisy purifier: compensated instead of a return", "S001"),

@@ -40,18 +40,15 @@ from aftersales.approvals.complaint_forms import (
 from aftersales.approvals.deadline_ladder import Ladder, await_with_escalation
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain import complaint_rules as rules_
-from aftersales.domain.calendar import business_calendar, utcnow
+from aftersales.domain.calendar import business_calendar
 from aftersales.domain.complaint_rules import Clock, Satisfaction, feedback_channel_problem, outcome_for
 from aftersales.domain.models import Case, CaseStatus, Role
-from aftersales.domain.rules import InvalidRequest, approval_level, check_order_id, check_ref, check_text, parse_amount
+from aftersales.domain.rules import approval_level, parse_amount
 from aftersales.domain.settings import get_settings
+from aftersales.intake.complaint import open_complaint
 from aftersales.tasks.cases import close_case, load_case, record_step
-from aftersales.tasks.complaint import case_fields, pay_compensation, receive_complaint, record_proposal
+from aftersales.tasks.complaint import pay_compensation, receive_complaint, record_proposal
 from aftersales.tasks.recovery import CASE_RUN
-
-
-def complaint_case_id(ticket: str) -> str:
-    return f"complaint-{ticket}"
 
 
 @flow(name="complaint", **CASE_RUN)
@@ -281,77 +278,6 @@ def result_feedback(case: Case, handled_at: datetime) -> WaitSpec:
         addressed_to=handler(case),
         check=lambda form: feedback_channel_problem(case.level, form.channel),
     )
-
-
-# --- opening a complaint --------------------------------------------------------------------------
-
-
-async def open_complaint(*, channel: str, category: str | int, level: str | int, customer_name: str, contact: str,
-                         object: str, cause: str, demand: str, order_id: str | None = None, ticket: str | None = None,
-                         received_at: datetime | None = None, high_value: bool = False, famous_brand: bool = False,
-                         brand_owner: str | None = None, group: bool = False, requested_by: str = "S001"):
-    """§1.10 intake: refuse bad input at once (nothing is recorded), else start the case's run."""
-    from aftersales.deployments.intake import record_case_at_intake, start_case_run
-    from aftersales.integrations.platform import OrderNotFound, PlatformClient
-
-    checked_channel = rules_.check_channel(channel)
-    code, kind = rules_.category_of(category)
-    checked_level = rules_.check_level(level)
-    name = rules_.required_text(customer_name, "customer_name", "客户姓名", 64)
-    reach = rules_.contact_fields(contact)
-    what = rules_.required_text(object, "object", "投诉对象")
-    why = rules_.required_text(cause, "cause", "投诉原因")
-    wants = rules_.required_text(demand, "demand", "客户诉求")
-    owner = check_text(brand_owner, "brand_owner", "品牌方", 64).strip()
-    if famous_brand and not owner:
-        raise InvalidRequest("brand_owner_required", "知名品牌投诉须写明品牌方 a famous-brand complaint needs the brand owner (--brand-owner)")
-    now = utcnow()
-    received = rules_.check_received_at(received_at, now)
-    customer = {"customer_id": rules_.guest_customer_id(reach["contact"]), "name": name, "address": "", "language": "zh-CN", **reach}
-    order_id = check_order_id(order_id) if (order_id or "").strip() else None
-    ticket = check_ref(ticket, "ticket", "工单号", 70)
-    requested_by = check_text(requested_by, "requested_by", "录入人工号", 64) or "S001"
-    if order_id:
-        async with PlatformClient() as platform:
-            try:
-                order = await platform.get_order(order_id)
-            except OrderNotFound:
-                raise InvalidRequest("unknown_order", f"订单 {order_id} 不存在 order {order_id} not found on the platform") from None
-        # the order's buyer is the customer; the contact given is kept as how they reached us
-        customer = {**order.customer.model_dump(mode="json"), "contact": reach["contact"]}
-    routing = rules_.route(kind, checked_level, high_value=high_value, famous_brand=famous_brand, group=group)
-    settings = get_settings()
-    calendar = business_calendar()
-    response = rules_.first_response_clock(received, checked_level, settings.rules, calendar)
-    plan = rules_.plan_clock(received, checked_level, settings.rules, calendar)
-
-    def local(moment: datetime) -> str:
-        return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
-
-    ticket = ticket or f"{order_id or customer['customer_id']}-{code}"
-    case_id = complaint_case_id(ticket)
-    complaint = {
-        "channel": checked_channel.value, "category_code": code, "category": kind.value,
-        "category_label": rules_.CATEGORY_LABEL[kind], "level": checked_level, "level_meaning": rules_.LEVEL_MEANING[checked_level],
-        "customer": customer, "order_id": order_id, "object": what, "cause": why, "demand": wants,
-        "received_at": received.isoformat(), "first_response_due": local(response.due), "plan_due": local(plan.due),
-        "special": list(routing.special), "special_label": ", ".join(routing.special) or "-",
-        "brand_owner": owner or None, "requested_by": requested_by,
-        "routing": {"department": routing.department.value, "handler": routing.handler.value,
-                    "copied": [r.value for r in routing.copied], "intake_tags": routing.intake_tags},
-    }
-    # the customer's contact details stay in the case database; the run gets the case id only
-    record_case_at_intake(same=_same_complaint, subject=("此工单", "this ticket"), **case_fields(case_id, complaint))
-    return await start_case_run(
-        "complaint/complaint", case_id, {"case_id": case_id},
-        tags=["process:complaint", f"level:{checked_level}", f"category:{code}", *(f"special:{s}" for s in routing.special)],
-    )
-
-
-def _same_complaint(details) -> dict:
-    """What a repeated complaint (same ticket) must agree on; its free text and times may differ."""
-    return {"channel": details.get("channel"), "category_code": details.get("category_code"), "level": details.get("level"),
-            "order_id": details.get("order_id") or "", "contact": (details.get("customer") or {}).get("contact", "")}
 
 
 def deployments(schedule) -> list:

@@ -16,7 +16,7 @@ disputes and every dispute still open, and sends the dispute specialists one sum
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from prefect import flow, get_run_logger
 
@@ -25,25 +25,20 @@ from aftersales.approvals.dispute_forms import DisputeClosing, DisputeReply, Pos
 from aftersales.approvals.waits import WaitSpec
 from aftersales.domain.calendar import business_calendar, utcnow
 from aftersales.domain.dispute_rules import (
-    REASON_LABEL,
     Closing,
     Department,
     DisputeResult,
     RootCause,
-    check_claim,
-    check_order_for_dispute,
-    check_reason,
     closing_problem,
     register_window,
     yesterday,
 )
 from aftersales.domain.models import Case, CaseStatus, Role
-from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text, parse_amount
 from aftersales.domain.settings import get_settings
+from aftersales.intake.dispute import open_dispute
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
 from aftersales.tasks.dispute import (
-    case_fields,
     disputes_for_register,
     mark_registered,
     record_closing,
@@ -51,10 +46,6 @@ from aftersales.tasks.dispute import (
     render_register,
     send_register,
 )
-
-
-def dispute_case_id(order_id: str, platform_ref: str | None = None) -> str:
-    return f"dispute-{order_id}" + (f"-{platform_ref}" if platform_ref else "")
 
 
 @flow(name="dispute", **CASE_RUN)
@@ -84,10 +75,6 @@ async def dispute_flow(case_id: str, dispute: dict | None = None) -> str:
 
 
 # --- the waits of §1.8 ----------------------------------------------------------------------------
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
 
 
 def reply_ladder(case: Case) -> Ladder:
@@ -154,52 +141,6 @@ async def dispute_daily_register(day: date | None = None) -> dict:
     send_register(day.isoformat(), subject, body)
     get_run_logger().info("dispute register %s: %d new, %d open", day, new_total, open_total)
     return {"day": day.isoformat(), "new": [r["case_id"] for r in new], "open": [r["case_id"] for r in still_open]}
-
-
-# --- opening a dispute ----------------------------------------------------------------------------
-
-
-async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, platform_ref: str | None = None,
-                       claimed_amount: str | None = None, registered_by: str = "S010"):
-    """§1.8 registration: the order must exist on the platform and have been paid; bad input is
-    refused at once and nothing is recorded; else the dispute's run starts."""
-    from aftersales.deployments.intake import record_case_at_intake, start_case_run
-    from aftersales.integrations.platform import OrderNotFound, PlatformClient
-
-    checked_reason = check_reason(reason)
-    order_id = check_order_id(order_id)
-    statement = (buyer_statement or "").strip()
-    if not statement:
-        raise InvalidRequest("statement_required", "请填写买家的维权理由 the buyer's statement is required")
-    statement = check_text(statement, "statement", "买家陈述", 1000)
-    ref = check_ref(platform_ref, "platform_ref", "平台维权编号")
-    registered_by = check_text(registered_by, "registered_by", "维权专员工号", 64) or "S010"
-    if claimed_amount is not None and str(claimed_amount).strip():
-        parse_amount(claimed_amount, "claimed_amount")  # the format before the platform call
-    async with PlatformClient() as platform:
-        try:
-            order = await platform.get_order(order_id)
-        except OrderNotFound:
-            raise InvalidRequest("unknown_order", f"订单 {order_id} 不存在 order {order_id} not found on the platform: a dispute needs its original sales order") from None
-    check_order_for_dispute(order.order_id, order.status, order.paid_amount)
-    claimed = check_claim(claimed_amount, order.paid_amount)
-    case_id = dispute_case_id(order.order_id, ref)
-    reply_due = business_calendar().add_days(utcnow(), get_settings().rules.dispute_reply_days)
-    dispute = {
-        "order_id": order.order_id, "reason": checked_reason.value, "reason_label": REASON_LABEL[checked_reason],
-        "buyer_statement": statement, "platform_ref": ref, "claimed_amount": str(claimed), "registered_by": registered_by,
-        "customer": order.customer.model_dump(mode="json"), "items": [item.model_dump(mode="json") for item in order.items],
-        "reply_due": _local(reply_due),
-    }
-    # the buyer's contact details stay in the case database; the run gets the case id only
-    record_case_at_intake(same=_same_dispute, **case_fields(case_id, dispute))
-    return await start_case_run("dispute/dispute", case_id, {"case_id": case_id},
-                                tags=["process:dispute", f"reason:{checked_reason.value}"])
-
-
-def _same_dispute(details) -> dict:
-    """What a repeated registration (same order and platform id) must agree on."""
-    return {"reason": details.get("reason"), "claimed_amount": details.get("claimed_amount")}
 
 
 def deployments(schedule) -> list:

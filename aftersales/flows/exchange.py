@@ -36,6 +36,7 @@ from aftersales.domain.rules import ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.flows.returns import buyer_shipment, goods_come_back
 from aftersales.flows.returns import seller_review as return_seller_review
+from aftersales.intake.exchange import open_exchange
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -44,10 +45,6 @@ from aftersales.tasks.exchange import exchange_terms, promise_replacement, repla
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.recovery import CASE_RUN
-
-
-def exchange_case_id(order_id: str, request_ref: str | None = None) -> str:
-    return f"exchange-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
 @task(name="open-exchange-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
@@ -166,8 +163,6 @@ def deployments(schedule) -> list:
 async def demo_cases() -> list:
     """`make run`: a T-shirt exchanged for a size up and a pair of
     running shoes exchanged for a cheaper model (the difference is refunded); both wait for a supervisor."""
-    from aftersales.deployments.exchange_intake import open_exchange
-
     return [
         await open_exchange("O20261120-001", "TS-COT-WH-L", "TS-COT-WH-XL", 1, "尺码偏小，换大一码 too small, one size up"),
         await open_exchange("O20261120-005", "SH-RUN-42", "SH-RUN-42-LITE", 1, "鞋底开胶，换简约款 sole came loose, the lighter model instead",

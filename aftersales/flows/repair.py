@@ -42,6 +42,7 @@ from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.repair_rules import RepairScope, RepairStage
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
+from aftersales.intake.repair import open_repair
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.repair import ask_buyer_to_send_in, book_repair_costs, open_repair_case
 from aftersales.tasks.recovery import CASE_RUN
@@ -212,8 +213,6 @@ def deployments(schedule) -> list:
 async def demo_cases() -> list:
     """`make run`: an in-warranty repair waiting for the buyer to send the item, and an out-of-scope
     one (water damage) waiting for a supervisor's approval."""
-    from aftersales.deployments.repair_intake import open_repair
-
     return [
         await open_repair("O20261120-004", "AP-HEPA-600", "风机异响 the fan rattles", RepairScope.IN_SCOPE, "S001"),
         await open_repair("O20261120-003", "EB-ANC-BK", "耳机进水无声 water damage, no sound", RepairScope.OUT_OF_SCOPE, "S012"),

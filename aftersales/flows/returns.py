@@ -35,6 +35,7 @@ from aftersales.domain.calendar import business_calendar, utcnow
 from aftersales.domain.models import Case, CaseStatus, Process, Role
 from aftersales.domain.rules import ReturnKind, approval_level, parse_amount, postage_lines, validate_return_request
 from aftersales.domain.settings import get_settings
+from aftersales.intake.returns import open_return
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -43,10 +44,6 @@ from aftersales.tasks.intake import order_facts
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.recovery import CASE_RUN
-
-
-def return_case_id(order_id: str, request_ref: str | None = None) -> str:
-    return f"return-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
 @task(name="open-return-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
@@ -292,8 +289,6 @@ def deployments(schedule) -> list:
 
 async def demo_cases() -> list:
     """`make run`: three returns on the sandbox's seeded orders, one for each approval level."""
-    from aftersales.deployments.intake import open_return
-
     return [
         await open_return("O20261120-001", "18.00", "颜色不喜欢 colour", ReturnKind.NO_REASON),
         await open_return("O20261120-002", "128.00", "尺码偏小 too small", ReturnKind.NO_REASON),

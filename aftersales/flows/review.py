@@ -38,6 +38,7 @@ from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.review_rules import OfferForm, offer_approver
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
+from aftersales.intake.review import open_review_followup
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.review import cause_deadline, open_review_case, pay_compensation, report_malicious_review
 from aftersales.tasks.recovery import CASE_RUN
@@ -212,6 +213,4 @@ def deployments(schedule) -> list:
 async def demo_cases() -> list:
     """`make run`: the seeded negative review (soles came apart → quality) and the neutral one
     (thin T-shirt → quality), each waiting for the department to record the cause."""
-    from aftersales.deployments.review_intake import open_review_followup
-
     return [await open_review_followup("RV000001"), await open_review_followup("RV000003")]

@@ -15,6 +15,7 @@ from prefect import task
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.models import Checkpoint
 from aftersales.domain.settings import get_settings
+from aftersales.intake.review import open_review_followup
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.tracking import _save_checkpoint
@@ -36,8 +37,6 @@ async def read_new_reviews() -> list[dict]:
 @flow(name="review-monitor")
 async def review_monitor() -> dict:
     """Open a follow-up case for each new neutral/negative review (§1.6)."""
-    from aftersales.deployments.review_intake import open_review_followup
-
     logger = get_run_logger()
     reviews = await read_new_reviews()
     opened = []

@@ -30,6 +30,7 @@ from aftersales.domain.models import Case, CaseStatus, Process, Role
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.domain.wrong_shipment_rules import BuyerChoice, direct_loss, needs_assessment
+from aftersales.intake.wrong_shipment import open_wrong_shipment
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -39,10 +40,6 @@ from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right
 from aftersales.tasks.recovery import CASE_RUN
 
 UNASSIGNED = "未指定 unassigned"
-
-
-def wrong_shipment_case_id(order_id: str, request_ref: str | None = None) -> str:
-    return f"wrong-shipment-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
 @task(name="open-wrong-shipment-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
@@ -168,8 +165,6 @@ def deployments(schedule) -> list:
 async def demo_cases() -> list:
     """`make run`: a pillow sent in the wrong size after it left the warehouse (waits for the buyer's
     choice), and notebooks caught before dispatch (re-shipped at once, then closed)."""
-    from aftersales.deployments.wrong_shipment_intake import open_wrong_shipment
-
     return [
         await open_wrong_shipment("O20261120-002", ["PL-MEM-60"], "收到 70cm 枕头，订的是 60cm received 70 cm pillows, ordered 60 cm"),
         await open_wrong_shipment("O20261120-007", ["BK-NOTE-A5"], "打包复核发现拣错颜色 packing check found the wrong colour", requested_by="S004"),

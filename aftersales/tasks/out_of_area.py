@@ -21,10 +21,6 @@ from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
 
 
-def out_of_area_case_id(order_id: str) -> str:
-    return f"out-of-area-{order_id}"
-
-
 def choice_deadline(case: Case):
     return business_calendar().add_hours(case.opened_at, get_settings().rules.out_of_area_choice_hours)
 

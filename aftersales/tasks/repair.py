@@ -20,10 +20,6 @@ from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
 
 
-def repair_case_id(order_id: str, sku: str) -> str:
-    return f"repair-{order_id}-{sku}"
-
-
 def terms_of(case: Case) -> RepairTerms:
     return RepairTerms(in_warranty=case.details["in_warranty"], warranty_ends=datetime.fromisoformat(case.details["warranty_ends"]),
                        scope=RepairScope(case.details["scope"]))

@@ -18,6 +18,9 @@ from aftersales.domain.models import Case, Checkpoint, Process, TrackedOrder
 from aftersales.domain.rules import InvalidRequest
 from aftersales.domain.settings import get_settings
 from aftersales.domain.tracking_rules import Action, Finding, ParcelView, assess
+from aftersales.intake.complaint import open_complaint
+from aftersales.intake.out_of_area import open_out_of_area
+from aftersales.intake.returns import open_return
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import CarrierClient, CarrierError, NoTrackingRecord, Order, PlatformClient, TrackingResult
@@ -228,19 +231,13 @@ async def act(row: dict, finding: Finding) -> bool:
 async def open_case_for(row: dict, finding: Finding) -> None:
     order_id = row["order_id"]
     if finding.action is Action.OPEN_REFUSAL_RETURN:
-        from aftersales.deployments.intake import open_return
-
         async with PlatformClient() as platform:
             order = await platform.get_order(order_id)
         await open_return(order_id, str(order.paid_amount), f"物流显示拒收 carrier reports a refusal: {finding.detail}",
                           "refused_at_delivery", requested_by="system")
     elif finding.action is Action.OPEN_OUT_OF_AREA:
-        from aftersales.deployments.out_of_area_intake import open_out_of_area
-
         await open_out_of_area(order_id, finding.problem, requested_by="system", note=f"订单跟踪发现 found by the 15-day tracker: {finding.detail}")
     elif finding.action is Action.OPEN_COMPLAINT:
-        from aftersales.flows.complaint import open_complaint
-
         async with PlatformClient() as platform:
             order = await platform.get_order(order_id)
         # a logistics complaint (2xxx) raised for the buyer before they have to raise it themselves

@@ -329,7 +329,7 @@ class Stack:
         return asyncio.run(coroutine)
 
     def open_return(self, order: dict, amount: str | None = None, **kwargs) -> str:
-        from aftersales.deployments.intake import open_return
+        from aftersales.intake.returns import open_return
 
         opened = self.run(open_return(order["order_id"], amount or order["paid_amount"], **kwargs))
         return opened.case_id

@@ -26,7 +26,7 @@ def open_case(
     request_ref: Optional[str] = typer.Option(None, "--request-ref", help="a reference, for a second compensation on one order"),
 ) -> None:
     """Open a compensation. Above ¥20 it waits for the supervisor, above ¥500 then for the manager."""
-    from aftersales.deployments.compensation_intake import open_compensation
+    from aftersales.intake.compensation import open_compensation
     from aftersales.domain.rules import InvalidRequest
 
     try:

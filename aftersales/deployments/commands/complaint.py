@@ -36,7 +36,7 @@ def open_case(
 ) -> None:
     """Register a complaint; it is routed by category and level and waits for its first response."""
     from aftersales.domain.rules import InvalidRequest
-    from aftersales.flows.complaint import open_complaint
+    from aftersales.intake.complaint import open_complaint
 
     try:
         opened = asyncio.run(open_complaint(

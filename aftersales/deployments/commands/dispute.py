@@ -27,7 +27,7 @@ def open_case(
 ) -> None:
     """Register a dispute against its order; it waits for the shop's reply."""
     from aftersales.domain.rules import InvalidRequest
-    from aftersales.flows.dispute import open_dispute
+    from aftersales.intake.dispute import open_dispute
 
     try:
         opened = asyncio.run(open_dispute(order, reason, statement, platform_ref=platform_ref, claimed_amount=amount,

@@ -26,7 +26,7 @@ def open_case(
     request_ref: Optional[str] = typer.Option(None, "--request-ref", help="platform's request id, for a second exchange on one order"),
 ) -> None:
     """Open an exchange case. A repeated request opens no second case."""
-    from aftersales.deployments.exchange_intake import open_exchange
+    from aftersales.intake.exchange import open_exchange
     from aftersales.domain.rules import InvalidRequest
 
     try:

@@ -21,7 +21,7 @@ def open_case(
     note: str = typer.Option("", "--note", help="说明 what the carrier said"),
 ) -> None:
     """Open a problem-parcel case; the buyer is asked to choose a remedy. A repeat opens nothing new."""
-    from aftersales.deployments.out_of_area_intake import open_out_of_area
+    from aftersales.intake.out_of_area import open_out_of_area
     from aftersales.domain.rules import InvalidRequest
 
     try:

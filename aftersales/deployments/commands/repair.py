@@ -22,7 +22,7 @@ def open_case(
     requested_by: str = typer.Option("S001", "--requested-by", help="the agent's staff id"),
 ) -> None:
     """Open a repair order; out-of-warranty or out-of-scope repairs wait for a superior's approval."""
-    from aftersales.deployments.repair_intake import open_repair
+    from aftersales.intake.repair import open_repair
     from aftersales.domain.rules import InvalidRequest
 
     try:

@@ -21,7 +21,7 @@ def open_case(
     requested_by: str = typer.Option("S009", "--requested-by", help="the review specialist's staff id"),
 ) -> None:
     """Follow up a neutral or negative review; a repeat opens nothing new."""
-    from aftersales.deployments.review_intake import open_review_followup
+    from aftersales.intake.review import open_review_followup
     from aftersales.domain.rules import InvalidRequest
 
     try:

@@ -24,7 +24,7 @@ def open_case(
     request_ref: Optional[str] = typer.Option(None, "--request-ref", help="a reference, for a second report on one order"),
 ) -> None:
     """Report a wrong shipment. Not yet dispatched: corrected at once; dispatched: the buyer chooses."""
-    from aftersales.deployments.wrong_shipment_intake import open_wrong_shipment
+    from aftersales.intake.wrong_shipment import open_wrong_shipment
     from aftersales.domain.rules import InvalidRequest
 
     try:

@@ -21,12 +21,11 @@ import json
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -52,8 +51,9 @@ from aftersales.integrations.platform import (
     Coupon,
     ReviewReport,
 )
+from aftersales.integrations.sandbox.bulk import synthetic_orders
+from aftersales.integrations.sandbox.parcels import SHANGHAI, Parcel, ParcelEvent
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 Clock = Callable[[], datetime]
 
 
@@ -63,10 +63,6 @@ def shanghai_now() -> datetime:
 
 # --- parcels (Kuaidi100 vocabulary, see shared/domain/CARRIERS.md) ------------------------------
 
-STATE_NAMES = {
-    1: "揽收", 0: "在途", 5: "派件", 3: "签收", 6: "退回", 4: "退签",
-    14: "拒签", 7: "转投", 8: "清关", 2: "疑难",
-}
 SIGNED_STATES = {3, 4}  # Kuaidi100 ``ischeck`` = 1: the parcel has been signed for
 CARRIER_NAMES = {
     "zhongtong": "中通快递", "yuantong": "圆通速递", "shunfeng": "顺丰速运", "yunda": "韵达快递",
@@ -77,37 +73,6 @@ KD100_INCOMPLETE = ("400", "提交的数据不完整，或者贵司没有购买�
 KD100_PHONE = ("408", "快递公司参数异常：手机号码校验不通过")
 KD100_NO_RECORD = ("500", "查询无结果，请隔段时间再查")
 KD100_BAD_SIGN = ("503", "验证签名失败")
-
-
-@dataclass
-class ParcelEvent:
-    time: datetime
-    state: int
-    status_code: str
-    context: str
-    area: str | None = None
-
-    def as_kuaidi100(self) -> dict[str, Any]:
-        stamp = self.time.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-        return {
-            "time": stamp,
-            "ftime": stamp,
-            "context": self.context,
-            "status": STATE_NAMES.get(self.state, str(self.state)),
-            "statusCode": self.status_code,
-            "areaName": self.area,
-        }
-
-
-@dataclass
-class Parcel:
-    waybill: str
-    com: str | None  # None: any carrier code finds it (a parcel made by a test without one)
-    phone: str | None = None  # SF checks the recipient's phone, so the sandbox does too
-    events: list[ParcelEvent] = field(default_factory=list)
-
-    def newest_first(self) -> list[ParcelEvent]:
-        return sorted(self.events, key=lambda event: event.time, reverse=True)
 
 
 # --- seed: demo orders relative to now ---------------------------------------------------------
@@ -988,9 +953,7 @@ def _sandbox_routes(shop: SandboxShop) -> APIRouter:
     @admin.post("/orders/bulk", status_code=201)
     async def add_bulk_orders(request: BulkOrdersRequest) -> dict[str, Any]:
         """Many synthetic shipped orders with tracking (for the tracker's tests and benchmark)."""
-        from aftersales.integrations.sandbox.bulk import synthetic_orders
-
-        orders, parcels = synthetic_orders(request, shop.now())
+        orders, parcels = synthetic_orders(request.count, request.prefix, request.problem_share, shop.now())
         shop.add_bulk_orders(orders, parcels)
         return {"created": len(orders)}
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from aftersales.integrations.platform import Customer, Order, OrderItem, OrderStatus
-from aftersales.integrations.sandbox.app import BulkOrdersRequest, Parcel, ParcelEvent
+from aftersales.integrations.sandbox.parcels import Parcel, ParcelEvent
 
 PROBLEMS = ("207", "209", "303", "stale")
 
@@ -22,11 +22,11 @@ def bulk_waybill(prefix: str, index: int) -> str:
     return f"75{zlib.crc32(prefix.encode()) % 1000:03d}{index:09d}"
 
 
-def synthetic_orders(request: BulkOrdersRequest, now: datetime) -> tuple[list[Order], list[Parcel]]:
-    period = int(1 / request.problem_share) if request.problem_share > 0 else 0
+def synthetic_orders(count: int, prefix: str, problem_share: float, now: datetime) -> tuple[list[Order], list[Parcel]]:
+    period = int(1 / problem_share) if problem_share > 0 else 0
     orders, parcels = [], []
-    for i in range(request.count):
-        order_id, waybill = f"{request.prefix}{i:07d}", bulk_waybill(request.prefix, i)
+    for i in range(count):
+        order_id, waybill = f"{prefix}{i:07d}", bulk_waybill(prefix, i)
         shipped = now - timedelta(days=4, minutes=i % 600)
         problem = PROBLEMS[(i // period) % len(PROBLEMS)] if period and i % period == 0 else None
         events = [ParcelEvent(shipped, 1, "103", "【杭州市】快件已揽收 collected", "浙江,杭州市"),
@@ -42,7 +42,7 @@ def synthetic_orders(request: BulkOrdersRequest, now: datetime) -> tuple[list[Or
             delivered = now - timedelta(days=2)
             code = "303" if problem == "303" else "301"
             events.append(ParcelEvent(delivered, 3, code, "【上海市】已签收 signed", "上海,上海市"))
-        customer = Customer(customer_id=f"C{request.prefix}{i:07d}", name="测试买家", phone=f"139{i:08d}",
+        customer = Customer(customer_id=f"C{prefix}{i:07d}", name="测试买家", phone=f"139{i:08d}",
                             email=f"buyer{i}@bulk.example", address="上海市浦东新区测试路 1 号", language="zh-CN")
         orders.append(Order(
             order_id=order_id, customer=customer,

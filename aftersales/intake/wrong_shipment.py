@@ -3,12 +3,15 @@ bad), then one flow run is started for the case (the case id is the idempotency 
 
 from __future__ import annotations
 
-from aftersales.deployments.intake import Opened, start_case_run
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_skus, check_text
-from aftersales.flows.wrong_shipment import wrong_shipment_case_id
+from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.wrong_shipment import wrong_shipment_facts
+
+
+def wrong_shipment_case_id(order_id: str, request_ref: str | None = None) -> str:
+    return f"wrong-shipment-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
 async def open_wrong_shipment(order_id: str, skus: list[str], reason: str = "", requested_by: str = "buyer",

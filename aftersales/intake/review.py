@@ -7,11 +7,15 @@ A positive or unknown review is refused (InvalidRequest) and nothing is recorded
 
 from __future__ import annotations
 
-from aftersales.deployments.intake import Opened, start_case_run
 from aftersales.domain.rules import check_id, check_text
-from aftersales.domain.review_rules import check_followed_up, parse_department, review_case_id
+from aftersales.domain.review_rules import check_followed_up, parse_department
+from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.review import find_review
+
+
+def review_case_id(review_id: str) -> str:
+    return f"review-{review_id}"
 
 
 async def open_review_followup(review_id: str, department: str | None = None, requested_by: str = "system") -> Opened:

@@ -3,14 +3,17 @@ then one flow run is started for the case (the case id is the idempotency key)."
 
 from __future__ import annotations
 
-from aftersales.deployments.intake import Opened, start_case_run
 from aftersales.domain.masking import mask_text
 from aftersales.domain.exchange_rules import exchange_kind
 from aftersales.domain.rules import ReturnKind, approval_level, check_order_id, check_ref, check_skus, check_text
 from aftersales.domain.settings import get_settings
-from aftersales.flows.exchange import exchange_case_id
+from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.exchange import exchange_terms
+
+
+def exchange_case_id(order_id: str, request_ref: str | None = None) -> str:
+    return f"exchange-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
 async def open_exchange(order_id: str, sku: str, new_sku: str = "", quantity: int | str = 1, reason: str = "",

@@ -3,15 +3,18 @@ its run. One repair order per order and item: a repeated request finds it alread
 
 from __future__ import annotations
 
-from aftersales.deployments.intake import Opened, start_case_run
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_skus, check_text
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.repair_rules import RepairScope, parse_scope, validate_repair_request
 from aftersales.domain.settings import get_settings
+from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts
-from aftersales.tasks.repair import repair_case_id
+
+
+def repair_case_id(order_id: str, sku: str) -> str:
+    return f"repair-{order_id}-{sku}"
 
 
 async def open_repair(order_id: str, sku: str, fault: str, scope: RepairScope | str = RepairScope.IN_SCOPE,

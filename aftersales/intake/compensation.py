@@ -3,14 +3,17 @@ then one flow run is started for the case (the case id is the idempotency key)."
 
 from __future__ import annotations
 
-from aftersales.deployments.intake import Opened, start_case_run
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_text
 from aftersales.domain.compensation_rules import approval_chain
 from aftersales.domain.settings import get_settings
-from aftersales.flows.compensation import compensation_case_id
+from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.compensation import compensation_request
+
+
+def compensation_case_id(order_id: str, request_ref: str | None = None) -> str:
+    return f"compensation-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
 async def open_compensation(order_id: str, form: str, amount: str | None, reason: str, requested_by: str,

@@ -6,13 +6,16 @@ reports state 2 (疑难) with an out-of-area, blind-area or stranded detail (CAR
 
 from __future__ import annotations
 
-from aftersales.deployments.intake import Opened, start_case_run
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_text
 from aftersales.domain.out_of_area_rules import ParcelProblem, parse_problem, validate_problem_parcel
+from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts
-from aftersales.tasks.out_of_area import out_of_area_case_id
+
+
+def out_of_area_case_id(order_id: str) -> str:
+    return f"out-of-area-{order_id}"
 
 
 async def open_out_of_area(order_id: str, problem: ParcelProblem | str, requested_by: str = "system", note: str = "") -> Opened:

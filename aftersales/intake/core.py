@@ -1,4 +1,4 @@
-"""Opening cases: a request is checked first, then one flow run is started per case.
+"""Opening a case, the same for every process: a checked request starts one flow run per case.
 
 `run_deployment(..., idempotency_key=<case id>)` means a repeated request (a double click, a retried
 webhook) finds the run already started instead of opening a second case. A repeated request that
@@ -20,24 +20,10 @@ from typing import Any
 
 from prefect.deployments import run_deployment
 
-from aftersales.domain.calendar import utcnow
 from aftersales.domain.masking import mask_contact, mask_text
-from aftersales.domain.rules import (
-    InvalidRequest,
-    ReturnKind,
-    approval_level,
-    check_order_id,
-    check_ref,
-    check_skus,
-    check_text,
-    parse_amount,
-    shown,
-    validate_return_request,
-)
-from aftersales.domain.settings import get_settings
-from aftersales.flows.returns import return_case_id
-from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.intake import order_facts
+from aftersales.domain.rules import InvalidRequest, shown
+from aftersales.integrations import case_store
+from aftersales.integrations.db import session_scope
 
 
 @dataclass(frozen=True)
@@ -45,33 +31,6 @@ class Opened:
     case_id: str
     flow_run_id: str
     flow_run_name: str
-
-
-async def open_return(order_id: str, amount: str, reason: str = "", kind: ReturnKind | str = ReturnKind.NO_REASON,
-                      requested_by: str = "buyer", missing_skus: list[str] | None = None,
-                      request_ref: str | None = None) -> Opened:
-    """§1.1 step 1 at the door: refuse a bad request at once (nothing is recorded), else start its run."""
-    try:
-        kind = ReturnKind(kind)
-    except ValueError:
-        raise InvalidRequest("unknown_kind", f"未知退货类型 unknown return kind {shown(kind)}; one of {', '.join(k.value for k in ReturnKind)}") from None
-    order_id = check_order_id(order_id)
-    parse_amount(amount)  # the format first: no platform call for an amount that is not money
-    reason = check_text(reason, "reason", "退货原因")
-    requested_by = check_text(requested_by, "requested_by", "申请人", 64) or "buyer"
-    missing_skus = check_skus(missing_skus or [], "missing_sku")
-    request_ref = check_ref(request_ref)
-    async with PlatformClient() as platform:
-        _order, facts = await order_facts(platform, order_id)
-    checked = validate_return_request(facts, amount, kind, utcnow(), get_settings().rules, missing_skus)
-    case_id = return_case_id(order_id, request_ref)
-    return await start_case_run(
-        "return/return", case_id,
-        {"case_id": case_id, "order_id": order_id, "amount": str(checked), "reason": mask_text(reason),
-         "kind": kind.value, "requested_by": requested_by, "missing_skus": missing_skus},
-        tags=["process:return", f"level:{approval_level(checked, get_settings().rules).value}", f"kind:{kind.value}"],
-        same=("amount", "kind", "missing_skus"),
-    )
 
 
 async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: list[str], same: Iterable[str] = (),
@@ -137,9 +96,6 @@ def record_case_at_intake(same: Callable[[Mapping[str, Any]], Mapping[str, Any]]
     case id): the customer's contact details are kept here and nowhere in Prefect. A repeat with the
     same content finds the case (and the run, through the idempotency key); one that differs in
     ``same(details)`` is refused and changes nothing."""
-    from aftersales.integrations import case_store
-    from aftersales.integrations.db import session_scope
-
     with session_scope() as session:
         case, created = case_store.create_case(session, flow_run_id=None, **fields)
         if not created:

@@ -1,0 +1,55 @@
+"""Opening a return (§1.1): the request is checked first (nothing is recorded when it is bad),
+then one flow run is started for the case (the case id is the idempotency key)."""
+
+from __future__ import annotations
+
+from aftersales.domain.calendar import utcnow
+from aftersales.domain.masking import mask_text
+from aftersales.domain.rules import (
+    InvalidRequest,
+    ReturnKind,
+    approval_level,
+    check_order_id,
+    check_ref,
+    check_skus,
+    check_text,
+    parse_amount,
+    shown,
+    validate_return_request,
+)
+from aftersales.domain.settings import get_settings
+from aftersales.intake.core import Opened, start_case_run
+from aftersales.integrations.platform import PlatformClient
+from aftersales.tasks.intake import order_facts
+
+
+def return_case_id(order_id: str, request_ref: str | None = None) -> str:
+    return f"return-{order_id}" + (f"-{request_ref}" if request_ref else "")
+
+
+
+async def open_return(order_id: str, amount: str, reason: str = "", kind: ReturnKind | str = ReturnKind.NO_REASON,
+                      requested_by: str = "buyer", missing_skus: list[str] | None = None,
+                      request_ref: str | None = None) -> Opened:
+    """§1.1 step 1 at the door: refuse a bad request at once (nothing is recorded), else start its run."""
+    try:
+        kind = ReturnKind(kind)
+    except ValueError:
+        raise InvalidRequest("unknown_kind", f"未知退货类型 unknown return kind {shown(kind)}; one of {', '.join(k.value for k in ReturnKind)}") from None
+    order_id = check_order_id(order_id)
+    parse_amount(amount)  # the format first: no platform call for an amount that is not money
+    reason = check_text(reason, "reason", "退货原因")
+    requested_by = check_text(requested_by, "requested_by", "申请人", 64) or "buyer"
+    missing_skus = check_skus(missing_skus or [], "missing_sku")
+    request_ref = check_ref(request_ref)
+    async with PlatformClient() as platform:
+        _order, facts = await order_facts(platform, order_id)
+    checked = validate_return_request(facts, amount, kind, utcnow(), get_settings().rules, missing_skus)
+    case_id = return_case_id(order_id, request_ref)
+    return await start_case_run(
+        "return/return", case_id,
+        {"case_id": case_id, "order_id": order_id, "amount": str(checked), "reason": mask_text(reason),
+         "kind": kind.value, "requested_by": requested_by, "missing_skus": missing_skus},
+        tags=["process:return", f"level:{approval_level(checked, get_settings().rules).value}", f"kind:{kind.value}"],
+        same=("amount", "kind", "missing_skus"),
+    )
