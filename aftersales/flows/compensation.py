@@ -38,9 +38,10 @@ from aftersales.intake.compensation import open_compensation
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case, record_step
+from aftersales.tasks.cases import close_case, load_case, per_case, record_step
 from aftersales.tasks.compensation import compensation_request, pay_compensation
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
 
 FORMS: dict[Role, type[CompensationApproval]] = {
@@ -49,8 +50,7 @@ FORMS: dict[Role, type[CompensationApproval]] = {
 }
 
 
-@task(name="open-compensation-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="open-compensation-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def open_compensation_case(case_id: str, order_id: str, form: str, amount: str, reason: str, requested_by: str,
                                  bearer: str, goods: list[str], flow_run_id: str) -> str:
     """§1.3 step 1: check the offer; record the case only if it is valid."""

@@ -40,15 +40,15 @@ from aftersales.intake.exchange import open_exchange
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import close_case, load_case, per_case
 from aftersales.tasks.exchange import exchange_terms, promise_replacement, replacement_in_stock, settle_price_difference
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
 
 
-@task(name="open-exchange-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="open-exchange-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def open_exchange_case(case_id: str, order_id: str, sku: str, new_sku: str, quantity: int, kind: ReturnKind,
                              reason: str, requested_by: str, flow_run_id: str) -> str:
     """§1.2 step 1: check the request against the order and the catalogue; record it only if valid."""

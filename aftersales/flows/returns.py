@@ -39,15 +39,15 @@ from aftersales.intake.returns import open_return
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case, record_step
+from aftersales.tasks.cases import close_case, load_case, per_case, record_step
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
 
 
-@task(name="open-return-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="open-return-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def open_return_case(case_id: str, order_id: str, amount: str, kind: ReturnKind, reason: str,
                            requested_by: str, missing_skus: list[str], flow_run_id: str) -> str:
     """§1.1 step 1: check the request against the order; record the case only if it is valid."""
@@ -209,7 +209,7 @@ def return_postage(case: Case, shipment: Decision) -> list:
     return postage_lines(kind, bool(case.details.get("free_shipping")), paid, get_settings().rules.standard_postage)
 
 
-@task(name="send-return-address", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("return-address"), persist_result=True)
+@task(name="send-return-address", cache_key_fn=per_case("return-address"), **OUTSIDE_EFFECT)
 async def send_return_address(case_id: str, agreed_by: str, by_deadline: bool) -> dict:
     """§1.1 step 3: the buyer gets the return address; status “退款协议达成,等待买家退货”."""
     case = load_case(case_id)

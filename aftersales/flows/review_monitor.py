@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from prefect import flow, get_run_logger
-from prefect.cache_policies import NONE
 from prefect import task
 
 from aftersales.domain.calendar import utcnow
@@ -18,13 +17,14 @@ from aftersales.domain.settings import get_settings
 from aftersales.intake.review import open_review_followup
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
+from aftersales.tasks.policy import SCHEDULED_READ
 from aftersales.tasks.tracking import _save_checkpoint
 
 CHECKPOINT = "review-monitor"
 FOLLOW_UP = {"neutral", "negative"}
 
 
-@task(name="read-new-reviews", retries=3, retry_delay_seconds=[5, 30, 60], cache_policy=NONE, persist_result=False)
+@task(name="read-new-reviews", **SCHEDULED_READ)
 async def read_new_reviews() -> list[dict]:
     with session_scope() as session:
         checkpoint = session.get(Checkpoint, CHECKPOINT)

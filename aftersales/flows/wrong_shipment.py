@@ -34,16 +34,16 @@ from aftersales.intake.wrong_shipment import open_wrong_shipment
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, no_retry_on_invalid, per_case, record_step
+from aftersales.tasks.cases import close_case, load_case, per_case, record_step
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right, wrong_shipment_facts
 from aftersales.tasks.recovery import CASE_RUN
 
 UNASSIGNED = "未指定 unassigned"
 
 
-@task(name="open-wrong-shipment-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="open-wrong-shipment-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def open_wrong_shipment_case(case_id: str, order_id: str, skus: list[str], reason: str, requested_by: str,
                                    negative_effect: bool, flow_run_id: str) -> str:
     """§1.7 step 1: check the report against the order; note whether the parcel has left the warehouse."""

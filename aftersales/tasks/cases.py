@@ -12,10 +12,10 @@ from typing import Any
 from prefect import task
 
 from aftersales.domain.models import Case, CaseStatus
-from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import LOCAL_RECORD
 
 
 def per_case(step: str):
@@ -27,19 +27,12 @@ def per_case(step: str):
     return key
 
 
-def no_retry_on_invalid(_task, _run, state) -> bool:
-    """Retry outside-world failures; never a request the rulebook or the platform refused (4xx)."""
-    from aftersales.integrations.platform import PlatformRejected
-
-    return not isinstance(state.data, (InvalidRequest, PlatformRejected))
-
-
 def load_case(case_id: str) -> Case:
     with session_scope() as session:
         return case_store.get_case(session, case_id)
 
 
-@task(name="record-step", retries=3, retry_delay_seconds=2)
+@task(name="record-step", **LOCAL_RECORD)
 async def record_step(case_id: str, key: str, action: str, actor: str = "system", stage: str | None = None,
                 details: dict | None = None, notify: str | None = None, staff_tags: list[str] | None = None,
                 buyer: bool = False, **context: Any) -> None:
@@ -52,7 +45,7 @@ async def record_step(case_id: str, key: str, action: str, actor: str = "system"
     send_pending(case_id)
 
 
-@task(name="close-case", retries=3, retry_delay_seconds=2)
+@task(name="close-case", **LOCAL_RECORD)
 async def close_case(case_id: str, outcome: str, actor: str, notify: str | None = None, staff_tags: list[str] | None = None,
                buyer: bool = True, **context: Any) -> str:
     with session_scope() as session:

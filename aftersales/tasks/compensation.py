@@ -22,10 +22,11 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import Order, PlatformClient, RefundKind
-from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.exchange import stock_of
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 
 def staff_role(session: Session, staff_id: str) -> Role | None:
@@ -54,8 +55,7 @@ def request_from_details(case) -> CompensationRequest:
                                tuple((sku, int(quantity)) for sku, quantity in details.get("goods", [])))
 
 
-@task(name="pay-compensation", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("compensation-pay"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="pay-compensation", cache_key_fn=per_case("compensation-pay"), **OUTSIDE_EFFECT)
 async def pay_compensation(case_id: str, approved_by: str) -> dict:
     """§1.3: give the buyer the approved compensation, once, and write finance's ledger line."""
     case = load_case(case_id)

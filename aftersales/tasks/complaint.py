@@ -11,12 +11,12 @@ from aftersales.domain.models import Case, Process, Role
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundKind
-from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import LOCAL_RECORD, OUTSIDE_EFFECT
 
 
-@task(name="receive-complaint", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="receive-complaint", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def receive_complaint(case_id: str, flow_run_id: str, complaint: dict | None = None) -> str:
     """002 §4.2 step 1 (receive): what §1.10 asks for — customer, contact, order, object, cause,
     demand, time, channel, category, level — was recorded on the case at intake (it never travels
@@ -60,7 +60,7 @@ def complaint_context(complaint: dict) -> dict:
     }
 
 
-@task(name="record-proposal", retries=3, retry_delay_seconds=2)
+@task(name="record-proposal", **LOCAL_RECORD)
 async def record_proposal(case_id: str, round_: int, proposed_by: str, remedy: str, amount: Decimal, message: str) -> None:
     """The proposal is on the case; a compensation amount becomes the case's amount, so the approval
     form and messages show what is at stake."""
@@ -73,9 +73,8 @@ async def record_proposal(case_id: str, round_: int, proposed_by: str, remedy: s
             session.add(case)
 
 
-@task(name="pay-compensation", retries=3, retry_delay_seconds=[2, 10, 30],
-      cache_key_fn=lambda _ctx, p: f"compensation-{p['case_id']}-{p['step']}", persist_result=True,
-      retry_condition_fn=no_retry_on_invalid)
+@task(name="pay-complaint-compensation", **OUTSIDE_EFFECT,
+      cache_key_fn=lambda _ctx, p: f"compensation-{p['case_id']}-{p['step']}")
 async def pay_compensation(case_id: str, step: str, amount: Decimal, approved_by: str, bearer: str, department: str, reason: str) -> dict:
     """Cash compensation (002 §5.1) paid once: platform idempotency key, this business cache key,
     and a ledger line with the same unique key. It comes on top of the price (not capped by it)."""

@@ -16,12 +16,12 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.notify import render
-from aftersales.tasks.cases import no_retry_on_invalid, per_case
+from aftersales.tasks.cases import per_case
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import LOCAL_RECORD, OUTSIDE_EFFECT
 
 
-@task(name="register-dispute", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="register-dispute", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def register_dispute(case_id: str, flow_run_id: str, dispute: dict | None = None) -> str:
     """§1.8: the dispute was registered against its original order, with the buyer's reasons, at
     intake (the case database holds the buyer's details; Prefect never sees them). Here the case
@@ -56,7 +56,7 @@ def case_fields(case_id: str, dispute: dict) -> dict:
     )
 
 
-@task(name="record-dispute-closing", retries=3, retry_delay_seconds=2)
+@task(name="record-dispute-closing", **LOCAL_RECORD)
 async def record_closing(case_id: str, closed_by: str, closing: dict) -> None:
     """The closing facts go on the case (details) and into the trail: who was responsible, the
     penalty, and the root cause — what the monthly review of disputes reads."""

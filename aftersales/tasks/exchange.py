@@ -19,10 +19,11 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import Order, OrderNotFound, PlatformClient, RefundKind, StockLevel
-from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.money import _shares
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 
 async def stock_of(platform: PlatformClient, sku: str) -> StockLevel | None:
@@ -44,8 +45,7 @@ async def exchange_terms(platform: PlatformClient, order_id: str, sku: str, new_
     return order, terms, replacement
 
 
-@task(name="promise-replacement", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("exchange-promise"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="promise-replacement", cache_key_fn=per_case("exchange-promise"), **OUTSIDE_EFFECT)
 async def promise_replacement(case_id: str, agreed_by: str, by_deadline: bool) -> dict:
     """§1.2 after agreement: check the replacement's stock before promising it, then send the buyer
     the return address — with the promise, or (out of stock) with a refund offered instead.
@@ -74,8 +74,7 @@ async def promise_replacement(case_id: str, agreed_by: str, by_deadline: bool) -
     return {"in_stock": in_stock}
 
 
-@task(name="replacement-in-stock", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("exchange-ship-decision"),
-      persist_result=True)
+@task(name="replacement-in-stock", cache_key_fn=per_case("exchange-ship-decision"), **OUTSIDE_EFFECT)
 async def replacement_in_stock(case_id: str) -> bool:
     """Is the replacement still there now that the goods are back? Decided once, so a resumed run
     does not change its mind after the last piece has gone into our own parcel."""
@@ -90,8 +89,7 @@ async def replacement_in_stock(case_id: str) -> bool:
     return in_stock
 
 
-@task(name="settle-price-difference", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("exchange-money"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="settle-price-difference", cache_key_fn=per_case("exchange-money"), **OUTSIDE_EFFECT)
 async def settle_price_difference(case_id: str, approved_by: str, postage: list[PostageLine]) -> dict:
     """§1.2 price difference: charge the buyer when the replacement costs more, refund them when it
     costs less; and the return postage by fault (§1.1: the seller refunds it when at fault).

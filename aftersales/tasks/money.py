@@ -16,8 +16,9 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, Refund, RefundKind
-from aftersales.tasks.cases import load_case, no_retry_on_invalid
+from aftersales.tasks.cases import load_case
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 
 def _per_case_step(prefix: str):
@@ -27,8 +28,7 @@ def _per_case_step(prefix: str):
     return key
 
 
-@task(name="refund-buyer", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=_per_case_step("refund"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="refund-buyer", cache_key_fn=_per_case_step("refund"), **OUTSIDE_EFFECT)
 async def refund_buyer(case_id: str, step: str, goods_amount: Decimal, approved_by: str, reason: str,
                        postage: list[PostageLine] | None = None) -> dict:
     """Refund the buyer once: the goods (less any postage share of theirs), and separately the
@@ -100,8 +100,7 @@ def _informational_note(line: PostageLine, goods_ref: str) -> str:
     return f"{line.note}{suffix}"[:500]
 
 
-@task(name="reship-items", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=_per_case_step("reship"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="reship-items", cache_key_fn=_per_case_step("reship"), **OUTSIDE_EFFECT)
 async def reship_items(case_id: str, step: str, items: list[dict], value: Decimal, approved_by: str, reason: str) -> dict:
     """Re-ship goods once; the goods and the postage are the seller's cost (§1.1)."""
     key = f"reship-{case_id}-{step}"

@@ -16,9 +16,10 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import CarrierClient, CarrierError, PlatformClient
-from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 
 def choice_deadline(case: Case):
@@ -38,8 +39,7 @@ async def last_scan(carrier: str, waybill: str, phone: str) -> tuple[str, str]:
     return latest.context, pickup_suggestion(latest.context, latest.area)
 
 
-@task(name="open-out-of-area-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="open-out-of-area-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def open_out_of_area_case(case_id: str, order_id: str, problem: ParcelProblem, requested_by: str, note: str,
                                 flow_run_id: str) -> str:
     """§1.4: check the parcel is on its way, record the problem, and contact the buyer at once."""
@@ -75,8 +75,7 @@ async def open_out_of_area_case(case_id: str, order_id: str, problem: ParcelProb
     return case_id
 
 
-@task(name="switch-carrier", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("switch-carrier"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="switch-carrier", cache_key_fn=per_case("switch-carrier"), **OUTSIDE_EFFECT)
 async def switch_carrier(case_id: str, new_carrier: str, chosen_by: str) -> dict:
     """Ship the order again with another carrier, once; the stranded parcel comes back to stock.
     The new parcel's postage is the extra cost, borne by the seller or the carrier (§1.4)."""
@@ -102,7 +101,7 @@ async def switch_carrier(case_id: str, new_carrier: str, chosen_by: str) -> dict
     return {"reshipment_id": shipment.reshipment_id, "carrier": shipment.carrier, "waybill": shipment.waybill}
 
 
-@task(name="book-returned-parcel", retries=3, retry_delay_seconds=2, cache_key_fn=per_case("returned-parcel"), persist_result=True)
+@task(name="book-returned-parcel", cache_key_fn=per_case("returned-parcel"), **OUTSIDE_EFFECT)
 async def book_returned_parcel(case_id: str, chosen_by: str) -> None:
     """Return and refund: the stranded parcel travels back; its postage is the extra cost (§1.4)."""
     case = load_case(case_id)

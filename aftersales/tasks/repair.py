@@ -15,9 +15,10 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundKind
-from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 
 def terms_of(case: Case) -> RepairTerms:
@@ -25,8 +26,7 @@ def terms_of(case: Case) -> RepairTerms:
                        scope=RepairScope(case.details["scope"]))
 
 
-@task(name="open-repair-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="open-repair-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def open_repair_case(case_id: str, order_id: str, sku: str, fault: str, scope: RepairScope, requested_by: str,
                            flow_run_id: str) -> str:
     """§1.5: the agent's repair order, linked to a received order and one of its items."""
@@ -57,7 +57,7 @@ async def open_repair_case(case_id: str, order_id: str, sku: str, fault: str, sc
     return case_id
 
 
-@task(name="ask-buyer-to-send-in", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("send-in"), persist_result=True)
+@task(name="ask-buyer-to-send-in", cache_key_fn=per_case("send-in"), **OUTSIDE_EFFECT)
 async def ask_buyer_to_send_in(case_id: str, quote: Decimal, approved_by: str) -> dict:
     """The repair goes ahead: the buyer gets the address and the terms (free, or the quote)."""
     case = load_case(case_id)
@@ -80,8 +80,7 @@ async def ask_buyer_to_send_in(case_id: str, quote: Decimal, approved_by: str) -
     return {"quote": str(quote), "bearer": bearer}
 
 
-@task(name="book-repair-costs", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("repair-costs"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="book-repair-costs", cache_key_fn=per_case("repair-costs"), **OUTSIDE_EFFECT)
 async def book_repair_costs(case_id: str, quote: Decimal, approved_by: str, repair_cost: Decimal, postage_back: Decimal,
                             postage_in: Decimal) -> dict:
     """The repair's costs as ledger lines, once. Inside warranty the seller also refunds the postage

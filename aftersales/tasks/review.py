@@ -16,9 +16,10 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundKind, Review
-from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 
 async def find_review(platform: PlatformClient, review_id: str) -> Review:
@@ -32,8 +33,7 @@ def cause_deadline(case: Case):
     return business_calendar().add_working_days(case.opened_at, get_settings().rules.review_cause_working_days)
 
 
-@task(name="open-review-case", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("open"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="open-review-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
 async def open_review_case(case_id: str, review_id: str, department: str | None, requested_by: str, flow_run_id: str) -> str:
     """§1.6: the review specialist passes the buyer's words to the responsible department."""
     with session_scope() as session:
@@ -61,8 +61,7 @@ async def open_review_case(case_id: str, review_id: str, department: str | None,
     return case_id
 
 
-@task(name="report-malicious-review", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("report-review"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="report-malicious-review", cache_key_fn=per_case("report-review"), **OUTSIDE_EFFECT)
 async def report_malicious_review(case_id: str, cause: str, evidence: str, verified_by: str) -> dict:
     """000 §5.2.2: a verified malicious review is reported to the platform, once."""
     case = load_case(case_id)
@@ -79,8 +78,7 @@ async def report_malicious_review(case_id: str, cause: str, evidence: str, verif
     return {"report_id": report.report_id}
 
 
-@task(name="pay-review-compensation", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("compensation"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="pay-review-compensation", cache_key_fn=per_case("compensation"), **OUTSIDE_EFFECT)
 async def pay_compensation(case_id: str, offer_form: OfferForm, amount: Decimal, goods_sku: str, approved_by: str) -> dict:
     """The approved compensation, once: cash through the platform, or goods shipped free.
 

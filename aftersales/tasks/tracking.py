@@ -25,6 +25,7 @@ from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import CarrierClient, CarrierError, NoTrackingRecord, Order, PlatformClient, TrackingResult
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import SCHEDULED_READ
 
 log = logging.getLogger(__name__)
 FEED = "order-feed"
@@ -35,7 +36,7 @@ STOP = "stop"  # the key of the stop-watching finding (tracking_rules.assess)
 # --- the watch list -------------------------------------------------------------------------------
 
 
-@task(name="sync-order-feed", retries=3, retry_delay_seconds=[5, 30, 60], cache_policy=NONE, persist_result=False)
+@task(name="sync-order-feed", **SCHEDULED_READ)
 async def sync_order_feed(page_size: int = 500) -> int:
     """Add shipped orders to the watch list from the platform's incremental feed, page by page.
 

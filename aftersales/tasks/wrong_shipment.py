@@ -14,10 +14,11 @@ from aftersales.domain.wrong_shipment_rules import BuyerChoice, validate_wrong_s
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import Order, PlatformClient
-from aftersales.tasks.cases import load_case, no_retry_on_invalid, per_case
+from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.exchange import stock_of
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 DEPARTMENT = "warehouse"  # 串发/错发 is a picking and packing fault; the supervisor may name another
 
@@ -32,8 +33,7 @@ def items_text(case) -> str:
     return ", ".join(f"{names.get(sku, sku)} ({sku})" for sku in case.details.get("skus", []))
 
 
-@task(name="put-wrong-shipment-right", retries=3, retry_delay_seconds=[2, 10, 30], cache_key_fn=per_case("wrong-shipment-remedy"),
-      persist_result=True, retry_condition_fn=no_retry_on_invalid)
+@task(name="put-wrong-shipment-right", cache_key_fn=per_case("wrong-shipment-remedy"), **OUTSIDE_EFFECT)
 async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> str:
     """Re-ship the correct items (if all are in stock) or refund them; once per case.
 
