@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, model_validator
@@ -96,8 +97,17 @@ class Rules(BaseSettings):
     tracking_no_update_days: int = 3
 
 
+# The secrets that ship with a built-in value so `make run` works on a fresh clone.
+DEFAULT_SECRETS = {"api_key": "dev-api-key-change-me", "platform_api_key": "sandbox-platform-key",
+                   "carrier_key": "sandbox-carrier-key"}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AFTERSALES_", env_file=".env", extra="ignore")
+
+    # development (`make run`, the tests, a checkout): the built-in secrets below are accepted.
+    # production: the system refuses to start while any of them is still the built-in one.
+    environment: Literal["development", "production"] = "development"
 
     # Where the installation keeps its state: ``var/`` below it holds the case database (SQLite),
     # the Prefect server's home, results, exports and logs. Defaults to the checkout.
@@ -113,17 +123,17 @@ class Settings(BaseSettings):
     # The shop platform (orders, refunds, re-shipments, reviews). The sandbox serves it locally;
     # production is a different URL and key.
     platform_url: str = "http://127.0.0.1:8765"
-    platform_api_key: SecretStr = SecretStr("sandbox-platform-key")
+    platform_api_key: SecretStr = SecretStr(DEFAULT_SECRETS["platform_api_key"])
     platform_timeout_seconds: float = 10.0
     platform_retries: int = 4
 
     # Carrier tracking aggregator (Kuaidi100 protocol, see shared/domain/CARRIERS.md).
     carrier_url: str = "http://127.0.0.1:8765/poll/query.do"
     carrier_customer: str = "SANDBOXCUSTOMER"
-    carrier_key: SecretStr = SecretStr("sandbox-carrier-key")
+    carrier_key: SecretStr = SecretStr(DEFAULT_SECRETS["carrier_key"])
 
     # Our own HTTP app (intake events, downloads): every endpoint requires this key.
-    api_key: SecretStr = SecretStr("dev-api-key-change-me")
+    api_key: SecretStr = SecretStr(DEFAULT_SECRETS["api_key"])
     api_host: str = "127.0.0.1"
     api_port: int = 8766
 
@@ -156,6 +166,28 @@ class Settings(BaseSettings):
 
     exports_dir: Path | None = None
 
+    # --- reports (finance export, satisfaction survey, early warning) ---
+    # Where people reach our HTTP app (download links in artifacts, satisfaction links in buyer
+    # messages). Default: the app's own host and port, right for `make run` on one machine.
+    api_public_url: str | None = None
+    # HMAC key of the satisfaction links. Unset: derived from the API key, so a deployment that
+    # changed its API key has an unguessable secret too; set it to rotate links independently.
+    satisfaction_secret: SecretStr | None = None
+
+    # Schedules (Asia/Shanghai). The export runs on the 1st at 06:00 for the previous month.
+    compensation_export_cron: str = "0 6 1 * *"
+    # The quarterly satisfaction survey (000 §7.1.4): first day of each quarter, 10:00.
+    satisfaction_survey_cron: str = "0 10 1 1,4,7,10 *"
+    # Early warning (002 §9.2): every hour at :15.
+    early_warning_cron: str = "15 * * * *"
+
+    # Early warning (002 §9.2) (defaults): windows of this many days, aligned to Mondays; the
+    # threshold is mean + k·stddev of the previous windows' counts, never below the floor.
+    early_warning_window_days: int = 7
+    early_warning_history_windows: int = 8
+    early_warning_k: float = 3.0
+    early_warning_floor: int = 5
+
     # `make run`'s supervisor restarts a component that died, at most this often in 10 minutes.
     supervisor_max_restarts: int = 5
 
@@ -167,6 +199,18 @@ class Settings(BaseSettings):
     runner_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     rules: Rules = Field(default_factory=Rules)
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> "Settings":
+        if self.environment != "production":
+            return self
+        kept = [f"AFTERSALES_{name.upper()}" for name, default in DEFAULT_SECRETS.items()
+                if getattr(self, name).get_secret_value() == default]
+        if kept:
+            raise ValueError(f"AFTERSALES_ENVIRONMENT=production but {', '.join(kept)} still "
+                             f"{'has its' if len(kept) == 1 else 'have their'} built-in development value: set "
+                             f"{'it' if len(kept) == 1 else 'them'} to the installation's own secret")
+        return self
 
     @model_validator(mode="after")
     def _defaults_in_home(self) -> "Settings":
@@ -210,7 +254,15 @@ def apply_prefect_defaults() -> None:
     """
     import os
 
-    for name, value in get_settings().prefect_defaults().items():
+    from pydantic import ValidationError
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # e.g. a built-in secret in production: say which, without a traceback
+        problems = "; ".join((f"{'.'.join(str(part) for part in error['loc'])}: " if error["loc"] else "")
+                             + error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise SystemExit(f"aftersales: the settings were refused: {problems}") from None
+    for name, value in settings.prefect_defaults().items():
         os.environ.setdefault(name, value)
     # Prefect creates its home without parents; a fresh checkout has no var/ yet
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)

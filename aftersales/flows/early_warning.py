@@ -10,8 +10,8 @@ from datetime import datetime
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 
+from aftersales.domain.settings import get_settings
 from aftersales.reporting.early_warning import check
-from aftersales.reporting.settings import reporting_settings
 
 
 @flow(name="early-warning", log_prints=True)
@@ -29,7 +29,7 @@ async def early_warning(as_of: datetime | None = None) -> dict:
 def deployments(schedule) -> list:
     return [
         early_warning.to_deployment(
-            name="early-warning", tags=["reporting", "quality"], schedules=schedule(reporting_settings().early_warning_cron),
+            name="early-warning", tags=["reporting", "quality"], schedules=schedule(get_settings().early_warning_cron),
             description="预警 Returns/complaints per SKU and category above their historical threshold.",
         )
     ]

@@ -19,7 +19,7 @@ from aftersales.domain.calendar import utcnow
 from aftersales.domain.settings import get_settings
 from aftersales.reporting.compensation import export_compensation
 from aftersales.reporting.months import Month
-from aftersales.reporting.settings import api_public_url, reporting_settings
+from aftersales.reporting.links import api_public_url
 from aftersales.reporting.statistics import monthly_statistics, to_markdown, write_statistics_workbook
 
 
@@ -72,7 +72,7 @@ async def monthly_statistics_flow(month: str | None = None, as_of: datetime | No
 
 
 def deployments(schedule) -> list:
-    cron = reporting_settings().compensation_export_cron
+    cron = get_settings().compensation_export_cron
     return [
         compensation_export.to_deployment(
             name="compensation-export", tags=["finance", "reporting"], schedules=schedule(cron),

@@ -15,7 +15,6 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations.notify import deliver_pending
 from aftersales.reporting.months import Month
 from aftersales.reporting.satisfaction import survey
-from aftersales.reporting.settings import reporting_settings
 
 
 def quarter_bounds(year: int, number: int) -> tuple[str, datetime, datetime]:
@@ -53,7 +52,7 @@ async def satisfaction_survey(as_of: datetime | None = None, quarter: str | None
 def deployments(schedule) -> list:
     return [
         satisfaction_survey.to_deployment(
-            name="satisfaction-survey", tags=["reporting"], schedules=schedule(reporting_settings().satisfaction_survey_cron),
+            name="satisfaction-survey", tags=["reporting"], schedules=schedule(get_settings().satisfaction_survey_cron),
             description="季度满意度调查 Asks the buyers of last quarter's closed cases without a score.",
         )
     ]

@@ -32,7 +32,6 @@ from aftersales.domain.models import Case, Process, WarningAlert
 from aftersales.domain.settings import get_settings
 from aftersales.integrations.db import get_engine, session_scope
 from aftersales.integrations.notify import render
-from aftersales.reporting.settings import reporting_settings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def subjects_of(details: dict) -> set[tuple[str, str]]:
 
 
 def find_breaches(as_of: datetime | None = None, engine: Engine | None = None) -> list[Breach]:
-    settings = reporting_settings()
+    settings = get_settings()
     days, history, k, floor = (settings.early_warning_window_days, settings.early_warning_history_windows,
                                settings.early_warning_k, settings.early_warning_floor)
     moment = as_of or utcnow()

@@ -25,7 +25,7 @@ from aftersales.domain.models import Case, CaseEvent, CaseStatus
 from aftersales.integrations import case_store
 from aftersales.integrations import notify as outbox
 from aftersales.integrations.db import session_scope
-from aftersales.reporting.settings import api_public_url, satisfaction_key
+from aftersales.reporting.links import api_public_url, satisfaction_key
 
 log = logging.getLogger(__name__)
 
