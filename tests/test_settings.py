@@ -14,7 +14,9 @@ from aftersales.domain.settings import DEFAULT_SECRETS, Settings
 CLEAN = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
 
 
-def test_development_accepts_the_built_in_secrets():
+def test_development_accepts_the_built_in_secrets(monkeypatch):
+    for name in ("AFTERSALES_ENVIRONMENT", "AFTERSALES_API_KEY", "AFTERSALES_PLATFORM_API_KEY", "AFTERSALES_CARRIER_KEY"):
+        monkeypatch.delenv(name, raising=False)  # a test stack of this process may have set them
     settings = Settings(_env_file=None)
     assert settings.environment == "development"
     assert settings.api_key.get_secret_value() == DEFAULT_SECRETS["api_key"]
