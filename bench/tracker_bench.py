@@ -31,7 +31,7 @@ KEY = "bench-sandbox-key"
 
 
 def start_sandbox(port: int, orders: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "aftersales.integrations.sandbox", "--host", "127.0.0.1", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "sandbox_platform", "--host", "127.0.0.1", "--port", str(port),
                                 "--api-key", KEY, "--log-level", "warning"], cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -49,7 +49,7 @@ def floor(base: str, orders: int, concurrency: int) -> dict:
     import asyncio
 
     from aftersales.integrations.platform import kuaidi100_sign
-    from aftersales.integrations.sandbox.bulk import bulk_waybill
+    from sandbox_platform.bulk import bulk_waybill
     from aftersales.domain.settings import get_settings
 
     settings = get_settings()

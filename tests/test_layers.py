@@ -90,6 +90,14 @@ def test_the_domain_imports_no_prefect_and_nothing_above_it():
                 assert not imported.startswith("aftersales.") or imported.startswith("aftersales.domain"), f"{path.name} imports {imported}"
 
 
+def test_no_production_module_imports_the_sandbox():
+    """The sandbox platform is a test double: `make run` starts it as a process of its own."""
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(name.split(".")[0] == "sandbox_platform" for name in names), f"{path} imports the sandbox"
+
+
 def test_the_checker_sees_an_import_inside_a_function(tmp_path):
     """The graph is read from every import statement, so a cycle hidden in a function is found."""
     known = {"aftersales.flows.a": tmp_path / "a.py", "aftersales.deployments.b": tmp_path / "b.py"}

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from aftersales.integrations.platform import PlatformClient
-from aftersales.integrations.sandbox.app import seed_orders
+from sandbox_platform.app import seed_orders
 from tests.support.sandbox import start_sandbox
 
 API_KEY = "test-feed-key"

@@ -11,7 +11,7 @@ from sqlmodel import select
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.models import Case, TrackedOrder
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.sandbox.bulk import bulk_waybill
+from sandbox_platform.bulk import bulk_waybill
 from tests.support.stack import wait_until
 
 

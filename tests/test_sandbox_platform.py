@@ -24,7 +24,7 @@ from aftersales.integrations.platform import (
     ReshipmentItem,
     kuaidi100_sign,
 )
-from aftersales.integrations.sandbox.app import seed_orders
+from sandbox_platform.app import seed_orders
 from tests.support.sandbox import start_sandbox
 
 API_KEY = "test-platform-key"

@@ -104,7 +104,7 @@ def main() -> int:
         # a fresh Prefect database migrates for about 40 s on a 2-core machine
         Component("prefect-server", ["-m", "prefect", "server", "start", "--host", prefect.hostname, "--port", str(prefect.port)],
                   f"{prefect_api}/health", f"Prefect server + UI on {settings.ui_url}", ready_timeout=300),
-        Component("sandbox", ["-m", "aftersales.integrations.sandbox", "--host", platform.hostname, "--port", str(platform.port),
+        Component("sandbox", ["-m", "sandbox_platform", "--host", platform.hostname, "--port", str(platform.port),
                               "--api-key", sandbox_key],
                   f"{settings.platform_url.rstrip('/')}/api/orders/O20261120-001", f"sandbox platform on {settings.platform_url}",
                   {"X-Api-Key": sandbox_key}, 60),

@@ -3,7 +3,7 @@
 One client per outside system, each wrapping one ``httpx.AsyncClient``:
 
 * ``PlatformClient``: orders, return addresses, refunds, re-shipments and reviews from the shop
-  platform's HTTP gateway (the sandbox in ``integrations/sandbox`` speaks the same API).
+  platform's HTTP gateway (the sandbox in ``sandbox_platform/`` speaks the same API).
 * ``CarrierClient``: Kuaidi100's real-time query (``shared/domain/CARRIERS.md``), so going live is
   a URL and a key.
 

@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from aftersales.integrations.sandbox.app import create_app
+from sandbox_platform.app import create_app
 
 
 def start_sandbox(api_key: str, **app_options: Any) -> tuple[str, FastAPI, Callable[[], None]]:

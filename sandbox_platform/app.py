@@ -51,8 +51,8 @@ from aftersales.integrations.platform import (
     Coupon,
     ReviewReport,
 )
-from aftersales.integrations.sandbox.bulk import synthetic_orders
-from aftersales.integrations.sandbox.parcels import SHANGHAI, Parcel, ParcelEvent
+from sandbox_platform.bulk import synthetic_orders
+from sandbox_platform.parcels import SHANGHAI, Parcel, ParcelEvent
 
 Clock = Callable[[], datetime]
 

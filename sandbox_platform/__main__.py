@@ -1,4 +1,4 @@
-"""Serve the sandbox shop platform: ``python -m aftersales.integrations.sandbox --port 8765``."""
+"""Serve the sandbox shop platform: ``python -m sandbox_platform --port 8765``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import argparse
 import uvicorn
 
 from aftersales.domain.settings import get_settings
-from aftersales.integrations.sandbox.app import create_app
+from sandbox_platform.app import create_app
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
-    parser = argparse.ArgumentParser(prog="python -m aftersales.integrations.sandbox",
+    parser = argparse.ArgumentParser(prog="python -m sandbox_platform",
                                      description="In-memory shop platform and Kuaidi100 query.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from aftersales.integrations.platform import Customer, Order, OrderItem, OrderStatus
-from aftersales.integrations.sandbox.parcels import Parcel, ParcelEvent
+from sandbox_platform.parcels import Parcel, ParcelEvent
 
 PROBLEMS = ("207", "209", "303", "stale")
 
