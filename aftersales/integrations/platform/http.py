@@ -1,0 +1,78 @@
+"""What both clients share on the wire: retries with backoff on transient failures only, JSON
+with ``Decimal``, error details, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+
+RETRYABLE_STATUS = {429} | set(range(500, 600))
+
+
+class Backoff:
+    """Exponential backoff with jitter, so many clients retrying do not hit the gateway in step."""
+
+    def __init__(self, base: float, cap: float):
+        self.base = base
+        self.cap = cap
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after and retry_after.isdigit():
+            # the gateway knows best when it will be back; still never wait past the cap
+            return min(float(retry_after), self.cap)
+        return min(self.base * 2**attempt, self.cap) * random.uniform(0.5, 1.0)
+
+
+async def with_retries(
+    send: Callable[[], Awaitable[httpx.Response]],
+    retries: int,
+    backoff: Backoff,
+    give_up: Callable[[int | None, str], Exception],
+) -> httpx.Response:
+    """Send until an answer that is not worth retrying; ``give_up`` builds the final error.
+
+    The caller's ``send`` repeats the same request, idempotency key included, so a retry after a
+    lost answer replays the first effect instead of paying twice.
+    """
+    for attempt in range(retries + 1):
+        try:
+            response = await send()
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
+            # transient only: a bad URL or scheme (UnsupportedProtocol) is a setup bug, raised as is
+            status, detail, retry_after = None, f"{type(error).__name__} {error}".strip(), None
+        else:
+            if response.status_code not in RETRYABLE_STATUS:
+                return response
+            status, detail = response.status_code, detail_of(response)
+            retry_after = response.headers.get("Retry-After")
+        if attempt < retries:
+            await asyncio.sleep(backoff.delay(attempt, retry_after))
+    raise give_up(status, f"{detail} (after {retries + 1} attempts)")
+
+
+def json_body(response: httpx.Response) -> Any:
+    # parse_float=Decimal: should a gateway ever send a number, no cent is lost on the way
+    return json.loads(response.content, parse_float=Decimal)
+
+
+def detail_of(response: httpx.Response) -> str:
+    try:
+        body = json_body(response)
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        detail = body["detail"]
+        return detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False, default=str)
+    return json.dumps(body, ensure_ascii=False, default=str)[:300]
+
+
+def secret_value(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
