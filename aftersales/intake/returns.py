@@ -27,7 +27,6 @@ def return_case_id(order_id: str, request_ref: str | None = None) -> str:
     return f"return-{order_id}" + (f"-{request_ref}" if request_ref else "")
 
 
-
 async def open_return(order_id: str, amount: str, reason: str = "", kind: ReturnKind | str = ReturnKind.NO_REASON,
                       requested_by: str = "buyer", missing_skus: list[str] | None = None,
                       request_ref: str | None = None) -> Opened:
