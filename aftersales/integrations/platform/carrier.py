@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from aftersales.domain.settings import Settings, get_settings
 from aftersales.integrations.platform.errors import CarrierError, NoTrackingRecord
-from aftersales.integrations.platform.http import Backoff, detail_of, json_body, secret_value, with_retries
+from aftersales.integrations.platform.http import GatewayClient, detail_of, json_body, secret_value, with_retries
 from aftersales.integrations.platform.models import TrackingEvent, TrackingResult
 
 # Kuaidi100 writes its times as local China time without an offset.
@@ -27,7 +27,7 @@ def kuaidi100_sign(param: str, key: str, customer: str) -> str:
     return hashlib.md5((param + key + customer).encode("utf-8")).hexdigest().upper()
 
 
-class CarrierClient:
+class CarrierClient(GatewayClient):
     """Kuaidi100 real-time query. Use as ``async with CarrierClient() as carrier:``.
 
     Respect the aggregator's rate rule (one query per waybill about every 30 minutes) in the
@@ -52,19 +52,8 @@ class CarrierClient:
         self.customer = customer or settings.carrier_customer
         self._key = secret_value(key or settings.carrier_key)
         # no carrier-specific timeout/retry settings yet: the platform's serve both gateways
-        self.retries = settings.platform_retries if retries is None else retries
-        self._backoff = Backoff(backoff_base, backoff_cap)
-        seconds = settings.platform_timeout_seconds if timeout is None else timeout
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(seconds), transport=transport)
-
-    async def __aenter__(self) -> CarrierClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        super().__init__(settings=settings, timeout=timeout, retries=retries, transport=transport,
+                         backoff_base=backoff_base, backoff_cap=backoff_cap)
 
     async def query(self, com: str, num: str, phone: str | None = None) -> TrackingResult:
         """The parcel's tracking; ``phone`` (recipient's, or its last 4 digits) is needed for SF."""

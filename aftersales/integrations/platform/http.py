@@ -8,11 +8,12 @@ import json
 import random
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from pydantic import SecretStr
 
+from aftersales.domain.settings import Settings
 
 RETRYABLE_STATUS = {429} | set(range(500, 600))
 
@@ -76,3 +77,27 @@ def detail_of(response: httpx.Response) -> str:
 
 def secret_value(value: str | SecretStr) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+class GatewayClient:
+    """What both clients share: one ``httpx.AsyncClient`` (one connection pool) with an explicit
+    timeout, and the retry budget and backoff its calls go through (``with_retries``). Use a client
+    as ``async with …:``; arguments override the settings (``AFTERSALES_PLATFORM_TIMEOUT_SECONDS``,
+    ``_RETRIES``); ``transport`` lets a test or a bench plug in its own httpx transport."""
+
+    def __init__(self, *, settings: Settings, timeout: float | None, retries: int | None,
+                 transport: httpx.AsyncBaseTransport | None, backoff_base: float, backoff_cap: float,
+                 base_url: str = "", headers: dict[str, str] | None = None):
+        self.retries = settings.platform_retries if retries is None else retries
+        self._backoff = Backoff(backoff_base, backoff_cap)
+        seconds = settings.platform_timeout_seconds if timeout is None else timeout
+        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=httpx.Timeout(seconds), transport=transport)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

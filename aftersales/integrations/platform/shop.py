@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from aftersales.domain.settings import Settings, get_settings
 from aftersales.integrations.platform.errors import OrderNotFound, PlatformError, PlatformRejected, PlatformUnavailable
-from aftersales.integrations.platform.http import Backoff, detail_of, json_body, secret_value, with_retries
+from aftersales.integrations.platform.http import GatewayClient, detail_of, json_body, secret_value, with_retries
 from aftersales.integrations.platform.models import (
     Charge,
     Coupon,
@@ -31,11 +31,10 @@ from aftersales.integrations.platform.models import (
 )
 
 
-class PlatformClient:
+class PlatformClient(GatewayClient):
     """The shop platform's gateway. Use as ``async with PlatformClient() as platform:``.
 
-    Arguments override the settings (``AFTERSALES_PLATFORM_*``); ``transport`` lets a test or a
-    bench plug in its own httpx transport.
+    Arguments override the settings (``AFTERSALES_PLATFORM_*``).
     """
 
     def __init__(
@@ -51,24 +50,9 @@ class PlatformClient:
         settings: Settings | None = None,
     ):
         settings = settings or get_settings()
-        self.retries = settings.platform_retries if retries is None else retries
-        self._backoff = Backoff(backoff_base, backoff_cap)
-        seconds = settings.platform_timeout_seconds if timeout is None else timeout
-        self._http = httpx.AsyncClient(
-            base_url=base_url or settings.platform_url,
-            headers={"X-Api-Key": secret_value(api_key or settings.platform_api_key)},
-            timeout=httpx.Timeout(seconds),
-            transport=transport,
-        )
-
-    async def __aenter__(self) -> PlatformClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        super().__init__(settings=settings, timeout=timeout, retries=retries, transport=transport, backoff_base=backoff_base,
+                         backoff_cap=backoff_cap, base_url=base_url or settings.platform_url,
+                         headers={"X-Api-Key": secret_value(api_key or settings.platform_api_key)})
 
     # orders
 
