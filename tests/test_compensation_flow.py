@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from aftersales.intake.compensation import open_compensation
 from aftersales.domain.models import Case, Wait
 from aftersales.domain.rules import InvalidRequest
+from aftersales.intake.compensation import open_compensation
 from aftersales.integrations.db import session_scope
 from tests.support.records import events, ledger
 from tests.support.records import assert_platform_paid_matches

@@ -12,9 +12,9 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from aftersales.deployments.cli import app as cli
-from aftersales.intake.exchange import open_exchange
 from aftersales.domain.models import Case, LedgerLine
 from aftersales.domain.rules import InvalidRequest
+from aftersales.intake.exchange import open_exchange
 from aftersales.integrations.db import session_scope
 from tests.support.records import events
 from tests.support.records import assert_platform_paid_matches

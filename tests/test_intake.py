@@ -11,9 +11,9 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from aftersales.deployments.cli import app as cli
-from aftersales.intake.returns import open_return
 from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest
+from aftersales.intake.returns import open_return
 from aftersales.integrations.db import session_scope
 
 

@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from aftersales.intake.wrong_shipment import open_wrong_shipment
 from aftersales.domain.models import Case, LedgerLine, Wait
 from aftersales.domain.rules import InvalidRequest
+from aftersales.intake.wrong_shipment import open_wrong_shipment
 from aftersales.integrations.db import session_scope
 from tests.support.stack import wait_until
 from tests.support.records import events

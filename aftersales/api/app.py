@@ -16,10 +16,10 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from aftersales.approvals.resume import ResumeRefused, resume_wait
-from aftersales.intake.returns import open_return
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import InvalidRequest, ReturnKind, shown
 from aftersales.domain.settings import get_settings
+from aftersales.intake.returns import open_return
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 

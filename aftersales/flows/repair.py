@@ -44,8 +44,8 @@ from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.intake.repair import open_repair
 from aftersales.tasks.cases import close_case, load_case, record_step
-from aftersales.tasks.repair import ask_buyer_to_send_in, book_repair_costs, open_repair_case
 from aftersales.tasks.recovery import CASE_RUN
+from aftersales.tasks.repair import ask_buyer_to_send_in, book_repair_costs, open_repair_case
 
 
 @flow(name="repair", **CASE_RUN)

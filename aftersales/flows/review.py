@@ -40,8 +40,8 @@ from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.intake.review import open_review_followup
 from aftersales.tasks.cases import close_case, load_case, record_step
-from aftersales.tasks.review import cause_deadline, open_review_case, pay_compensation, report_malicious_review
 from aftersales.tasks.recovery import CASE_RUN
+from aftersales.tasks.review import cause_deadline, open_review_case, pay_compensation, report_malicious_review
 
 
 @flow(name="review-followup", **CASE_RUN)

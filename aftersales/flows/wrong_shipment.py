@@ -37,8 +37,8 @@ from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.cases import close_case, load_case, per_case, record_step
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
-from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right, wrong_shipment_facts
 from aftersales.tasks.recovery import CASE_RUN
+from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right, wrong_shipment_facts
 
 UNASSIGNED = "未指定 unassigned"
 

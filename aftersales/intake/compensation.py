@@ -3,9 +3,9 @@ then one flow run is started for the case (the case id is the idempotency key)."
 
 from __future__ import annotations
 
+from aftersales.domain.compensation_rules import approval_chain
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_text
-from aftersales.domain.compensation_rules import approval_chain
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient

@@ -3,8 +3,8 @@ then one flow run is started for the case (the case id is the idempotency key)."
 
 from __future__ import annotations
 
-from aftersales.domain.masking import mask_text
 from aftersales.domain.exchange_rules import exchange_kind
+from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import ReturnKind, approval_level, check_order_id, check_ref, check_skus, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, start_case_run

@@ -7,8 +7,8 @@ reports state 2 (疑难) with an out-of-area, blind-area or stranded detail (CAR
 from __future__ import annotations
 
 from aftersales.domain.masking import mask_text
-from aftersales.domain.rules import check_order_id, check_text
 from aftersales.domain.out_of_area_rules import ParcelProblem, parse_problem, validate_problem_parcel
+from aftersales.domain.rules import check_order_id, check_text
 from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts

@@ -3,10 +3,10 @@ its run. One repair order per order and item: a repeated request finds it alread
 
 from __future__ import annotations
 
-from aftersales.domain.masking import mask_text
-from aftersales.domain.rules import check_order_id, check_skus, check_text
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.masking import mask_text
 from aftersales.domain.repair_rules import RepairScope, parse_scope, validate_repair_request
+from aftersales.domain.rules import check_order_id, check_skus, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient

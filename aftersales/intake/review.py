@@ -7,8 +7,8 @@ A positive or unknown review is refused (InvalidRequest) and nothing is recorded
 
 from __future__ import annotations
 
-from aftersales.domain.rules import check_id, check_text
 from aftersales.domain.review_rules import check_followed_up, parse_department
+from aftersales.domain.rules import check_id, check_text
 from aftersales.intake.core import Opened, start_case_run
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.review import find_review
