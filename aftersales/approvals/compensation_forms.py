@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import ClassVar
 
 from pydantic import Field
 
-from aftersales.approvals.forms import StaffForm
+from aftersales.approvals.forms import ApprovalDecision, StaffForm
 from aftersales.domain.models import Role
-
-
-class ApprovalDecision(StrEnum):
-    APPROVE = "approve"
-    DECLINE = "decline"
 
 
 class CompensationApproval(StaffForm):

@@ -64,6 +64,14 @@ class ReviewDecision(StrEnum):
     REFUSE = "refuse"
 
 
+class ApprovalDecision(StrEnum):
+    """A superior's answer to a request that needs approval (§1.3 compensation, §1.5 repair): one
+    vocabulary for every approval form, so the trail and the statistics read the same everywhere."""
+
+    APPROVE = "approve"
+    DECLINE = "decline"
+
+
 class SellerReview(StaffForm):
     """§1.1 step 2: the seller agrees or refuses the return within 5 days."""
 

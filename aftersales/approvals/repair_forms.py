@@ -9,13 +9,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from aftersales.approvals.forms import MONEY_PATTERN, EventForm, StaffForm
+from aftersales.approvals.forms import MONEY_PATTERN, ApprovalDecision, EventForm, StaffForm
 from aftersales.domain.models import Role
-
-
-class ApprovalDecision(StrEnum):
-    APPROVE = "approve"
-    DECLINE = "decline"
 
 
 class RepairApproval(StaffForm):

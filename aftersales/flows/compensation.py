@@ -23,11 +23,11 @@ from datetime import datetime
 from prefect import flow, task
 
 from aftersales.approvals.compensation_forms import (
-    ApprovalDecision,
     CompensationApproval,
     ManagerCompensationApproval,
     SupervisorCompensationApproval,
 )
+from aftersales.approvals.forms import ApprovalDecision
 from aftersales.approvals.waits import WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.compensation_rules import approval_chain, next_approver

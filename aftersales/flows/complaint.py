@@ -26,7 +26,6 @@ from decimal import Decimal
 from prefect import flow
 
 from aftersales.approvals.complaint_forms import (
-    ApprovalDecision,
     CompensationApproval,
     CustomerAnswer,
     CustomerAnswerChoice,
@@ -38,6 +37,7 @@ from aftersales.approvals.complaint_forms import (
     Solution,
 )
 from aftersales.approvals.deadline_ladder import Ladder, await_with_escalation
+from aftersales.approvals.forms import ApprovalDecision
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain import complaint_rules as rules_
 from aftersales.domain.calendar import business_calendar
@@ -114,7 +114,7 @@ async def agree_on_a_solution(case: Case, findings: Decision) -> Agreed:
         if amount > 0:
             case = load_case(case.id)  # the amount at stake is on the case now
             approval = await await_decision(case, compensation_approval(case, round_, proposal))
-            if approval.data.decision == ApprovalDecision.REFUSE:
+            if approval.data.decision == ApprovalDecision.DECLINE:
                 await record_step(case.id, f"solution-{round_}:refused", "complaint.compensation_refused", approval.actor,
                                   details={"round": round_, "amount": amount, "note": approval.data.note, "by_deadline": approval.by_deadline},
                                   notify="complaint_compensation_refused", staff_tags=[handler(case)], note=approval.data.note, compensation=amount)
@@ -236,7 +236,7 @@ def compensation_approval(case: Case, round_: int, proposal: Decision) -> WaitSp
     def check(form: CompensationApproval) -> str | None:
         if form.staff_id == proposal.actor:
             return f"提出补偿的人不能自己审批 {proposal.actor} proposed this compensation and cannot approve it"
-        if form.decision == ApprovalDecision.REFUSE and not form.note.strip():
+        if form.decision == ApprovalDecision.DECLINE and not form.note.strip():
             return "不同意须写明原因 a refusal needs a note for the handler"
         return None
 
@@ -246,7 +246,7 @@ def compensation_approval(case: Case, round_: int, proposal: Decision) -> WaitSp
         form=CompensationApproval,
         deadline=business_calendar().add_hours(proposal.answered_at, hours),
         default_action=f"{hours} 小时未审批，不予补偿，方案退回重拟 not approved in {hours} h: refused, the handler proposes again",
-        default_input={"decision": ApprovalDecision.REFUSE.value, "note": "审批超时 not approved in time"},
+        default_input={"decision": ApprovalDecision.DECLINE.value, "note": "审批超时 not approved in time"},
         addressed_to=approval_level(case.amount, rules).value,
         amount=case.amount,
         check=check,

@@ -26,8 +26,8 @@ from decimal import Decimal
 from prefect import flow
 
 from aftersales.approvals.escalation import await_or_escalate, escalating
+from aftersales.approvals.forms import ApprovalDecision
 from aftersales.approvals.repair_forms import (
-    ApprovalDecision,
     RepairApproval,
     RepairDone,
     RepairReceipt,
