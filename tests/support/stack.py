@@ -285,21 +285,24 @@ class Stack:
         own team never waits for a shared member's next 30-second code; the code rules are unchanged."""
         from aftersales.approvals.auth import DEMO_STAFF
 
-        return Team(self, {demo.id: self.enrol(demo.id) for demo in DEMO_STAFF})
+        ids = [demo.id for demo in DEMO_STAFF]
+        return Team(self, dict(zip(ids, self.enrol(*ids))))
 
-    def enrol(self, demo_id: str) -> str:
-        """One new member with the demo member's name, role and limit and a secret of its own."""
+    def enrol(self, *demo_ids: str) -> list[str]:
+        """New members, one per demo id, each with that demo member's name, role and limit and a
+        secret of its own; one transaction for all of them."""
         from aftersales.approvals.auth import DEMO_STAFF
         from aftersales.domain.models import Staff
         from aftersales.integrations.db import session_scope
 
-        demo = {m.id: m for m in DEMO_STAFF}[demo_id]
-        member = Staff(id=f"{demo.id}-{uuid.uuid4().hex[:6].upper()}", name=demo.name, role=demo.role,
-                       approval_limit=demo.approval_limit, contact=demo.contact, totp_secret=pyotp.random_base32())
+        demos = {m.id: m for m in DEMO_STAFF}
+        members = [Staff(id=f"{demo.id}-{uuid.uuid4().hex[:6].upper()}", name=demo.name, role=demo.role,
+                         approval_limit=demo.approval_limit, contact=demo.contact, totp_secret=pyotp.random_base32())
+                   for demo in (demos[demo_id] for demo_id in demo_ids)]
         with session_scope() as session:
-            session.add(member)
-        self._secrets[member.id] = member.totp_secret
-        return member.id
+            session.add_all(members)
+        self._secrets.update({member.id: member.totp_secret for member in members})
+        return [member.id for member in members]
 
     def member(self, staff_id: str) -> str:
         """The running test's own member for a demo id (S002 → its team's S002), else the id itself."""
@@ -446,7 +449,7 @@ class Team(dict):
         """The ``n``-th colleague of ``team[demo_id]``: same role and limit, a member of their own."""
         colleagues = self._colleagues.setdefault(demo_id, [])
         while len(colleagues) < n:
-            colleagues.append(self._stack.enrol(demo_id))
+            colleagues.extend(self._stack.enrol(demo_id))
         return colleagues[n - 1]
 
 
