@@ -5,6 +5,7 @@ function (the way cycles used to be dodged). Read from the source with ``ast``; 
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aftersales"
@@ -45,6 +46,7 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     return targets
 
 
+@cache  # the tree is read once for all the checks
 def import_graph() -> dict[str, set[str]]:
     known = modules()
     return {name: imports_of(name, path, known) for name, path in known.items()}
