@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
+from aftersales.domain.calendar import shop_time
 from aftersales.domain.models import Case, Role
-from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import record_step
 
 
@@ -39,14 +39,10 @@ class Ladder:
     overdue_action: str = ""
 
 
-def _local(moment: datetime) -> str:
-    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
-
-
 async def await_with_escalation(case: Case, spec: WaitSpec, ladder: Ladder) -> Decision:
     """Wait for ``spec``'s form, escalating on the way (see module docstring). Returns the first
     real answer; ``spec.deadline``/``addressed_to``/``default_action`` are set per rung."""
-    due = _local(ladder.due)
+    due = shop_time(ladder.due)
     first = replace(
         spec, addressed_to=ladder.handler, deadline=ladder.warn_at,
         default_action=ladder.warning_action or f"截止 {due} 前的预警点仍未处理：升级给主管 not done by the warning point before the {due} deadline: escalated to the supervisor",
@@ -70,7 +66,7 @@ async def await_with_escalation(case: Case, spec: WaitSpec, ladder: Ladder) -> D
         deadline = ladder.due + ladder.remind_every * reminder
         overdue = replace(
             spec, step=f"{spec.step}-overdue-{reminder}", addressed_to=Role.MANAGER.value, deadline=deadline,
-            default_action=f"已超期，{_local(deadline)} 再次提醒经理 overdue: the manager is reminded again at {_local(deadline)}",
+            default_action=f"已超期，{shop_time(deadline)} 再次提醒经理 overdue: the manager is reminded again at {shop_time(deadline)}",
         )
         decision = await await_decision(case, overdue)
         if not decision.by_deadline:

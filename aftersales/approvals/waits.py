@@ -35,7 +35,7 @@ from sqlmodel import select
 
 from aftersales.approvals.auth import Verdict, check_staff_decision
 from aftersales.approvals.forms import SYSTEM_ACTOR, EventForm, StaffForm, prefilled
-from aftersales.domain.calendar import utcnow
+from aftersales.domain.calendar import shop_time, utcnow
 from aftersales.domain.masking import mask_phone, mask_text
 from aftersales.domain.models import Case, CaseStatus, Role, Wait, WaitStatus
 from aftersales.domain.rules import InvalidRequest
@@ -189,7 +189,7 @@ def _decision_from_row(spec: WaitSpec, wait: Wait) -> Decision:
 def describe(case: Case, spec: WaitSpec, wait: Wait) -> str:
     """The markdown shown above the Resume form: what a supervisor needs to decide."""
     ctx = case_context(case)
-    tz_deadline = wait.deadline.astimezone(_tz()).strftime("%Y-%m-%d %H:%M")
+    tz_deadline = shop_time(wait.deadline)
     lines = [
         f"### {spec.title}",
         f"**案件 Case** `{case.id}` · **订单 Order** `{case.order_id}` · **金额 Amount** ¥{case.amount}",
@@ -201,12 +201,6 @@ def describe(case: Case, spec: WaitSpec, wait: Wait) -> str:
     if wait.notice:
         lines.append(f"> ⚠️ 上次提交未通过 Previous answer not accepted: {wait.notice}")
     return "\n\n".join(lines)
-
-
-def _tz():
-    from aftersales.domain.settings import get_settings
-
-    return get_settings().tz
 
 
 # --- the deadline sweeper's side ---------------------------------------------------------------

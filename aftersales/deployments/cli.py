@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from aftersales.domain.calendar import shop_time
 from aftersales.domain.settings import get_settings
 
 app = typer.Typer(help="E-commerce after-sales processes run as Prefect flows. 售后流程。", no_args_is_help=True)
@@ -59,7 +60,7 @@ def _fail(message: str) -> None:
 
 
 def _local(moment: Optional[datetime]) -> str:
-    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M") if moment else "-"
+    return shop_time(moment) if moment else "-"
 
 
 @db_app.command("upgrade")

@@ -61,6 +61,13 @@ class BusinessCalendar:
         return local.replace(year=day.year, month=day.month, day=day.day)
 
 
+def shop_time(moment: datetime) -> str:
+    """A moment as the shop reads it: its local time (``AFTERSALES_TIMEZONE``) to the minute."""
+    from aftersales.domain.settings import get_settings
+
+    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+
+
 def business_calendar() -> BusinessCalendar:
     from aftersales.domain.settings import get_settings, load_calendar_days
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aftersales.domain import complaint_rules as rules_
-from aftersales.domain.calendar import business_calendar, utcnow
+from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, record_case_at_intake, start_case_run
@@ -54,16 +54,13 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
     response = rules_.first_response_clock(received, checked_level, settings.rules, calendar)
     plan = rules_.plan_clock(received, checked_level, settings.rules, calendar)
 
-    def local(moment: datetime) -> str:
-        return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
-
     ticket = ticket or f"{order_id or customer['customer_id']}-{code}"
     case_id = complaint_case_id(ticket)
     complaint = {
         "channel": checked_channel.value, "category_code": code, "category": kind.value,
         "category_label": rules_.CATEGORY_LABEL[kind], "level": checked_level, "level_meaning": rules_.LEVEL_MEANING[checked_level],
         "customer": customer, "order_id": order_id, "object": what, "cause": why, "demand": wants,
-        "received_at": received.isoformat(), "first_response_due": local(response.due), "plan_due": local(plan.due),
+        "received_at": received.isoformat(), "first_response_due": shop_time(response.due), "plan_due": shop_time(plan.due),
         "special": list(routing.special), "special_label": ", ".join(routing.special) or "-",
         "brand_owner": owner or None, "requested_by": requested_by,
         "routing": {"department": routing.department.value, "handler": routing.handler.value,

@@ -3,9 +3,7 @@ is refused and nothing is recorded; the buyer's contact details go into the case
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from aftersales.domain.calendar import business_calendar, utcnow
+from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.dispute_rules import REASON_LABEL, check_claim, check_order_for_dispute, check_reason
 from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text, parse_amount
 from aftersales.domain.settings import get_settings
@@ -16,10 +14,6 @@ from aftersales.tasks.dispute import case_fields
 
 def dispute_case_id(order_id: str, platform_ref: str | None = None) -> str:
     return f"dispute-{order_id}" + (f"-{platform_ref}" if platform_ref else "")
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
 
 
 async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, platform_ref: str | None = None,
@@ -49,7 +43,7 @@ async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, plat
         "order_id": order.order_id, "reason": checked_reason.value, "reason_label": REASON_LABEL[checked_reason],
         "buyer_statement": statement, "platform_ref": ref, "claimed_amount": str(claimed), "registered_by": registered_by,
         "customer": order.customer.model_dump(mode="json"), "items": [item.model_dump(mode="json") for item in order.items],
-        "reply_due": _local(reply_due),
+        "reply_due": shop_time(reply_due),
     }
     # the buyer's contact details stay in the case database; the run gets the case id only
     record_case_at_intake(same=_same_dispute, **case_fields(case_id, dispute))
