@@ -171,13 +171,11 @@ def test_bad_review_requests_are_refused(stack, sandbox_clean):
 
 
 def test_demo_cases_of_the_three_processes_wait_for_a_person(stack, sandbox_clean):
-    import aftersales.flows.out_of_area as out_of_area
-    import aftersales.flows.repair as repair
-    import aftersales.flows.review as review
+    from aftersales.intake.registry import process
 
     opened = []
-    for module in (out_of_area, repair, review):
-        opened += [o.case_id for o in stack.run(module.demo_cases())]
+    for name in ("out-of-area", "repair", "review"):
+        opened += [stack.run(process(name).open(request)).case_id for request in process(name).demo]
     waits = {case_id: stack.waiting(case_id, step).addressed_to for case_id, step in zip(opened, (
         "buyer-choice", "buyer-ships", "repair-approval", "review-cause", "review-cause"))}
     assert waits == {

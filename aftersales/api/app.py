@@ -13,13 +13,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
 
 from aftersales.approvals.resume import ResumeRefused, resume_wait
 from aftersales.domain.masking import mask_text
-from aftersales.domain.rules import InvalidRequest, ReturnKind, shown
+from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.domain.settings import get_settings
-from aftersales.intake.returns import open_return
+from aftersales.intake.registry import Process, processes
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 
@@ -30,16 +29,6 @@ def require_key(key: str | None = Security(api_key_header)) -> None:
     expected = get_settings().api_key.get_secret_value()
     if not key or not secrets.compare_digest(key, expected):
         raise HTTPException(status_code=401, detail="missing or wrong X-Api-Key")
-
-
-class ReturnRequestIn(BaseModel):
-    order_id: str = Field(min_length=1, max_length=64)
-    amount: str = Field(description="CNY as a decimal string in plain notation, e.g. '128.00' (no exponent, at most two decimals)")
-    reason: str = Field(default="", max_length=500)
-    kind: ReturnKind = ReturnKind.NO_REASON
-    requested_by: str = "buyer"
-    missing_skus: list[str] = Field(default_factory=list)
-    request_ref: str | None = None
 
 
 def create_app() -> FastAPI:
@@ -57,14 +46,8 @@ def create_app() -> FastAPI:
     def health() -> dict:
         return {"status": "ok"}
 
-    @app.post("/returns", status_code=201)
-    async def open_return_case(request: ReturnRequestIn) -> dict:
-        try:
-            opened = await open_return(request.order_id, request.amount, request.reason, request.kind,
-                                       request.requested_by, request.missing_skus, request.request_ref)
-        except InvalidRequest as exc:
-            raise HTTPException(status_code=422, detail={"code": exc.code, "message": exc.message}) from None
-        return {"case_id": opened.case_id, "flow_run_id": opened.flow_run_id}
+    for process in processes():
+        add_open_route(app, process)
 
     @app.get("/cases/{case_id}")
     def show_case(case_id: str) -> dict:
@@ -102,6 +85,19 @@ def create_app() -> FastAPI:
 
     add_reporting_routes(app)
     return app
+
+
+def add_open_route(app: FastAPI, process: Process) -> None:
+    """``POST /<route>`` opens a case of the process, the request model its body: the same door as
+    ``aftersales <process> open``."""
+
+    async def open_case(request) -> dict:
+        opened = await process.open(request)  # InvalidRequest → 422 with its code (refuse_invalid)
+        return {"case_id": opened.case_id, "flow_run_id": opened.flow_run_id}
+
+    open_case.__annotations__ = {"request": process.request, "return": dict}
+    app.post(f"/{process.route}", status_code=201, summary=f"{process.title}: open a case", description=process.summary,
+             name=f"open_{process.name.replace('-', '_')}")(open_case)
 
 
 def malformed_request(errors: list[dict]) -> dict:

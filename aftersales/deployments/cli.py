@@ -23,12 +23,10 @@ from aftersales.domain.calendar import shop_time
 from aftersales.domain.settings import get_settings
 
 app = typer.Typer(help="E-commerce after-sales processes run as Prefect flows. 售后流程。", no_args_is_help=True)
-returns_app = typer.Typer(help="Returns (§1.1) 退货", no_args_is_help=True)
 waits_app = typer.Typer(help="Cases waiting for a person or an event 等待处理", no_args_is_help=True)
 case_app = typer.Typer(help="One case 案件", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff and their one-time codes 员工", no_args_is_help=True)
 db_app = typer.Typer(help="The case database 数据库", no_args_is_help=True)
-app.add_typer(returns_app, name="return")
 app.add_typer(waits_app, name="waits")
 app.add_typer(case_app, name="case")
 app.add_typer(staff_app, name="staff")
@@ -38,14 +36,24 @@ console = Console()
 
 
 def _add_process_commands() -> None:
+    """`aftersales <process> open` for every registered process; the other commands of a group
+    (`dispute register`, `export …`) come from ``aftersales.deployments.commands``."""
     import importlib
     import pkgutil
 
     import aftersales.deployments.commands as commands
+    from aftersales.deployments.process_commands import process_app
+    from aftersales.intake.registry import processes
 
+    groups = {process.name: process_app(process) for process in processes()}
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
-        app.add_typer(module.app, name=module.NAME)
+        if module.NAME in groups:
+            groups[module.NAME].registered_commands.extend(module.app.registered_commands)
+        else:
+            groups[module.NAME] = module.app
+    for name, group in groups.items():
+        app.add_typer(group, name=name)
 
 
 _add_process_commands()
@@ -70,27 +78,6 @@ def db_upgrade() -> None:
 
     migrate()
     console.print("case database is at the newest schema")
-
-
-@returns_app.command("open")
-def return_open(
-    order: str = typer.Option(..., "--order", help="订单号 order id"),
-    amount: str = typer.Option(..., "--amount", help="申请退款金额(元) amount in CNY, e.g. 128.00"),
-    reason: str = typer.Option("", "--reason", help="退货原因 reason"),
-    kind: str = typer.Option("no_reason", "--kind", help="no_reason | quality | wrong_item | refused_at_delivery | short_shipment"),
-    requested_by: str = typer.Option("buyer", "--requested-by", help="buyer, or the staff id opening it for the buyer"),
-    missing: list[str] = typer.Option([], "--missing", help="缺件 SKU (short_shipment), repeatable"),
-    request_ref: Optional[str] = typer.Option(None, "--request-ref", help="platform's return request id, for a second return on one order"),
-) -> None:
-    """Open a return case. A repeated request opens no second case."""
-    from aftersales.intake.returns import open_return
-    from aftersales.domain.rules import InvalidRequest
-
-    try:
-        opened = asyncio.run(open_return(order, amount, reason, kind, requested_by, list(missing), request_ref))
-    except InvalidRequest as exc:
-        _fail(exc.message)
-    console.print(f"case [bold]{opened.case_id}[/] → flow run {opened.flow_run_name} ({opened.flow_run_id})")
 
 
 @waits_app.command("list")

@@ -182,28 +182,24 @@ def restart(component: Component, env: dict[str, str], logs, max_restarts: int) 
 
 
 async def open_demo_cases(timeout: float = 300) -> None:
-    """Every flow module's ``demo_cases()`` opens a few cases from the sandbox's seeded orders;
+    """Every process's demo cases (its registry entry) are opened on the sandbox's seeded orders;
     returns once each case's run waits for its first answer (or has ended), so that "Ready" means
     the README's walkthrough can start."""
-    import importlib
-    import pkgutil
-
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    import aftersales.flows
     from aftersales.domain.rules import InvalidRequest
+    from aftersales.intake.registry import processes
 
     opened_runs: dict = {}
-    for module_info in sorted(pkgutil.iter_modules(aftersales.flows.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"aftersales.flows.{module_info.name}")
-        if not hasattr(module, "demo_cases"):
-            continue
-        try:
-            for opened in await module.demo_cases():
-                opened_runs[opened.flow_run_id] = opened.case_id
-        except InvalidRequest as exc:  # e.g. the seeded order's window has passed since the seed
-            print(f"  – demo cases of {module_info.name} not opened: {exc.message}", flush=True)
+    for process in processes():
+        for request in process.demo:
+            try:
+                opened = await process.open(request)
+            except InvalidRequest as exc:  # e.g. the seeded order's window has passed since the seed
+                print(f"  – a demo {process.name} case was not opened: {exc.message}", flush=True)
+                continue
+            opened_runs[opened.flow_run_id] = opened.case_id
     print(f"  … {len(opened_runs)} demo cases opened; waiting for each to reach its first wait", flush=True)
     pending = dict(opened_runs)
     started = time.monotonic()

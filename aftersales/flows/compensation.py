@@ -34,7 +34,6 @@ from aftersales.domain.compensation_rules import approval_chain, next_approver
 from aftersales.domain.models import Case, CaseStatus, Process, Role
 from aftersales.domain.rules import approval_level
 from aftersales.domain.settings import get_settings
-from aftersales.intake.compensation import open_compensation
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -166,13 +165,4 @@ def deployments(schedule) -> list:
             name="compensation", tags=["process:compensation"],
             description="§1.3 补偿 Compensation: one run per case; multi-level approval by amount. Opened by `aftersales compensation open`.",
         )
-    ]
-
-
-async def demo_cases() -> list:
-    """`make run`: a 30 CNY coupon waiting for a supervisor, and 600 CNY cash for the noisy air
-    purifier, waiting for the supervisor and then the manager."""
-    return [
-        await open_compensation("O20261120-002", "coupon", "30.00", "物流延误三天 parcel three days late", "S001", bearer="carrier"),
-        await open_compensation("O20261120-004", "cash", "600.00", "净化器噪音大，买家接受补偿不退货 noisy purifier: compensated instead of a return", "S001"),
     ]

@@ -45,7 +45,6 @@ from aftersales.domain.complaint_rules import Clock, Satisfaction, feedback_chan
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.rules import approval_level, parse_amount
 from aftersales.domain.settings import get_settings
-from aftersales.intake.complaint import open_complaint
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.complaint import pay_compensation, receive_complaint, record_proposal
 from aftersales.tasks.recovery import CASE_RUN
@@ -286,14 +285,4 @@ def deployments(schedule) -> list:
             name="complaint", tags=["process:complaint"],
             description="§1.10 投诉 Complaint: one run per complaint, named after the case. Opened by `aftersales complaint open`.",
         )
-    ]
-
-
-async def demo_cases() -> list:
-    """`make run`: a level-2 quality complaint on a seeded order, waiting for its first response."""
-    return [
-        await open_complaint(channel="phone", category="1001", level=2, customer_name="陈静", contact="15012345605",
-                             order_id="O20261120-005", object="轻量缓震跑步鞋 42 码 running shoes",
-                             cause="穿一周鞋底开胶 the sole came off after a week",
-                             demand="退货并补偿 return and compensation", ticket="DEMO-001"),
     ]

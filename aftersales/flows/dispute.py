@@ -35,7 +35,6 @@ from aftersales.domain.dispute_rules import (
 )
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.settings import get_settings
-from aftersales.intake.dispute import open_dispute
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
 from aftersales.tasks.dispute import (
@@ -154,12 +153,4 @@ def deployments(schedule) -> list:
             schedules=schedule(get_settings().dispute_register_cron),
             description="§1.8 维权日登记 The dispute specialist's daily register: yesterday's and open disputes, one message.",
         ),
-    ]
-
-
-async def demo_cases() -> list:
-    """`make run`: a not-as-described dispute on a seeded order, waiting for the shop's reply."""
-    return [
-        await open_dispute("O20261120-004", "not_as_described", "净化器噪音远大于页面标注的 35 分贝 much louder than the 35 dB listed",
-                           platform_ref="WQ20261121001", claimed_amount="300.00"),
     ]

@@ -36,7 +36,6 @@ from aftersales.domain.rules import ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.flows.returns import buyer_shipment, goods_come_back
 from aftersales.flows.returns import seller_review as return_seller_review
-from aftersales.intake.exchange import open_exchange
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -157,14 +156,4 @@ def deployments(schedule) -> list:
             name="exchange", tags=["process:exchange"],
             description="§1.2 换货 Exchange: one run per case, named after the case. Opened by `aftersales exchange open`.",
         )
-    ]
-
-
-async def demo_cases() -> list:
-    """`make run`: a T-shirt exchanged for a size up and a pair of
-    running shoes exchanged for a cheaper model (the difference is refunded); both wait for a supervisor."""
-    return [
-        await open_exchange("O20261120-001", "TS-COT-WH-L", "TS-COT-WH-XL", 1, "尺码偏小，换大一码 too small, one size up"),
-        await open_exchange("O20261120-005", "SH-RUN-42", "SH-RUN-42-LITE", 1, "鞋底开胶，换简约款 sole came loose, the lighter model instead",
-                            ReturnKind.QUALITY),
     ]

@@ -24,7 +24,6 @@ from aftersales.approvals.waits import WaitSpec, await_decision
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.out_of_area_rules import OutOfAreaRemedy, ParcelProblem, check_new_carrier, parse_remedy
 from aftersales.domain.settings import get_settings
-from aftersales.intake.out_of_area import open_out_of_area
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.money import refund_buyer
 from aftersales.tasks.out_of_area import book_returned_parcel, choice_deadline, open_out_of_area_case, switch_carrier
@@ -94,10 +93,3 @@ def deployments(schedule) -> list:
                         "Opened by `aftersales out-of-area open`.",
         )
     ]
-
-
-async def demo_cases() -> list:
-    """`make run`: the seeded order still on the road is stranded at a suspended outlet; the
-    buyer's choice is awaited (the logistics team is told to call them)."""
-    return [await open_out_of_area("O20261120-006", ParcelProblem.STRANDED, requested_by="S011",
-                                   note="武汉洪山网点暂停派送 the Hongshan outlet in Wuhan suspended service")]

@@ -42,7 +42,6 @@ from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.repair_rules import RepairScope, RepairStage
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
-from aftersales.intake.repair import open_repair
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
 from aftersales.tasks.repair import ask_buyer_to_send_in, book_repair_costs, open_repair_case
@@ -207,13 +206,4 @@ def deployments(schedule) -> list:
             name="repair", tags=["process:repair"],
             description="§1.5 返修 Repair: a repair order through its six stages. Opened by `aftersales repair open`.",
         )
-    ]
-
-
-async def demo_cases() -> list:
-    """`make run`: an in-warranty repair waiting for the buyer to send the item, and an out-of-scope
-    one (water damage) waiting for a supervisor's approval."""
-    return [
-        await open_repair("O20261120-004", "AP-HEPA-600", "风机异响 the fan rattles", RepairScope.IN_SCOPE, "S001"),
-        await open_repair("O20261120-003", "EB-ANC-BK", "耳机进水无声 water damage, no sound", RepairScope.OUT_OF_SCOPE, "S012"),
     ]

@@ -35,7 +35,6 @@ from aftersales.domain.calendar import business_calendar, utcnow
 from aftersales.domain.models import Case, CaseStatus, Process, Role
 from aftersales.domain.rules import ReturnKind, approval_level, parse_amount, postage_lines, validate_return_request
 from aftersales.domain.settings import get_settings
-from aftersales.intake.returns import open_return
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -284,13 +283,4 @@ def deployments(schedule) -> list:
             name="return", tags=["process:return"],
             description="§1.1 退货 Return: one run per case, named after the case. Opened by `aftersales return open` or POST /returns.",
         )
-    ]
-
-
-async def demo_cases() -> list:
-    """`make run`: three returns on the sandbox's seeded orders, one for each approval level."""
-    return [
-        await open_return("O20261120-001", "18.00", "颜色不喜欢 colour", ReturnKind.NO_REASON),
-        await open_return("O20261120-002", "128.00", "尺码偏小 too small", ReturnKind.NO_REASON),
-        await open_return("O20261120-003", "899.00", "屏幕有坏点 dead pixels", ReturnKind.QUALITY),
     ]

@@ -38,7 +38,6 @@ from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.review_rules import OfferForm, offer_approver
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
-from aftersales.intake.review import open_review_followup
 from aftersales.tasks.cases import close_case, load_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
 from aftersales.tasks.review import cause_deadline, open_review_case, pay_compensation, report_malicious_review
@@ -208,9 +207,3 @@ def deployments(schedule) -> list:
                         "Opened by the review monitor or `aftersales review open`.",
         )
     ]
-
-
-async def demo_cases() -> list:
-    """`make run`: the seeded negative review (soles came apart → quality) and the neutral one
-    (thin T-shirt → quality), each waiting for the department to record the cause."""
-    return [await open_review_followup("RV000001"), await open_review_followup("RV000003")]

@@ -30,7 +30,6 @@ from aftersales.domain.models import Case, CaseStatus, Process, Role
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.domain.wrong_shipment_rules import BuyerChoice, direct_loss, needs_assessment
-from aftersales.intake.wrong_shipment import open_wrong_shipment
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
@@ -159,13 +158,4 @@ def deployments(schedule) -> list:
             name="wrong-shipment", tags=["process:wrong_shipment"],
             description="§1.7 错发货 Wrong shipment: one run per case. Opened by `aftersales wrong-shipment open`.",
         )
-    ]
-
-
-async def demo_cases() -> list:
-    """`make run`: a pillow sent in the wrong size after it left the warehouse (waits for the buyer's
-    choice), and notebooks caught before dispatch (re-shipped at once, then closed)."""
-    return [
-        await open_wrong_shipment("O20261120-002", ["PL-MEM-60"], "收到 70cm 枕头，订的是 60cm received 70 cm pillows, ordered 60 cm"),
-        await open_wrong_shipment("O20261120-007", ["BK-NOTE-A5"], "打包复核发现拣错颜色 packing check found the wrong colour", requested_by="S004"),
     ]

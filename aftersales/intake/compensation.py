@@ -8,6 +8,7 @@ from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.compensation import compensation_request
 
@@ -34,3 +35,25 @@ async def open_compensation(order_id: str, form: str, amount: str | None, reason
         tags=["process:compensation", f"form:{request.form.value}", f"level:{chain[-1].value if chain else 'agent'}"],
         same=("form", "amount", "bearer", "goods"),
     )
+
+class CompensationRequest(ProcessRequest):
+    order_id: str = cli("--order", "订单号 order id")
+    form: str = cli("--form", "cash 现金 | partial_refund 部分退款 | coupon 优惠券 | goods 商品")
+    amount: str | None = cli("--amount", "金额(元) amount in CNY, e.g. 30.00 (goods: taken from the catalogue)", None)
+    reason: str = cli("--reason", "补偿原因 the problem it settles")
+    requested_by: str = cli("--requested-by", "the agent's staff id")
+    bearer: str = cli("--bearer", "承担方 seller | carrier | platform | supplier", "seller")
+    goods: list[str] = cli("--goods", "商品 SKU or SKU:quantity (form goods), repeatable", [])
+    request_ref: str | None = cli("--request-ref", "a reference, for a second compensation on one order", None)
+
+
+PROCESS = Process(
+    name="compensation", section="§1.3", title="Compensation (§1.3) 补偿", route="compensations",
+    request=CompensationRequest, opener=open_compensation,
+    summary="Open a compensation. Above ¥20 it waits for the supervisor, above ¥500 then for the manager.",
+    # a coupon waiting for a supervisor; cash for the noisy purifier, waiting for the supervisor, then the manager
+    demo=(CompensationRequest(order_id="O20261120-002", form="coupon", amount="30.00", reason="物流延误三天 parcel three days late",
+                              requested_by="S001", bearer="carrier"),
+          CompensationRequest(order_id="O20261120-004", form="cash", amount="600.00", requested_by="S001",
+                              reason="净化器噪音大，买家接受补偿不退货 noisy purifier: compensated instead of a return")),
+)

@@ -10,6 +10,7 @@ from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, record_case_at_intake, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import OrderNotFound, PlatformClient
 from aftersales.tasks.complaint import case_fields
 
@@ -78,3 +79,31 @@ def _same_complaint(details) -> dict:
     """What a repeated complaint (same ticket) must agree on; its free text and times may differ."""
     return {"channel": details.get("channel"), "category_code": details.get("category_code"), "level": details.get("level"),
             "order_id": details.get("order_id") or "", "contact": (details.get("customer") or {}).get("contact", "")}
+
+class ComplaintRequest(ProcessRequest):
+    channel: str = cli("--channel", "phone | online_chat | email | social_media")
+    category: str = cli("--category", "分类代码 1001–1999 商品, 2xxx 物流, 3xxx 支付, 4xxx 售后, 5xxx 其他")
+    level: int = cli("--level", "等级 1 重大 … 4 建议 (deadlines: first response 2/4/6/8 h)")
+    customer_name: str = cli("--name", "客户姓名 customer's name")
+    contact: str = cli("--contact", "手机号或邮箱 phone or email")
+    object: str = cli("--object", "投诉对象 what the complaint is about")
+    cause: str = cli("--cause", "投诉原因 cause")
+    demand: str = cli("--demand", "客户诉求 what the customer asks for")
+    order_id: str | None = cli("--order", "订单号 order id (optional)", None)
+    ticket: str | None = cli("--ticket", "工单号 the channel's ticket id; a repeated ticket opens nothing new", None)
+    received_at: datetime | None = cli("--received-at", "受理时间 when it was received (ISO with timezone, e.g. 2026-11-30T09:00:00+08:00); default now", None)
+    high_value: bool = cli("--high-value", "高价值商品 → 专门团队(经理) dedicated team", False)
+    famous_brand: bool = cli("--famous-brand", "知名品牌 → 与品牌方共同处理 (needs --brand-owner)", False)
+    brand_owner: str | None = cli("--brand-owner", "品牌方 the brand owner", None)
+    group: bool = cli("--group", "群体投诉 → 专项小组(主管+经理) special task group", False)
+    requested_by: str = cli("--requested-by", "录入人工号 the staff id entering it", "S001")
+
+
+PROCESS = Process(
+    name="complaint", section="§1.10", title="Complaints (§1.10) 投诉", route="complaints", request=ComplaintRequest,
+    opener=open_complaint, summary="Register a complaint; it is routed by category and level and waits for its first response.",
+    demo=(ComplaintRequest(channel="phone", category="1001", level=2, customer_name="陈静", contact="15012345605",
+                           order_id="O20261120-005", object="轻量缓震跑步鞋 42 码 running shoes",
+                           cause="穿一周鞋底开胶 the sole came off after a week", demand="退货并补偿 return and compensation",
+                           ticket="DEMO-001"),),
+)

@@ -8,6 +8,7 @@ from aftersales.domain.dispute_rules import REASON_LABEL, check_claim, check_ord
 from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text, parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, record_case_at_intake, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import OrderNotFound, PlatformClient
 from aftersales.tasks.dispute import case_fields
 
@@ -54,3 +55,19 @@ async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, plat
 def _same_dispute(details) -> dict:
     """What a repeated registration (same order and platform id) must agree on."""
     return {"reason": details.get("reason"), "claimed_amount": details.get("claimed_amount")}
+
+class DisputeRequest(ProcessRequest):
+    order_id: str = cli("--order", "原销售订单号 the original sales order (must exist on the platform)")
+    reason: str = cli("--reason", "not_as_described | quality | not_received | wrong_item | counterfeit | service | other")
+    buyer_statement: str = cli("--statement", "买家的维权理由 the buyer's reasons")
+    platform_ref: str | None = cli("--platform-ref", "平台维权编号 the platform's dispute id", None)
+    claimed_amount: str | None = cli("--amount", "涉及金额(元) amount claimed, CNY", None)
+    registered_by: str = cli("--registered-by", "维权专员工号 the dispute specialist's staff id", "S010")
+
+
+PROCESS = Process(
+    name="dispute", section="§1.8", title="Disputes (§1.8) 维权", route="disputes", request=DisputeRequest, opener=open_dispute,
+    summary="Register a dispute against its order; it waits for the shop's reply.",
+    demo=(DisputeRequest(order_id="O20261120-004", reason="not_as_described", platform_ref="WQ20261121001", claimed_amount="300.00",
+                         buyer_statement="净化器噪音远大于页面标注的 35 分贝 much louder than the 35 dB listed"),),
+)

@@ -8,6 +8,7 @@ from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import ReturnKind, approval_level, check_order_id, check_ref, check_skus, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.exchange import exchange_terms
 
@@ -37,3 +38,24 @@ async def open_exchange(order_id: str, sku: str, new_sku: str = "", quantity: in
               f"price-difference:{terms.settlement.value}"],
         same=("sku", "new_sku", "quantity", "kind"),
     )
+
+class ExchangeRequest(ProcessRequest):
+    order_id: str = cli("--order", "订单号 order id (delivered)")
+    sku: str = cli("--sku", "要换的商品 SKU the item sent back")
+    new_sku: str = cli("--new-sku", "换成的商品 SKU the replacement (default: the same SKU)", "")
+    quantity: int = cli("--quantity", "数量 how many", 1)
+    reason: str = cli("--reason", "换货原因 reason", "")
+    kind: str = cli("--kind", "no_reason | quality | wrong_item (quality, wrong_item: the seller pays the postage)",
+                    ReturnKind.NO_REASON.value)
+    requested_by: str = cli("--requested-by", "buyer, or the staff id opening it for the buyer", "buyer")
+    request_ref: str | None = cli("--request-ref", "platform's request id, for a second exchange on one order", None)
+
+
+PROCESS = Process(
+    name="exchange", section="§1.2", title="Exchanges (§1.2) 换货", route="exchanges", request=ExchangeRequest, opener=open_exchange,
+    summary="Open an exchange case. A repeated request opens no second case.",
+    # a size up, and a cheaper model (the difference is refunded); both wait for a supervisor
+    demo=(ExchangeRequest(order_id="O20261120-001", sku="TS-COT-WH-L", new_sku="TS-COT-WH-XL", reason="尺码偏小，换大一码 too small, one size up"),
+          ExchangeRequest(order_id="O20261120-005", sku="SH-RUN-42", new_sku="SH-RUN-42-LITE", kind=ReturnKind.QUALITY.value,
+                          reason="鞋底开胶，换简约款 sole came loose, the lighter model instead")),
+)

@@ -9,6 +9,7 @@ from aftersales.domain.repair_rules import RepairScope, parse_scope, validate_re
 from aftersales.domain.rules import check_order_id, check_skus, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts
 
@@ -35,3 +36,20 @@ async def open_repair(order_id: str, sku: str, fault: str, scope: RepairScope | 
         tags=["process:repair", "warranty:in" if terms.in_warranty else "warranty:out", f"scope:{scope.value}"],
         same=("scope",),
     )
+
+class RepairRequest(ProcessRequest):
+    order_id: str = cli("--order", "订单号 order id (delivered)")
+    sku: str = cli("--sku", "需维修的商品 SKU the item to repair")
+    fault: str = cli("--fault", "故障描述 the fault")
+    scope: str = cli("--scope", "in_scope | out_of_scope 超服务 (e.g. water or drop damage)", RepairScope.IN_SCOPE.value)
+    requested_by: str = cli("--requested-by", "the agent's staff id", "S001")
+
+
+PROCESS = Process(
+    name="repair", section="§1.5", title="Repairs (§1.5) 返修", route="repairs", request=RepairRequest, opener=open_repair,
+    summary="Open a repair order; out-of-warranty or out-of-scope repairs wait for a superior's approval.",
+    # in warranty, waiting for the buyer to send the item; water damage, waiting for a supervisor
+    demo=(RepairRequest(order_id="O20261120-004", sku="AP-HEPA-600", fault="风机异响 the fan rattles"),
+          RepairRequest(order_id="O20261120-003", sku="EB-ANC-BK", fault="耳机进水无声 water damage, no sound",
+                        scope=RepairScope.OUT_OF_SCOPE.value, requested_by="S012")),
+)

@@ -19,6 +19,7 @@ from aftersales.domain.rules import (
 )
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import Opened, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts
 
@@ -52,3 +53,23 @@ async def open_return(order_id: str, amount: str, reason: str = "", kind: Return
         tags=["process:return", f"level:{approval_level(checked, get_settings().rules).value}", f"kind:{kind.value}"],
         same=("amount", "kind", "missing_skus"),
     )
+
+
+class ReturnRequest(ProcessRequest):
+    order_id: str = cli("--order", "订单号 order id")
+    amount: str = cli("--amount", "申请退款金额(元) amount in CNY as a decimal string in plain notation, e.g. 128.00")
+    reason: str = cli("--reason", "退货原因 reason", "")
+    kind: str = cli("--kind", "no_reason | quality | wrong_item | refused_at_delivery | short_shipment", ReturnKind.NO_REASON.value)
+    requested_by: str = cli("--requested-by", "buyer, or the staff id opening it for the buyer", "buyer")
+    missing_skus: list[str] = cli("--missing", "缺件 SKU (short_shipment), repeatable", [])
+    request_ref: str | None = cli("--request-ref", "platform's return request id, for a second return on one order", None)
+
+
+PROCESS = Process(
+    name="return", section="§1.1", title="Returns (§1.1) 退货", route="returns", request=ReturnRequest, opener=open_return,
+    summary="Open a return case. A repeated request opens no second case.",
+    # one for each approval level
+    demo=(ReturnRequest(order_id="O20261120-001", amount="18.00", reason="颜色不喜欢 colour"),
+          ReturnRequest(order_id="O20261120-002", amount="128.00", reason="尺码偏小 too small"),
+          ReturnRequest(order_id="O20261120-003", amount="899.00", reason="屏幕有坏点 dead pixels", kind=ReturnKind.QUALITY.value)),
+)

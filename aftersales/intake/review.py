@@ -10,6 +10,7 @@ from __future__ import annotations
 from aftersales.domain.review_rules import check_followed_up, parse_department
 from aftersales.domain.rules import check_id, check_text
 from aftersales.intake.core import Opened, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.review import find_review
 
@@ -32,3 +33,18 @@ async def open_review_followup(review_id: str, department: str | None = None, re
         tags=["process:review", f"rating:{review.rating.value}", f"department:{dept.value}"],
         same=("department",),
     )
+
+class ReviewFollowupRequest(ProcessRequest):
+    review_id: str = cli("argument", "评价编号 the platform's review id, e.g. RV000001")
+    department: str | None = cli("--department", "责任部门 quality | logistics | warehouse | agent (default: from the review's text)", None)
+    requested_by: str = cli("--requested-by", "the review specialist's staff id", "S009")
+
+
+PROCESS = Process(
+    name="review", section="§1.6", title="Negative-review follow-up (§1.6) 中差评", route="review-followups",
+    request=ReviewFollowupRequest, opener=open_review_followup,
+    summary="Follow up a neutral or negative review; a repeat opens nothing new.",
+    # the seeded negative review (soles came apart) and the neutral one (thin T-shirt), both quality
+    demo=(ReviewFollowupRequest(review_id="RV000001", requested_by="system"),
+          ReviewFollowupRequest(review_id="RV000003", requested_by="system")),
+)

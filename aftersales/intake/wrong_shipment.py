@@ -6,6 +6,7 @@ from __future__ import annotations
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_skus, check_text
 from aftersales.intake.core import Opened, start_case_run
+from aftersales.intake.registry import Process, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.wrong_shipment import wrong_shipment_facts
 
@@ -32,3 +33,22 @@ async def open_wrong_shipment(order_id: str, skus: list[str], reason: str = "", 
         tags=["process:wrong_shipment", f"warehouse-left:{str(order.warehouse_left).lower()}"],
         same=("skus",),
     )
+
+class WrongShipmentRequest(ProcessRequest):
+    order_id: str = cli("--order", "订单号 order id")
+    skus: list[str] = cli("--sku", "发错的订单商品 SKU an ordered item that was sent wrong, repeatable")
+    reason: str = cli("--reason", "情况说明 what was sent instead", "")
+    requested_by: str = cli("--requested-by", "buyer, or the staff id reporting it", "buyer")
+    negative_effect: bool = cli("--negative-effect", "造成负面影响 (complaint, bad review): the assessment is recorded", False)
+    request_ref: str | None = cli("--request-ref", "a reference, for a second report on one order", None)
+
+
+PROCESS = Process(
+    name="wrong-shipment", section="§1.7", title="Wrong shipments (§1.7) 错发货", route="wrong-shipments",
+    request=WrongShipmentRequest, opener=open_wrong_shipment,
+    summary="Report a wrong shipment. Not yet dispatched: corrected at once; dispatched: the buyer chooses.",
+    # pillows sent in the wrong size after dispatch (the buyer chooses); notebooks caught before dispatch
+    demo=(WrongShipmentRequest(order_id="O20261120-002", skus=["PL-MEM-60"], reason="收到 70cm 枕头，订的是 60cm received 70 cm pillows, ordered 60 cm"),
+          WrongShipmentRequest(order_id="O20261120-007", skus=["BK-NOTE-A5"], requested_by="S004",
+                               reason="打包复核发现拣错颜色 packing check found the wrong colour")),
+)
