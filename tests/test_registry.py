@@ -68,3 +68,22 @@ def test_the_api_opens_any_process_through_its_door(stack, sandbox_clean, intake
     again = httpx.post(f"{intake_api}/repairs", json={"order_id": order["order_id"], "sku": "SKU-PURIFIER", "fault": "风机异响",
                                                        "requested_by": stack.member("S001")}, headers=KEY, timeout=30)
     assert again.status_code == 201 and again.json() == opened.json()  # a repeat finds the case
+
+
+def test_a_run_started_by_hand_opens_no_case(stack, sandbox_clean):
+    """The deployment's own "Run" (Prefect UI, `prefect deployment run`) bypasses the door: the
+    run fails at its first step, saying how to open a case, and nothing is recorded."""
+    from prefect.deployments import run_deployment
+    from sqlmodel import select
+
+    from aftersales.domain.models import Case
+    from aftersales.integrations.db import session_scope
+
+    order = stack.make_order(paid="128.00")
+    case_id = f"return-{order['order_id']}"
+    run = run_deployment("return/return", parameters={"case_id": case_id, "order_id": order["order_id"], "amount": "128.00"},
+                         timeout=120, as_subflow=False)
+    assert run.state.is_failed(), run.state
+    assert "was not opened through intake" in stack.serve_log.read_text()
+    with session_scope() as session:
+        assert session.exec(select(Case).where(Case.order_id == order["order_id"])).all() == []

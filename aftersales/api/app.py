@@ -18,7 +18,7 @@ from aftersales.approvals.resume import ResumeRefused, resume_wait
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.domain.settings import get_settings
-from aftersales.intake.registry import Process, processes
+from aftersales.intake.registry import ProcessEntry, processes
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 
@@ -87,7 +87,7 @@ def create_app() -> FastAPI:
     return app
 
 
-def add_open_route(app: FastAPI, process: Process) -> None:
+def add_open_route(app: FastAPI, process: ProcessEntry) -> None:
     """``POST /<route>`` opens a case of the process, the request model its body: the same door as
     ``aftersales <process> open``."""
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from aftersales.domain.rules import InvalidRequest
-from aftersales.intake.registry import Process
+from aftersales.intake.registry import ProcessEntry
 
 console = Console()
 
@@ -35,7 +35,7 @@ def _cli_type(annotation: Any) -> Any:
     return annotation
 
 
-def open_command(process: Process):
+def open_command(process: ProcessEntry):
     """The `open` command of one process."""
     parameters, annotations = [], {}
     for name, field in process.request.model_fields.items():
@@ -66,7 +66,7 @@ def open_command(process: Process):
     return command
 
 
-def process_app(process: Process) -> typer.Typer:
+def process_app(process: ProcessEntry) -> typer.Typer:
     group = typer.Typer(help=process.title, no_args_is_help=True)
     group.command("open")(open_command(process))
     return group

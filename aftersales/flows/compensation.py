@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import flow, task
+from prefect import flow
 
 from aftersales.approvals.compensation_forms import (
     CompensationApproval,
@@ -31,16 +31,11 @@ from aftersales.approvals.forms import ApprovalDecision
 from aftersales.approvals.waits import WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.compensation_rules import approval_chain, next_approver
-from aftersales.domain.models import Case, CaseStatus, Process, Role
+from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.rules import approval_level
 from aftersales.domain.settings import get_settings
-from aftersales.integrations import case_store
-from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, per_case, record_step
-from aftersales.tasks.compensation import compensation_request, pay_compensation
-from aftersales.tasks.notify import notify_in_session, send_pending
-from aftersales.tasks.policy import OUTSIDE_EFFECT
+from aftersales.tasks.cases import close_case, load_case, open_case, record_step
+from aftersales.tasks.compensation import pay_compensation
 from aftersales.tasks.recovery import CASE_RUN
 
 FORMS: dict[Role, type[CompensationApproval]] = {
@@ -49,41 +44,13 @@ FORMS: dict[Role, type[CompensationApproval]] = {
 }
 
 
-@task(name="open-compensation-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def open_compensation_case(case_id: str, order_id: str, form: str, amount: str, reason: str, requested_by: str,
-                                 bearer: str, goods: list[str], flow_run_id: str) -> str:
-    """§1.3 step 1: check the offer; record the case only if it is valid."""
-    with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id
-    async with PlatformClient() as platform:
-        order, request = await compensation_request(platform, order_id, form, amount, reason, bearer, requested_by, goods)
-    chain = [level.value for level in approval_chain(request.amount, get_settings().rules)]
-    with session_scope() as session:
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.COMPENSATION, order_id=order_id, customer_id=order.customer.customer_id,
-            requested_by=requested_by, reason=reason[:500], amount=request.amount, flow_run_id=flow_run_id,
-            details={"form": request.form.value, "bearer": request.bearer, "goods": [list(g) for g in request.goods],
-                     "approvals_needed": chain, "customer": order.customer.model_dump(mode="json")},
-        )
-        if created:
-            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
-                                    {"form": request.form.value, "amount": request.amount, "bearer": request.bearer,
-                                     "goods": request.goods_items(), "approvals_needed": chain, "reason": reason})
-            notify_in_session(session, case, "opened", "compensation_opened", staff_tags=[Role.AGENT.value],
-                              compensation_form=request.form.value, requested_by=requested_by, bearer=request.bearer,
-                              approvals=" → ".join(chain) or "无需审批 none (within the agent's limit)")
-    send_pending(case_id)
-    return case_id
-
-
 @flow(name="compensation", **CASE_RUN)
 async def compensation_flow(case_id: str, order_id: str, form: str, amount: str = "", reason: str = "",
                             requested_by: str = "S001", bearer: str = "seller", goods: list[str] | None = None) -> str:
     """An agent's compensation offer, from request through every approval level to payment (§1.3)."""
     from prefect.runtime import flow_run
 
-    await open_compensation_case(case_id, order_id, form, amount, reason, requested_by, bearer, goods or [], flow_run.id)
+    await open_case(case_id, flow_run.id)  # §1.3 step 1: checked and recorded at the door
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

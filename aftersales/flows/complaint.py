@@ -45,21 +45,20 @@ from aftersales.domain.complaint_rules import Clock, Satisfaction, feedback_chan
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.rules import approval_level, parse_amount
 from aftersales.domain.settings import get_settings
-from aftersales.tasks.cases import close_case, load_case, record_step
-from aftersales.tasks.complaint import pay_compensation, receive_complaint, record_proposal
+from aftersales.tasks.cases import close_case, load_case, open_case, record_step
+from aftersales.tasks.complaint import pay_compensation, record_proposal
 from aftersales.tasks.recovery import CASE_RUN
 
 
 @flow(name="complaint", **CASE_RUN)
-async def complaint_flow(case_id: str, complaint: dict | None = None) -> str:
+async def complaint_flow(case_id: str) -> str:
     """A customer's complaint, from receipt to the result fed back (§1.10).
 
     The complaint (customer, contact, what it is about) is recorded in the case database at intake;
-    the run gets only the case id, so no contact detail is in Prefect. ``complaint`` is read only by
-    runs started before that (they carried the whole complaint as a parameter)."""
+    the run gets only the case id, so no contact detail is in Prefect."""
     from prefect.runtime import flow_run
 
-    await receive_complaint(case_id, flow_run.id, complaint)
+    await open_case(case_id, flow_run.id)  # 002 §4.2 step 1, receive: recorded at the door, the department told
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

@@ -35,28 +35,26 @@ from aftersales.domain.dispute_rules import (
 )
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.settings import get_settings
-from aftersales.tasks.cases import close_case, load_case, record_step
+from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
 from aftersales.tasks.dispute import (
     disputes_for_register,
     mark_registered,
     record_closing,
-    register_dispute,
     render_register,
     send_register,
 )
 
 
 @flow(name="dispute", **CASE_RUN)
-async def dispute_flow(case_id: str, dispute: dict | None = None) -> str:
+async def dispute_flow(case_id: str) -> str:
     """One dispute, from registration to closing with responsibility and root cause (§1.8).
 
     The dispute (the buyer, the order, the statement) is recorded in the case database at intake;
-    the run gets only the case id, so no customer detail is in Prefect. ``dispute`` is read only by
-    runs started before that (they carried the whole dispute as a parameter)."""
+    the run gets only the case id, so no customer detail is in Prefect."""
     from prefect.runtime import flow_run
 
-    await register_dispute(case_id, flow_run.id, dispute)
+    await open_case(case_id, flow_run.id)  # registered against its order at the door; the specialists told
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

@@ -24,52 +24,22 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from prefect import flow, task
+from prefect import flow
 
 from aftersales.approvals.exchange_forms import ExchangeInspection, ExchangeInspectionResult
 from aftersales.approvals.forms import ReviewDecision
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.exchange_rules import ExchangeTerms, exchange_postage
-from aftersales.domain.models import Case, CaseStatus, Process, Role
+from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.rules import ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.flows.returns import buyer_shipment, goods_come_back
 from aftersales.flows.returns import seller_review as return_seller_review
-from aftersales.integrations import case_store
-from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, per_case
-from aftersales.tasks.exchange import exchange_terms, promise_replacement, replacement_in_stock, settle_price_difference
+from aftersales.tasks.cases import close_case, load_case, open_case
+from aftersales.tasks.exchange import promise_replacement, replacement_in_stock, settle_price_difference
 from aftersales.tasks.money import refund_buyer, reship_items
-from aftersales.tasks.notify import notify_in_session, send_pending
-from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
-
-
-@task(name="open-exchange-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def open_exchange_case(case_id: str, order_id: str, sku: str, new_sku: str, quantity: int, kind: ReturnKind,
-                             reason: str, requested_by: str, flow_run_id: str) -> str:
-    """§1.2 step 1: check the request against the order and the catalogue; record it only if valid."""
-    with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id  # checked when it was opened; a replay must not re-judge it against today's date
-    async with PlatformClient() as platform:
-        order, terms, replacement = await exchange_terms(platform, order_id, sku, new_sku, quantity, kind)
-    with session_scope() as session:
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.EXCHANGE, order_id=order_id, customer_id=order.customer.customer_id,
-            requested_by=requested_by, reason=reason[:500], amount=terms.value, flow_run_id=flow_run_id,
-            details={"kind": kind.value, **terms.as_details(), "new_name": replacement.name if replacement else terms.new_sku,
-                     "customer": order.customer.model_dump(mode="json"),
-                     "items": [item.model_dump(mode="json") for item in order.items]},
-        )
-        if created:
-            case_store.record_event(session, case_id, "opened", requested_by, "case.opened", {"kind": kind.value, "reason": reason, **terms.as_details()})
-            notify_in_session(session, case, "opened", "exchange_opened", staff_tags=[Role.AGENT.value], buyer=True,
-                              sku=terms.sku, new_sku=terms.new_sku, quantity=terms.quantity)
-    send_pending(case_id)
-    return case_id
 
 
 @flow(name="exchange", **CASE_RUN)
@@ -78,7 +48,7 @@ async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = ""
     """A buyer's exchange request, from application to the replacement shipment (§1.2)."""
     from prefect.runtime import flow_run
 
-    await open_exchange_case(case_id, order_id, sku, new_sku or sku, quantity, kind, reason, requested_by, flow_run.id)
+    await open_case(case_id, flow_run.id)  # §1.2 step 1: checked and recorded at the door
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

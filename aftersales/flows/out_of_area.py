@@ -24,9 +24,9 @@ from aftersales.approvals.waits import WaitSpec, await_decision
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.out_of_area_rules import OutOfAreaRemedy, ParcelProblem, check_new_carrier, parse_remedy
 from aftersales.domain.settings import get_settings
-from aftersales.tasks.cases import close_case, load_case, record_step
+from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.money import refund_buyer
-from aftersales.tasks.out_of_area import book_returned_parcel, choice_deadline, open_out_of_area_case, switch_carrier
+from aftersales.tasks.out_of_area import book_returned_parcel, choice_deadline, switch_carrier
 from aftersales.tasks.recovery import CASE_RUN
 
 
@@ -35,7 +35,7 @@ async def out_of_area_flow(case_id: str, order_id: str, problem: ParcelProblem, 
     """A problem parcel, from the report to the remedy the buyer chose (§1.4)."""
     from prefect.runtime import flow_run
 
-    await open_out_of_area_case(case_id, order_id, problem, requested_by, note, flow_run.id)
+    await open_case(case_id, flow_run.id)  # checked and recorded at the door, the buyer contacted
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

@@ -42,9 +42,9 @@ from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.repair_rules import RepairScope, RepairStage
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
-from aftersales.tasks.cases import close_case, load_case, record_step
+from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
-from aftersales.tasks.repair import ask_buyer_to_send_in, book_repair_costs, open_repair_case
+from aftersales.tasks.repair import ask_buyer_to_send_in, book_repair_costs
 
 
 @flow(name="repair", **CASE_RUN)
@@ -53,7 +53,7 @@ async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: 
     """A repair order, from its opening to the buyer receiving the repaired item (§1.5)."""
     from prefect.runtime import flow_run
 
-    await open_repair_case(case_id, order_id, sku, fault, scope, requested_by, flow_run.id)
+    await open_case(case_id, flow_run.id)  # checked (warranty, scope) and recorded at the door
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

@@ -31,45 +31,18 @@ from aftersales.approvals.forms import (
     ShortShipmentRemedy,
 )
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
-from aftersales.domain.calendar import business_calendar, utcnow
-from aftersales.domain.models import Case, CaseStatus, Process, Role
-from aftersales.domain.rules import ReturnKind, approval_level, parse_amount, postage_lines, validate_return_request
+from aftersales.domain.calendar import business_calendar
+from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.rules import ReturnKind, approval_level, parse_amount, postage_lines
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, per_case, record_step
-from aftersales.tasks.intake import order_facts
+from aftersales.tasks.cases import close_case, load_case, open_case, per_case, record_step
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
-
-
-@task(name="open-return-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def open_return_case(case_id: str, order_id: str, amount: str, kind: ReturnKind, reason: str,
-                           requested_by: str, missing_skus: list[str], flow_run_id: str) -> str:
-    """§1.1 step 1: check the request against the order; record the case only if it is valid."""
-    with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id  # checked when it was opened; a replay must not re-judge it against today's date
-    async with PlatformClient() as platform:
-        order, facts = await order_facts(platform, order_id)
-    checked_amount = validate_return_request(facts, amount, kind, utcnow(), get_settings().rules, missing_skus)
-    with session_scope() as session:
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.RETURN, order_id=order_id, customer_id=order.customer.customer_id,
-            requested_by=requested_by, reason=reason[:500], amount=checked_amount, flow_run_id=flow_run_id,
-            details={"kind": kind.value, "missing_skus": missing_skus, "free_shipping": order.free_shipping,
-                     "customer": order.customer.model_dump(mode="json"),
-                     "items": [item.model_dump(mode="json") for item in order.items]},
-        )
-        if created:
-            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
-                                    {"kind": kind.value, "amount": checked_amount, "reason": reason, "missing_skus": missing_skus})
-            notify_in_session(session, case, "opened", "return_opened", staff_tags=[Role.AGENT.value], buyer=True, kind=kind.value)
-    send_pending(case_id)
-    return case_id
 
 
 @flow(name="return", **CASE_RUN)
@@ -79,7 +52,7 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
     """A buyer's return request, from application to refund (§1.1)."""
     from prefect.runtime import flow_run
 
-    await open_return_case(case_id, order_id, amount, kind, reason, requested_by, missing_skus or [], flow_run.id)
+    await open_case(case_id, flow_run.id)  # §1.1 step 1: checked and recorded at the door
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

@@ -38,9 +38,9 @@ from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.review_rules import OfferForm, offer_approver
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
-from aftersales.tasks.cases import close_case, load_case, record_step
+from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
-from aftersales.tasks.review import cause_deadline, open_review_case, pay_compensation, report_malicious_review
+from aftersales.tasks.review import cause_deadline, pay_compensation, report_malicious_review
 
 
 @flow(name="review-followup", **CASE_RUN)
@@ -48,7 +48,7 @@ async def review_followup_flow(case_id: str, review_id: str, department: str | N
     """A neutral or negative review, from the department's cause to the buyer's answer (§1.6)."""
     from prefect.runtime import flow_run
 
-    await open_review_case(case_id, review_id, department, requested_by, flow_run.id)
+    await open_case(case_id, flow_run.id)  # checked (rating, department) and recorded at the door
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

@@ -21,51 +21,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import flow, task
+from prefect import flow
 
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.approvals.wrong_shipment_forms import WrongShipmentAssessment, WrongShipmentChoice
 from aftersales.domain.calendar import business_calendar
-from aftersales.domain.models import Case, CaseStatus, Process, Role
+from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.domain.wrong_shipment_rules import BuyerChoice, direct_loss, needs_assessment
-from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.cases import close_case, load_case, per_case, record_step
+from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.notify import notify_in_session, send_pending
-from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
-from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right, wrong_shipment_facts
+from aftersales.tasks.wrong_shipment import DEPARTMENT, items_text, put_it_right
 
 UNASSIGNED = "未指定 unassigned"
-
-
-@task(name="open-wrong-shipment-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def open_wrong_shipment_case(case_id: str, order_id: str, skus: list[str], reason: str, requested_by: str,
-                                   negative_effect: bool, flow_run_id: str) -> str:
-    """§1.7 step 1: check the report against the order; note whether the parcel has left the warehouse."""
-    with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id
-    async with PlatformClient() as platform:
-        order, _facts, value = await wrong_shipment_facts(platform, order_id, skus)
-    with session_scope() as session:
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.WRONG_SHIPMENT, order_id=order_id, customer_id=order.customer.customer_id,
-            requested_by=requested_by, reason=reason[:500], amount=value, flow_run_id=flow_run_id,
-            details={"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect,
-                     "customer": order.customer.model_dump(mode="json"),
-                     "items": [item.model_dump(mode="json") for item in order.items]},
-        )
-        if created:
-            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
-                                    {"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect, "reason": reason})
-            notify_in_session(session, case, "opened", "wrong_shipment_opened", staff_tags=[Role.WAREHOUSE.value, Role.AGENT.value],
-                              items=items_text(case), warehouse_left="是 yes" if order.warehouse_left else "否 no")
-    send_pending(case_id)
-    return case_id
 
 
 @flow(name="wrong-shipment", **CASE_RUN)
@@ -74,7 +45,7 @@ async def wrong_shipment_flow(case_id: str, order_id: str, skus: list[str], reas
     """A wrong shipment, from the report to the correct goods (or the refund) and the assessment (§1.7)."""
     from prefect.runtime import flow_run
 
-    await open_wrong_shipment_case(case_id, order_id, skus, reason, requested_by, negative_effect, flow_run.id)
+    await open_case(case_id, flow_run.id)  # §1.7 step 1: checked and recorded at the door
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"

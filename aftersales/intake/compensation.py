@@ -7,8 +7,9 @@ from aftersales.domain.compensation_rules import approval_chain
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_text
 from aftersales.domain.settings import get_settings
-from aftersales.intake.core import Opened, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.domain.models import Process, Role
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.compensation import compensation_request
 
@@ -25,16 +26,30 @@ async def open_compensation(order_id: str, form: str, amount: str | None, reason
     requested_by = check_text(requested_by, "requested_by", "发起人工号", 64)
     request_ref = check_ref(request_ref)
     async with PlatformClient() as platform:
-        _order, request = await compensation_request(platform, order_id, form, amount, reason, bearer, requested_by, goods)
+        order, request = await compensation_request(platform, order_id, form, amount, reason, bearer, requested_by, goods)
     case_id = compensation_case_id(order_id, request_ref)
     chain = approval_chain(request.amount, get_settings().rules)
-    return await start_case_run(
-        "compensation/compensation", case_id,
+    needed = [level.value for level in chain]
+    new = NewCase(
+        fields=dict(id=case_id, process=Process.COMPENSATION, order_id=order_id, customer_id=order.customer.customer_id,
+                    requested_by=requested_by, reason=mask_text(reason), amount=request.amount,
+                    details={"form": request.form.value, "bearer": request.bearer, "goods": [list(g) for g in request.goods],
+                             "approvals_needed": needed, "customer": order.customer.model_dump(mode="json")}),
+        opened={"form": request.form.value, "amount": request.amount, "bearer": request.bearer, "goods": request.goods_items(),
+                "approvals_needed": needed, "reason": mask_text(reason)},
+        terms={"form": request.form.value, "amount": str(request.amount), "bearer": request.bearer,
+               "goods": [f"{sku}:{quantity}" for sku, quantity in request.goods]},
+        actor=requested_by, notice="compensation_opened", staff_tags=(Role.AGENT.value,),
+        say=lambda _case: {"compensation_form": request.form.value, "requested_by": requested_by, "bearer": request.bearer,
+                           "approvals": " → ".join(needed) or "无需审批 none (within the agent's limit)"},
+    )
+    return await open_case(
+        "compensation/compensation", new,
         {"case_id": case_id, "order_id": order_id, "form": request.form.value, "amount": str(request.amount), "reason": mask_text(reason),
          "requested_by": requested_by, "bearer": request.bearer, "goods": [f"{sku}:{quantity}" for sku, quantity in request.goods]},
         tags=["process:compensation", f"form:{request.form.value}", f"level:{chain[-1].value if chain else 'agent'}"],
-        same=("form", "amount", "bearer", "goods"),
     )
+
 
 class CompensationRequest(ProcessRequest):
     order_id: str = cli("--order", "订单号 order id")
@@ -47,7 +62,7 @@ class CompensationRequest(ProcessRequest):
     request_ref: str | None = cli("--request-ref", "a reference, for a second compensation on one order", None)
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="compensation", section="§1.3", title="Compensation (§1.3) 补偿", route="compensations",
     request=CompensationRequest, opener=open_compensation,
     summary="Open a compensation. Above ¥20 it waits for the supervisor, above ¥500 then for the manager.",

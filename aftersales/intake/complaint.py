@@ -9,10 +9,10 @@ from aftersales.domain import complaint_rules as rules_
 from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text
 from aftersales.domain.settings import get_settings
-from aftersales.intake.core import Opened, record_case_at_intake, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import OrderNotFound, PlatformClient
-from aftersales.tasks.complaint import case_fields
+from aftersales.tasks.complaint import case_fields, complaint_context
 
 
 def complaint_case_id(ticket: str) -> str:
@@ -68,17 +68,18 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
                     "copied": [r.value for r in routing.copied], "intake_tags": routing.intake_tags},
     }
     # the customer's contact details stay in the case database; the run gets the case id only
-    record_case_at_intake(same=_same_complaint, subject=("此工单", "this ticket"), **case_fields(case_id, complaint))
-    return await start_case_run(
-        "complaint/complaint", case_id, {"case_id": case_id},
+    new = NewCase(
+        fields=case_fields(case_id, complaint), opened=complaint, actor=requested_by,
+        # what a repeated complaint (same ticket) must agree on; its free text and times may differ
+        terms={"channel": complaint["channel"], "category_code": code, "level": checked_level, "order_id": order_id,
+               "contact": reach["contact"]},
+        notice="complaint_opened", staff_tags=tuple(routing.intake_tags), buyer=True, say=lambda _case: complaint_context(complaint),
+    )
+    return await open_case(
+        "complaint/complaint", new, {"case_id": case_id}, subject=("此工单", "this ticket"),
         tags=["process:complaint", f"level:{checked_level}", f"category:{code}", *(f"special:{s}" for s in routing.special)],
     )
 
-
-def _same_complaint(details) -> dict:
-    """What a repeated complaint (same ticket) must agree on; its free text and times may differ."""
-    return {"channel": details.get("channel"), "category_code": details.get("category_code"), "level": details.get("level"),
-            "order_id": details.get("order_id") or "", "contact": (details.get("customer") or {}).get("contact", "")}
 
 class ComplaintRequest(ProcessRequest):
     channel: str = cli("--channel", "phone | online_chat | email | social_media")
@@ -99,7 +100,7 @@ class ComplaintRequest(ProcessRequest):
     requested_by: str = cli("--requested-by", "录入人工号 the staff id entering it", "S001")
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="complaint", section="§1.10", title="Complaints (§1.10) 投诉", route="complaints", request=ComplaintRequest,
     opener=open_complaint, summary="Register a complaint; it is routed by category and level and waits for its first response.",
     demo=(ComplaintRequest(channel="phone", category="1001", level=2, customer_name="陈静", contact="15012345605",

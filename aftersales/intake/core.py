@@ -1,26 +1,30 @@
-"""Opening a case, the same for every process: a checked request starts one flow run per case.
+"""Opening a case, the same for every process: a request is checked once, here at the door; the
+case is recorded and one flow run is started for it.
 
-`run_deployment(..., idempotency_key=<case id>)` means a repeated request (a double click, a retried
-webhook) finds the run already started instead of opening a second case. A repeated request that
-asks for something else (another amount, kind, items …) is refused: it would otherwise silently get
-the existing case.
+The process's intake module checks the request against the platform and the rulebook and hands
+over a ``NewCase``; ``open_case`` records it and starts the run with the case id as its idempotency
+key, so a repeated request (a double click, a retried webhook) finds the case and the run already
+there instead of opening a second case. A repeat that asks for something else (another amount,
+kind, items …) is refused and changes nothing: it would otherwise silently get the existing case.
+The run does not check the request again (no second platform call, no re-judging a window against
+a later date): its first task only gives the case its run, records ``opened`` and tells people.
 
 Customer data stays in the case database: a run's parameters are visible to everyone who can see
-Prefect (UI, API), so they carry the case id and non-personal choices only. Free text (reasons,
-notes) goes into parameters with phone numbers and e-mail addresses masked; processes that take the
-customer's contact details themselves (complaint, dispute) record the case here, before the run
-starts, and give the run only the case id (``record_case_at_intake``).
+Prefect (UI, API), so they carry the case id and non-personal choices only, free text with phone
+numbers and e-mail addresses masked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from prefect.deployments import run_deployment
 
 from aftersales.domain.masking import mask_contact, mask_text
+from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -33,19 +37,60 @@ class Opened:
     flow_run_name: str
 
 
-async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: list[str], same: Iterable[str] = (),
-                         subject: tuple[str, str] = ("此订单", "this order")) -> Opened:
-    """Start the one flow run of a case; the case id is the idempotency key (and the run's name,
-    through the flow's ``flow_run_name="{case_id}"``).
+@dataclass(frozen=True)
+class NewCase:
+    """A checked request as its case: the row, its first event and its first messages.
 
-    A repeated request gets the run already started — unless one of the ``same`` parameters differs
-    from that run's: then it is refused (``case_exists_different``) and nothing changes."""
+    It is written at the door, before the run starts (``open_case``); the run's first task
+    (``tasks.cases.open_case``) gives the case its run and, once, records ``opened`` and enqueues
+    ``notice`` — then the messages can link to the run."""
+
+    fields: dict[str, Any]  # the case's columns: id, process, order_id, customer_id, requested_by, reason, amount, details
+    opened: dict[str, Any]  # the first event's details (case.opened)
+    terms: dict[str, Any]  # what a repeated request must agree on (labels in SAME_LABELS)
+    actor: str  # who opened it, as the trail says
+    notice: str | None = None  # the first messages' template …
+    staff_tags: tuple[str, ...] = ()
+    buyer: bool = False
+    say: Callable[[Case], dict[str, Any]] | None = None  # … and their placeholders beyond the case's own
+
+    @property
+    def case_id(self) -> str:
+        return self.fields["id"]
+
+
+async def open_case(deployment: str, new: NewCase, parameters: dict, tags: list[str],
+                    subject: tuple[str, str] = ("此订单", "this order")) -> Opened:
+    """Record the case, then start its one run (the case id is the idempotency key). A repeat that
+    asks for something else than the recorded case is refused and changes nothing."""
+    record_case(new, subject)
+    return await start_case_run(deployment, new.case_id, parameters, tags)
+
+
+def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this order")) -> Case:
+    with session_scope() as session:
+        details = case_store.jsonable({**new.fields.get("details", {}), "request_terms": new.terms})
+        case, created = case_store.create_case(session, flow_run_id=None, **{**new.fields, "details": details})
+        if not created:
+            refuse_a_different_repeat(case.id, (case.details or {}).get("request_terms", {}), new.terms, new.terms.keys(), subject)
+            return case
+        context = new.say(case) if new.say else {}
+        opening = {"actor": new.actor, "event": new.opened, "notice": new.notice, "staff_tags": list(new.staff_tags), "buyer": new.buyer,
+                   "context": context,
+                   # kept as text in JSON; the messages show them as times again (with their offset)
+                   "times": sorted(key for key, value in context.items() if isinstance(value, datetime))}
+        case.details = {**case.details, "opening": case_store.jsonable(opening)}  # a new dict: the JSON column sees the change
+        session.add(case)
+        return case
+
+
+async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: list[str]) -> Opened:
+    """Start the one flow run of a case; the case id is the idempotency key (and the run's name,
+    through the flow's ``flow_run_name="{case_id}"``): a repeated request gets the run already started."""
     # as_subflow=False: a case opened from inside a flow (the tracker, the review monitor) is a run of
     # its own — a subflow could not suspend for its waits
     run = await run_deployment(deployment, parameters=parameters, idempotency_key=case_id, tags=tags, timeout=0, as_subflow=False)
-    refuse_a_different_repeat(case_id, run.parameters or {}, parameters, same, subject)
     return Opened(case_id=case_id, flow_run_id=str(run.id), flow_run_name=run.name)
-
 
 # What a repeated request must agree on, by name: (中文, English).
 SAME_LABELS: dict[str, tuple[str, str]] = {
@@ -88,15 +133,3 @@ def refuse_a_different_repeat(case_id: str, existing: Mapping[str, Any], request
         f"{subject[0]}已有案件 {case_id}，但{zh}不同，未做任何更改 a case already exists for {subject[1]} ({case_id}) "
         f"with a different {en} ({values}); nothing was changed",
     )
-
-
-def record_case_at_intake(same: Callable[[Mapping[str, Any]], Mapping[str, Any]], subject: tuple[str, str] = ("此订单", "this order"),
-                          **fields: Any) -> None:
-    """Put a checked request in the case database before its run starts (the run then gets only the
-    case id): the customer's contact details are kept here and nowhere in Prefect. A repeat with the
-    same content finds the case (and the run, through the idempotency key); one that differs in
-    ``same(details)`` is refused and changes nothing."""
-    with session_scope() as session:
-        case, created = case_store.create_case(session, flow_run_id=None, **fields)
-        if not created:
-            refuse_a_different_repeat(case.id, same(case.details or {}), same(fields["details"]), same(fields["details"]).keys(), subject)

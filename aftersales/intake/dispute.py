@@ -7,8 +7,9 @@ from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.dispute_rules import REASON_LABEL, check_claim, check_order_for_dispute, check_reason
 from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text, parse_amount
 from aftersales.domain.settings import get_settings
-from aftersales.intake.core import Opened, record_case_at_intake, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.domain.models import Role
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import OrderNotFound, PlatformClient
 from aftersales.tasks.dispute import case_fields
 
@@ -47,14 +48,15 @@ async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, plat
         "reply_due": shop_time(reply_due),
     }
     # the buyer's contact details stay in the case database; the run gets the case id only
-    record_case_at_intake(same=_same_dispute, **case_fields(case_id, dispute))
-    return await start_case_run("dispute/dispute", case_id, {"case_id": case_id},
-                                tags=["process:dispute", f"reason:{checked_reason.value}"])
+    new = NewCase(
+        fields=case_fields(case_id, dispute), opened=dispute,
+        terms={"reason": dispute["reason"], "claimed_amount": dispute["claimed_amount"]}, actor=registered_by,
+        notice="dispute_registered", staff_tags=(Role.DISPUTE.value,), buyer=True,
+        say=lambda _case: {"dispute_reason": dispute["reason_label"], "buyer_statement": statement,
+                           "platform_ref": ref or "", "reply_due": dispute["reply_due"]},
+    )
+    return await open_case("dispute/dispute", new, {"case_id": case_id}, tags=["process:dispute", f"reason:{checked_reason.value}"])
 
-
-def _same_dispute(details) -> dict:
-    """What a repeated registration (same order and platform id) must agree on."""
-    return {"reason": details.get("reason"), "claimed_amount": details.get("claimed_amount")}
 
 class DisputeRequest(ProcessRequest):
     order_id: str = cli("--order", "原销售订单号 the original sales order (must exist on the platform)")
@@ -65,7 +67,7 @@ class DisputeRequest(ProcessRequest):
     registered_by: str = cli("--registered-by", "维权专员工号 the dispute specialist's staff id", "S010")
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="dispute", section="§1.8", title="Disputes (§1.8) 维权", route="disputes", request=DisputeRequest, opener=open_dispute,
     summary="Register a dispute against its order; it waits for the shop's reply.",
     demo=(DisputeRequest(order_id="O20261120-004", reason="not_as_described", platform_ref="WQ20261121001", claimed_amount="300.00",

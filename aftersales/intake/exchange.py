@@ -7,8 +7,9 @@ from aftersales.domain.exchange_rules import exchange_kind
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import ReturnKind, approval_level, check_order_id, check_ref, check_skus, check_text
 from aftersales.domain.settings import get_settings
-from aftersales.intake.core import Opened, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.domain.models import Process, Role
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.exchange import exchange_terms
 
@@ -28,16 +29,27 @@ async def open_exchange(order_id: str, sku: str, new_sku: str = "", quantity: in
     requested_by = check_text(requested_by, "requested_by", "申请人", 64) or "buyer"
     request_ref = check_ref(request_ref)
     async with PlatformClient() as platform:
-        _order, terms, _replacement = await exchange_terms(platform, order_id, sku, new_sku, quantity, kind)
+        order, terms, replacement = await exchange_terms(platform, order_id, sku, new_sku, quantity, kind)
     case_id = exchange_case_id(order_id, request_ref)
-    return await start_case_run(
-        "exchange/exchange", case_id,
+    new = NewCase(
+        fields=dict(id=case_id, process=Process.EXCHANGE, order_id=order_id, customer_id=order.customer.customer_id,
+                    requested_by=requested_by, reason=mask_text(reason), amount=terms.value,
+                    details={"kind": kind.value, **terms.as_details(), "new_name": replacement.name if replacement else terms.new_sku,
+                             "customer": order.customer.model_dump(mode="json"),
+                             "items": [item.model_dump(mode="json") for item in order.items]}),
+        opened={"kind": kind.value, "reason": mask_text(reason), **terms.as_details()},
+        terms={"sku": terms.sku, "new_sku": terms.new_sku, "quantity": terms.quantity, "kind": kind.value}, actor=requested_by,
+        notice="exchange_opened", staff_tags=(Role.AGENT.value,), buyer=True,
+        say=lambda _case: {"sku": terms.sku, "new_sku": terms.new_sku, "quantity": terms.quantity},
+    )
+    return await open_case(
+        "exchange/exchange", new,
         {"case_id": case_id, "order_id": order_id, "sku": terms.sku, "new_sku": terms.new_sku, "quantity": terms.quantity,
          "kind": kind.value, "reason": mask_text(reason), "requested_by": requested_by},
         tags=["process:exchange", f"level:{approval_level(terms.value, get_settings().rules).value}", f"kind:{kind.value}",
               f"price-difference:{terms.settlement.value}"],
-        same=("sku", "new_sku", "quantity", "kind"),
     )
+
 
 class ExchangeRequest(ProcessRequest):
     order_id: str = cli("--order", "订单号 order id (delivered)")
@@ -51,7 +63,7 @@ class ExchangeRequest(ProcessRequest):
     request_ref: str | None = cli("--request-ref", "platform's request id, for a second exchange on one order", None)
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="exchange", section="§1.2", title="Exchanges (§1.2) 换货", route="exchanges", request=ExchangeRequest, opener=open_exchange,
     summary="Open an exchange case. A repeated request opens no second case.",
     # a size up, and a cheaper model (the difference is refunded); both wait for a supervisor

@@ -9,10 +9,14 @@ from __future__ import annotations
 from aftersales.domain.masking import mask_text
 from aftersales.domain.out_of_area_rules import ParcelProblem, parse_problem, validate_problem_parcel
 from aftersales.domain.rules import check_order_id, check_text
-from aftersales.intake.core import Opened, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.domain.models import Process, Role
+from aftersales.domain.out_of_area_rules import fallback_carrier
+from aftersales.domain.settings import get_settings
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts
+from aftersales.tasks.out_of_area import choice_deadline, last_scan
 
 
 def out_of_area_case_id(order_id: str) -> str:
@@ -26,15 +30,34 @@ async def open_out_of_area(order_id: str, problem: ParcelProblem | str, requeste
     note = check_text(note, "note", "说明")
     requested_by = check_text(requested_by, "requested_by", "报告人", 64) or "system"
     async with PlatformClient() as platform:
-        order, _facts = await order_facts(platform, order_id)
+        order, facts = await order_facts(platform, order_id)
     validate_problem_parcel(order_id, order.status, order.delivered_at, order.carrier, order.waybill)
+    scan, pickup = await last_scan(order.carrier, order.waybill, order.customer.phone)
+    rules = get_settings().rules
     case_id = out_of_area_case_id(order_id)
-    return await start_case_run(
-        "out-of-area/out-of-area", case_id,
-        {"case_id": case_id, "order_id": order_id, "problem": problem.value, "requested_by": requested_by, "note": mask_text(note)},
-        tags=["process:out_of_area", f"problem:{problem.value}"],
-        same=("problem",),
+    note = mask_text(note)
+    new = NewCase(
+        fields=dict(id=case_id, process=Process.OUT_OF_AREA, order_id=order_id, customer_id=order.customer.customer_id,
+                    requested_by=requested_by, reason=f"{problem.value} {note}".strip()[:500], amount=facts.paid_amount - facts.already_refunded,
+                    details={"problem": problem.value, "carrier": order.carrier, "waybill": order.waybill, "bearer": problem.bearer,
+                             "last_scan": scan, "pickup_point": pickup, "note": note,
+                             "new_carrier": fallback_carrier(order.carrier, rules.out_of_area_fallback_carrier),
+                             "customer": order.customer.model_dump(mode="json"),
+                             "items": [item.model_dump(mode="json") for item in order.items]}),
+        opened={"problem": problem.value, "carrier": order.carrier, "waybill": order.waybill, "last_scan": scan, "note": note},
+        terms={"problem": problem.value}, actor=requested_by,
+        # the buyer is contacted at once; the logistics team calls them
+        notice="ooa_opened", staff_tags=(Role.LOGISTICS.value, Role.AGENT.value), buyer=True,
+        say=lambda case: {"ooa_problem": problem.value, "carrier": order.carrier, "waybill": order.waybill, "last_scan": scan,
+                          "pickup_point": pickup, "deadline": choice_deadline(case), "ooa_remedy": rules.out_of_area_default_remedy,
+                          "bearer": problem.bearer},
     )
+    return await open_case(
+        "out-of-area/out-of-area", new,
+        {"case_id": case_id, "order_id": order_id, "problem": problem.value, "requested_by": requested_by, "note": note},
+        tags=["process:out_of_area", f"problem:{problem.value}"],
+    )
+
 
 class OutOfAreaRequest(ProcessRequest):
     order_id: str = cli("--order", "订单号 order id")
@@ -43,7 +66,7 @@ class OutOfAreaRequest(ProcessRequest):
     note: str = cli("--note", "说明 what the carrier said", "")
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="out-of-area", section="§1.4", title="Express out-of-area parcels (§1.4) 快递超区", route="out-of-area",
     request=OutOfAreaRequest, opener=open_out_of_area,
     summary="Open a problem-parcel case; the buyer is asked to choose a remedy. A repeat opens nothing new.",

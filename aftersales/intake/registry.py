@@ -1,6 +1,6 @@
 """The processes, each declared once: its rulebook section, its request, how it opens, its demo cases.
 
-Every module of ``aftersales.intake`` that declares ``PROCESS = Process(...)`` is a process. The CLI's
+Every module of ``aftersales.intake`` that declares ``PROCESS = ProcessEntry(...)`` is a process. The CLI's
 ``aftersales <process> open``, the intake API's ``POST /<route>`` and ``make run``'s demo cases are
 made from these entries; ``serve`` finds the flows themselves in ``aftersales.flows``. So a new
 process is its flow module, its forms, its rules and one intake module with its entry — nothing in
@@ -41,7 +41,7 @@ def cli(flag: str | None = None, description: str = "", default: Any = ..., **kw
 
 
 @dataclass(frozen=True)
-class Process:
+class ProcessEntry:
     name: str  # the CLI group (`aftersales return open`) and the run's `process:` tag
     section: str  # the rulebook's section (../shared/domain/RULES.md)
     title: str  # "Returns 退货": the CLI group's help
@@ -71,19 +71,19 @@ class Process:
 
 
 @cache
-def processes() -> tuple[Process, ...]:
+def processes() -> tuple[ProcessEntry, ...]:
     """Every declared process, in the rulebook's order."""
     import aftersales.intake as package
 
     found = []
     for module_info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"{package.__name__}.{module_info.name}")
-        if isinstance(getattr(module, "PROCESS", None), Process):
+        if isinstance(getattr(module, "PROCESS", None), ProcessEntry):
             found.append(module.PROCESS)
     return tuple(sorted(found, key=lambda process: [int(part) for part in process.section.lstrip("§").split(".")]))
 
 
-def process(name: str) -> Process:
+def process(name: str) -> ProcessEntry:
     for candidate in processes():
         if candidate.name == name:
             return candidate

@@ -8,8 +8,9 @@ from aftersales.domain.masking import mask_text
 from aftersales.domain.repair_rules import RepairScope, parse_scope, validate_repair_request
 from aftersales.domain.rules import check_order_id, check_skus, check_text
 from aftersales.domain.settings import get_settings
-from aftersales.intake.core import Opened, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.domain.models import Process
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts
 
@@ -30,12 +31,28 @@ async def open_repair(order_id: str, sku: str, fault: str, scope: RepairScope | 
     terms = validate_repair_request(order_id, order.status, order.delivered_at, {i.sku for i in order.items}, sku, fault,
                                     scope, utcnow(), get_settings().rules)
     case_id = repair_case_id(order_id, sku)
-    return await start_case_run(
-        "repair/repair", case_id,
-        {"case_id": case_id, "order_id": order_id, "sku": sku, "fault": mask_text(fault), "scope": scope.value, "requested_by": requested_by},
-        tags=["process:repair", "warranty:in" if terms.in_warranty else "warranty:out", f"scope:{scope.value}"],
-        same=("scope",),
+    fault = mask_text(fault)
+    item = next(i for i in order.items if i.sku == sku)
+    new = NewCase(
+        fields=dict(id=case_id, process=Process.REPAIR, order_id=order_id, customer_id=order.customer.customer_id,
+                    requested_by=requested_by, reason=fault, amount=item.unit_price,
+                    details={"sku": sku, "item": item.name, "scope": scope.value, "in_warranty": terms.in_warranty,
+                             "warranty_ends": terms.warranty_ends.isoformat(), "needs_approval": terms.needs_approval,
+                             "why_approval": terms.why_approval, "delivered_at": order.delivered_at.isoformat(),
+                             "customer": order.customer.model_dump(mode="json")}),
+        opened={"sku": sku, "fault": fault, "scope": scope.value, "in_warranty": terms.in_warranty,
+                "warranty_ends": terms.warranty_ends, "needs_approval": terms.needs_approval},
+        terms={"scope": scope.value}, actor=requested_by,
+        # in warranty and scope the buyer hears from the send-in step; otherwise at once that it needs approval
+        notice="repair_needs_approval" if terms.needs_approval else None, buyer=True,
+        say=lambda _case: {"item": item.name, "why": terms.why_approval},
     )
+    return await open_case(
+        "repair/repair", new,
+        {"case_id": case_id, "order_id": order_id, "sku": sku, "fault": fault, "scope": scope.value, "requested_by": requested_by},
+        tags=["process:repair", "warranty:in" if terms.in_warranty else "warranty:out", f"scope:{scope.value}"],
+    )
+
 
 class RepairRequest(ProcessRequest):
     order_id: str = cli("--order", "订单号 order id (delivered)")
@@ -45,7 +62,7 @@ class RepairRequest(ProcessRequest):
     requested_by: str = cli("--requested-by", "the agent's staff id", "S001")
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="repair", section="§1.5", title="Repairs (§1.5) 返修", route="repairs", request=RepairRequest, opener=open_repair,
     summary="Open a repair order; out-of-warranty or out-of-scope repairs wait for a superior's approval.",
     # in warranty, waiting for the buyer to send the item; water damage, waiting for a supervisor

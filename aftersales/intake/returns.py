@@ -18,8 +18,9 @@ from aftersales.domain.rules import (
     validate_return_request,
 )
 from aftersales.domain.settings import get_settings
-from aftersales.intake.core import Opened, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.domain.models import Process, Role
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
 from aftersales.tasks.intake import order_facts
 
@@ -43,15 +44,24 @@ async def open_return(order_id: str, amount: str, reason: str = "", kind: Return
     missing_skus = check_skus(missing_skus or [], "missing_sku")
     request_ref = check_ref(request_ref)
     async with PlatformClient() as platform:
-        _order, facts = await order_facts(platform, order_id)
+        order, facts = await order_facts(platform, order_id)
     checked = validate_return_request(facts, amount, kind, utcnow(), get_settings().rules, missing_skus)
     case_id = return_case_id(order_id, request_ref)
-    return await start_case_run(
-        "return/return", case_id,
+    new = NewCase(
+        fields=dict(id=case_id, process=Process.RETURN, order_id=order_id, customer_id=order.customer.customer_id,
+                    requested_by=requested_by, reason=mask_text(reason), amount=checked,
+                    details={"kind": kind.value, "missing_skus": missing_skus, "free_shipping": order.free_shipping,
+                             "customer": order.customer.model_dump(mode="json"),
+                             "items": [item.model_dump(mode="json") for item in order.items]}),
+        opened={"kind": kind.value, "amount": checked, "reason": mask_text(reason), "missing_skus": missing_skus},
+        terms={"amount": str(checked), "kind": kind.value, "missing_skus": missing_skus}, actor=requested_by,
+        notice="return_opened", staff_tags=(Role.AGENT.value,), buyer=True, say=lambda _case: {"kind": kind.value},
+    )
+    return await open_case(
+        "return/return", new,
         {"case_id": case_id, "order_id": order_id, "amount": str(checked), "reason": mask_text(reason),
          "kind": kind.value, "requested_by": requested_by, "missing_skus": missing_skus},
         tags=["process:return", f"level:{approval_level(checked, get_settings().rules).value}", f"kind:{kind.value}"],
-        same=("amount", "kind", "missing_skus"),
     )
 
 
@@ -65,7 +75,7 @@ class ReturnRequest(ProcessRequest):
     request_ref: str | None = cli("--request-ref", "platform's return request id, for a second return on one order", None)
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="return", section="§1.1", title="Returns (§1.1) 退货", route="returns", request=ReturnRequest, opener=open_return,
     summary="Open a return case. A repeated request opens no second case.",
     # one for each approval level

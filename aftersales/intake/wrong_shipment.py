@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_skus, check_text
-from aftersales.intake.core import Opened, start_case_run
-from aftersales.intake.registry import Process, ProcessRequest, cli
+from aftersales.domain.models import Process, Role
+from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import PlatformClient
-from aftersales.tasks.wrong_shipment import wrong_shipment_facts
+from aftersales.tasks.wrong_shipment import items_text, wrong_shipment_facts
 
 
 def wrong_shipment_case_id(order_id: str, request_ref: str | None = None) -> str:
@@ -24,15 +25,28 @@ async def open_wrong_shipment(order_id: str, skus: list[str], reason: str = "", 
     requested_by = check_text(requested_by, "requested_by", "报告人", 64) or "buyer"
     request_ref = check_ref(request_ref)
     async with PlatformClient() as platform:
-        order, _facts, _value = await wrong_shipment_facts(platform, order_id, list(skus))
+        order, _facts, value = await wrong_shipment_facts(platform, order_id, list(skus))
     case_id = wrong_shipment_case_id(order_id, request_ref)
-    return await start_case_run(
-        "wrong-shipment/wrong-shipment", case_id,
-        {"case_id": case_id, "order_id": order_id, "skus": list(skus), "reason": mask_text(reason), "requested_by": requested_by,
+    reason = mask_text(reason)
+    new = NewCase(
+        fields=dict(id=case_id, process=Process.WRONG_SHIPMENT, order_id=order_id, customer_id=order.customer.customer_id,
+                    requested_by=requested_by, reason=reason, amount=value,
+                    details={"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect,
+                             "customer": order.customer.model_dump(mode="json"),
+                             "items": [item.model_dump(mode="json") for item in order.items]}),
+        # whether the parcel has left the warehouse decides the way (§1.7)
+        opened={"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect, "reason": reason},
+        terms={"skus": list(skus)}, actor=requested_by,
+        notice="wrong_shipment_opened", staff_tags=(Role.WAREHOUSE.value, Role.AGENT.value),
+        say=lambda case: {"items": items_text(case), "warehouse_left": "是 yes" if order.warehouse_left else "否 no"},
+    )
+    return await open_case(
+        "wrong-shipment/wrong-shipment", new,
+        {"case_id": case_id, "order_id": order_id, "skus": list(skus), "reason": reason, "requested_by": requested_by,
          "negative_effect": negative_effect},
         tags=["process:wrong_shipment", f"warehouse-left:{str(order.warehouse_left).lower()}"],
-        same=("skus",),
     )
+
 
 class WrongShipmentRequest(ProcessRequest):
     order_id: str = cli("--order", "订单号 order id")
@@ -43,7 +57,7 @@ class WrongShipmentRequest(ProcessRequest):
     request_ref: str | None = cli("--request-ref", "a reference, for a second report on one order", None)
 
 
-PROCESS = Process(
+PROCESS = ProcessEntry(
     name="wrong-shipment", section="§1.7", title="Wrong shipments (§1.7) 错发货", route="wrong-shipments",
     request=WrongShipmentRequest, opener=open_wrong_shipment,
     summary="Report a wrong shipment. Not yet dispatched: corrected at once; dispatched: the buyer chooses.",

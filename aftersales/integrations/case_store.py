@@ -48,7 +48,7 @@ def record_event(session: Session, case_id: str, key: str, actor: str, action: s
     existing = session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.key == key)).first()
     if existing is not None:
         return existing, False
-    event = CaseEvent(case_id=case_id, key=key, actor=actor, action=action, details=_jsonable(details or {}))
+    event = CaseEvent(case_id=case_id, key=key, actor=actor, action=action, details=jsonable(details or {}))
     try:
         with session.begin_nested():
             session.add(event)
@@ -125,11 +125,11 @@ def find_wait(session: Session, case_id: str, step: str | None = None) -> Wait |
     return session.exec(query.order_by(Wait.id.desc())).first()
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
@@ -137,10 +137,6 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
         return value.value
     return value
-
-
-def jsonable(value: Any) -> Any:
-    return _jsonable(value)
 
 
 def ids(rows: Iterable[Any]) -> list[Any]:

@@ -7,6 +7,7 @@ the top and skips them through their persisted results. The database writes are 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prefect import task
@@ -15,7 +16,8 @@ from aftersales.domain.models import Case, CaseStatus
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.tasks.notify import notify_in_session, send_pending
-from aftersales.tasks.policy import LOCAL_RECORD
+from aftersales.domain.rules import InvalidRequest
+from aftersales.tasks.policy import LOCAL_RECORD, no_retry_on_invalid
 
 
 def per_case(step: str):
@@ -30,6 +32,33 @@ def per_case(step: str):
 def load_case(case_id: str) -> Case:
     with session_scope() as session:
         return case_store.get_case(session, case_id)
+
+
+@task(name="open-case", cache_key_fn=per_case("open"), persist_result=True, retry_condition_fn=no_retry_on_invalid, **LOCAL_RECORD)
+async def open_case(case_id: str, flow_run_id: str) -> str:
+    """Every process's first step. The request was checked and the case recorded at the door
+    (``aftersales.intake``), before this run started; here the case gets its run, the trail its
+    first event and the first messages go out (now they can link to the run) — once, whatever the
+    replays."""
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            # a run started by hand (the deployment's "Run" button) has no checked request behind it
+            raise InvalidRequest("case_not_recorded", f"案件 {case_id} 未经受理，请用 `aftersales <流程> open` 或接口开案 case {case_id} was "
+                                 f"not opened through intake: open cases with `aftersales <process> open` or the intake API")
+        if not case.flow_run_id:
+            case.flow_run_id = flow_run_id
+            session.add(case)
+        opening = (case.details or {}).get("opening") or {}
+        _event, created = case_store.record_event(session, case_id, "opened", opening.get("actor") or case.requested_by,
+                                                  "case.opened", opening.get("event") or {})
+        if created and opening.get("notice"):
+            context = dict(opening.get("context") or {})
+            context.update({key: datetime.fromisoformat(context[key]) for key in opening.get("times", ()) if context.get(key)})
+            notify_in_session(session, case, "opened", opening["notice"], staff_tags=opening.get("staff_tags") or None,
+                              buyer=bool(opening.get("buyer")), **context)
+    send_pending(case_id)
+    return case_id
 
 
 @task(name="record-step", **LOCAL_RECORD)

@@ -7,37 +7,13 @@ from decimal import Decimal
 
 from prefect import task
 
-from aftersales.domain.models import Case, Process, Role
+from aftersales.domain.models import Process, Role
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundKind
-from aftersales.tasks.cases import load_case, per_case
+from aftersales.tasks.cases import load_case
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import LOCAL_RECORD, OUTSIDE_EFFECT
-
-
-@task(name="receive-complaint", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def receive_complaint(case_id: str, flow_run_id: str, complaint: dict | None = None) -> str:
-    """002 §4.2 step 1 (receive): what §1.10 asks for — customer, contact, order, object, cause,
-    demand, time, channel, category, level — was recorded on the case at intake (it never travels
-    through Prefect); here the case gets its run, the trail its first event, and the department
-    and the customer are told. ``complaint``: only runs started before intake recorded the case."""
-    with session_scope() as session:
-        case = session.get(Case, case_id)
-        if case is None:
-            if complaint is None:
-                raise LookupError(f"complaint {case_id} was not recorded at intake")
-            case, _created = case_store.create_case(session, flow_run_id=flow_run_id, **case_fields(case_id, complaint))
-        if not case.flow_run_id:
-            case.flow_run_id = flow_run_id
-            session.add(case)
-        complaint = case.details
-        _event, created = case_store.record_event(session, case_id, "opened", complaint["requested_by"], "case.opened", complaint)
-        if created:
-            notify_in_session(session, case, "opened", "complaint_opened", staff_tags=complaint["routing"]["intake_tags"], buyer=True,
-                              **complaint_context(complaint))
-    send_pending(case_id)
-    return case_id
 
 
 def case_fields(case_id: str, complaint: dict) -> dict:

@@ -16,34 +16,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.notify import render
-from aftersales.tasks.cases import per_case
-from aftersales.tasks.notify import notify_in_session, send_pending
-from aftersales.tasks.policy import LOCAL_RECORD, OUTSIDE_EFFECT
-
-
-@task(name="register-dispute", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def register_dispute(case_id: str, flow_run_id: str, dispute: dict | None = None) -> str:
-    """§1.8: the dispute was registered against its original order, with the buyer's reasons, at
-    intake (the case database holds the buyer's details; Prefect never sees them). Here the case
-    gets its run, the trail its first event, and the specialists and the buyer are told.
-    ``dispute``: only runs started before intake recorded the case."""
-    with session_scope() as session:
-        case = session.get(Case, case_id)
-        if case is None:
-            if dispute is None:
-                raise LookupError(f"dispute {case_id} was not recorded at intake")
-            case, _created = case_store.create_case(session, flow_run_id=flow_run_id, **case_fields(case_id, dispute))
-        if not case.flow_run_id:
-            case.flow_run_id = flow_run_id
-            session.add(case)
-        dispute = case.details
-        _event, created = case_store.record_event(session, case_id, "opened", dispute["registered_by"], "case.opened", dispute)
-        if created:
-            notify_in_session(session, case, "opened", "dispute_registered", staff_tags=[Role.DISPUTE.value], buyer=True,
-                              dispute_reason=dispute["reason_label"], buyer_statement=dispute["buyer_statement"],
-                              platform_ref=dispute.get("platform_ref") or "", reply_due=dispute["reply_due"])
-    send_pending(case_id)
-    return case_id
+from aftersales.tasks.policy import LOCAL_RECORD
 
 
 def case_fields(case_id: str, dispute: dict) -> dict:

@@ -10,14 +10,13 @@ from __future__ import annotations
 from prefect import task
 
 from aftersales.domain.calendar import business_calendar
-from aftersales.domain.models import Case, Process, Role
-from aftersales.domain.out_of_area_rules import ParcelProblem, fallback_carrier, pickup_suggestion, validate_problem_parcel
+from aftersales.domain.models import Case, Role
+from aftersales.domain.out_of_area_rules import pickup_suggestion
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import CarrierClient, CarrierError, PlatformClient
 from aftersales.tasks.cases import load_case, per_case
-from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
@@ -37,42 +36,6 @@ async def last_scan(carrier: str, waybill: str, phone: str) -> tuple[str, str]:
     if latest is None:
         return "", ""
     return latest.context, pickup_suggestion(latest.context, latest.area)
-
-
-@task(name="open-out-of-area-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def open_out_of_area_case(case_id: str, order_id: str, problem: ParcelProblem, requested_by: str, note: str,
-                                flow_run_id: str) -> str:
-    """§1.4: check the parcel is on its way, record the problem, and contact the buyer at once."""
-    with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id
-    async with PlatformClient() as platform:
-        order, facts = await order_facts(platform, order_id)
-    validate_problem_parcel(order_id, order.status, order.delivered_at, order.carrier, order.waybill)
-    scan, pickup = await last_scan(order.carrier, order.waybill, order.customer.phone)
-    rules = get_settings().rules
-    details = {
-        "problem": problem.value, "carrier": order.carrier, "waybill": order.waybill, "bearer": problem.bearer,
-        "last_scan": scan, "pickup_point": pickup, "note": note,
-        "new_carrier": fallback_carrier(order.carrier, rules.out_of_area_fallback_carrier),
-        "customer": order.customer.model_dump(mode="json"),
-        "items": [item.model_dump(mode="json") for item in order.items],
-    }
-    with session_scope() as session:
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.OUT_OF_AREA, order_id=order_id, customer_id=order.customer.customer_id,
-            requested_by=requested_by, reason=f"{problem.value} {note}".strip()[:500],
-            amount=facts.paid_amount - facts.already_refunded, flow_run_id=flow_run_id, details=details,
-        )
-        if created:
-            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
-                                    {"problem": problem.value, "carrier": order.carrier, "waybill": order.waybill, "last_scan": scan, "note": note})
-            notify_in_session(session, case, "opened", "ooa_opened", staff_tags=[Role.LOGISTICS.value, Role.AGENT.value], buyer=True,
-                              ooa_problem=problem.value, carrier=order.carrier, waybill=order.waybill, last_scan=scan,
-                              pickup_point=pickup, deadline=choice_deadline(case), ooa_remedy=rules.out_of_area_default_remedy,
-                              bearer=problem.bearer)
-    send_pending(case_id)
-    return case_id
 
 
 @task(name="switch-carrier", cache_key_fn=per_case("switch-carrier"), **OUTSIDE_EFFECT)

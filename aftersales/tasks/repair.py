@@ -8,15 +8,13 @@ from decimal import Decimal
 
 from prefect import task
 
-from aftersales.domain.calendar import utcnow
-from aftersales.domain.models import Case, Process, Role
-from aftersales.domain.repair_rules import RepairScope, RepairTerms, validate_repair_request
+from aftersales.domain.models import Case, Role
+from aftersales.domain.repair_rules import RepairScope, RepairTerms
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundKind
 from aftersales.tasks.cases import load_case, per_case
-from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
@@ -24,37 +22,6 @@ from aftersales.tasks.policy import OUTSIDE_EFFECT
 def terms_of(case: Case) -> RepairTerms:
     return RepairTerms(in_warranty=case.details["in_warranty"], warranty_ends=datetime.fromisoformat(case.details["warranty_ends"]),
                        scope=RepairScope(case.details["scope"]))
-
-
-@task(name="open-repair-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def open_repair_case(case_id: str, order_id: str, sku: str, fault: str, scope: RepairScope, requested_by: str,
-                           flow_run_id: str) -> str:
-    """§1.5: the agent's repair order, linked to a received order and one of its items."""
-    with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id  # judged when it was opened; a replay must not re-judge the warranty
-    async with PlatformClient() as platform:
-        order, _facts = await order_facts(platform, order_id)
-    terms = validate_repair_request(order_id, order.status, order.delivered_at, {i.sku for i in order.items}, sku, fault,
-                                    scope, utcnow(), get_settings().rules)
-    item = next(i for i in order.items if i.sku == sku)
-    with session_scope() as session:
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.REPAIR, order_id=order_id, customer_id=order.customer.customer_id,
-            requested_by=requested_by, reason=fault[:500], amount=item.unit_price, flow_run_id=flow_run_id,
-            details={"sku": sku, "item": item.name, "scope": scope.value, "in_warranty": terms.in_warranty,
-                     "warranty_ends": terms.warranty_ends.isoformat(), "needs_approval": terms.needs_approval,
-                     "why_approval": terms.why_approval, "delivered_at": order.delivered_at.isoformat(),
-                     "customer": order.customer.model_dump(mode="json")},
-        )
-        if created:
-            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
-                                    {"sku": sku, "fault": fault, "scope": scope.value, "in_warranty": terms.in_warranty,
-                                     "warranty_ends": terms.warranty_ends, "needs_approval": terms.needs_approval})
-            if terms.needs_approval:
-                notify_in_session(session, case, "opened", "repair_needs_approval", buyer=True, item=item.name, why=terms.why_approval)
-    send_pending(case_id)
-    return case_id
 
 
 @task(name="ask-buyer-to-send-in", cache_key_fn=per_case("send-in"), **OUTSIDE_EFFECT)

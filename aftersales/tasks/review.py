@@ -9,15 +9,14 @@ from decimal import Decimal
 from prefect import task
 
 from aftersales.domain.calendar import business_calendar
-from aftersales.domain.models import Case, Process, Role
-from aftersales.domain.review_rules import OfferForm, check_followed_up, parse_department
+from aftersales.domain.models import Case, Role
+from aftersales.domain.review_rules import OfferForm
 from aftersales.domain.rules import InvalidRequest
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundKind, Review
 from aftersales.tasks.cases import load_case, per_case
-from aftersales.tasks.intake import order_facts
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
@@ -31,34 +30,6 @@ async def find_review(platform: PlatformClient, review_id: str) -> Review:
 
 def cause_deadline(case: Case):
     return business_calendar().add_working_days(case.opened_at, get_settings().rules.review_cause_working_days)
-
-
-@task(name="open-review-case", cache_key_fn=per_case("open"), **OUTSIDE_EFFECT)
-async def open_review_case(case_id: str, review_id: str, department: str | None, requested_by: str, flow_run_id: str) -> str:
-    """§1.6: the review specialist passes the buyer's words to the responsible department."""
-    with session_scope() as session:
-        if session.get(Case, case_id) is not None:
-            return case_id
-    async with PlatformClient() as platform:
-        review = await find_review(platform, review_id)
-        check_followed_up(review_id, review.rating)
-        order, _facts = await order_facts(platform, review.order_id)
-    dept = parse_department(department, review.text)
-    with session_scope() as session:
-        case, created = case_store.create_case(
-            session, id=case_id, process=Process.REVIEW, order_id=review.order_id, customer_id=review.customer_id,
-            requested_by=requested_by, reason=review.text[:500], amount=Decimal("0"), flow_run_id=flow_run_id,
-            details={"review_id": review_id, "rating": review.rating.value, "text": review.text, "department": dept.value,
-                     "review_created_at": review.created_at.isoformat(), "customer": order.customer.model_dump(mode="json"),
-                     "items": {item.sku: str(item.unit_price) for item in order.items}},
-        )
-        if created:
-            case_store.record_event(session, case_id, "opened", requested_by, "case.opened",
-                                    {"review_id": review_id, "rating": review.rating.value, "text": review.text, "department": dept.value})
-            notify_in_session(session, case, "opened", "review_opened", staff_tags=sorted({Role.REVIEW.value, dept.value}),
-                              rating=review.rating.value, review_text=review.text, department=dept.value, deadline=cause_deadline(case))
-    send_pending(case_id)
-    return case_id
 
 
 @task(name="report-malicious-review", cache_key_fn=per_case("report-review"), **OUTSIDE_EFFECT)

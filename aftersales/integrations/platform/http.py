@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Self
@@ -80,10 +81,15 @@ def secret_value(value: str | SecretStr) -> str:
 
 
 class GatewayClient:
-    """What both clients share: one ``httpx.AsyncClient`` (one connection pool) with an explicit
-    timeout, and the retry budget and backoff its calls go through (``with_retries``). Use a client
-    as ``async with …:``; arguments override the settings (``AFTERSALES_PLATFORM_TIMEOUT_SECONDS``,
-    ``_RETRIES``); ``transport`` lets a test or a bench plug in its own httpx transport."""
+    """What both clients share: an ``httpx.AsyncClient`` with an explicit timeout, and the retry
+    budget and backoff its calls go through (``with_retries``). Use a client as ``async with …:``;
+    arguments override the settings (``AFTERSALES_PLATFORM_TIMEOUT_SECONDS``, ``_RETRIES``);
+    ``transport`` lets a test or a bench plug in its own httpx transport.
+
+    One connection pool per run: every client made in the same event loop (a flow run, the intake
+    API's process, one CLI command) with the same address, headers and timeout borrows one
+    ``httpx.AsyncClient``, so a run's tens of calls reuse their connections instead of opening a
+    pool each; the pool is closed when its loop ends."""
 
     def __init__(self, *, settings: Settings, timeout: float | None, retries: int | None,
                  transport: httpx.AsyncBaseTransport | None, backoff_base: float, backoff_cap: float,
@@ -91,7 +97,15 @@ class GatewayClient:
         self.retries = settings.platform_retries if retries is None else retries
         self._backoff = Backoff(backoff_base, backoff_cap)
         seconds = settings.platform_timeout_seconds if timeout is None else timeout
-        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=httpx.Timeout(seconds), transport=transport)
+
+        def new_pool() -> httpx.AsyncClient:
+            return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=httpx.Timeout(seconds), transport=transport)
+
+        shared = transport is None
+        self._http = shared_pool((base_url, tuple(sorted((headers or {}).items())), seconds), new_pool) if shared else None
+        self._owned = self._http is None
+        if self._http is None:
+            self._http = new_pool()
 
     async def __aenter__(self) -> Self:
         return self
@@ -100,4 +114,35 @@ class GatewayClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owned:  # a shared pool outlives its borrowers: it closes with its loop
+            await self._http.aclose()
+
+
+_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, httpx.AsyncClient]] = weakref.WeakKeyDictionary()
+
+
+def shared_pool(key: tuple, make: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient | None:
+    """The running loop's pool for ``key``, made on first use; None outside a running loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    pools = _POOLS.get(loop)
+    if pools is None:
+        pools = _POOLS[loop] = {}
+        # closes the loop's pools when the loop ends (asyncio.run cancels what is left; a flow run's
+        # engine loop ends with its process)
+        loop.create_task(_close_at_loop_end(pools), name="aftersales-close-connection-pools")
+    pool = pools.get(key)
+    if pool is None or pool.is_closed:
+        pool = pools[key] = make()
+    return pool
+
+
+async def _close_at_loop_end(pools: dict[tuple, httpx.AsyncClient]) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for pool in list(pools.values()):
+            await pool.aclose()
+        pools.clear()
