@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import weakref
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Self
@@ -86,10 +85,10 @@ class GatewayClient:
     arguments override the settings (``AFTERSALES_PLATFORM_TIMEOUT_SECONDS``, ``_RETRIES``);
     ``transport`` lets a test or a bench plug in its own httpx transport.
 
-    One connection pool per run: every client made in the same event loop (a flow run, the intake
-    API's process, one CLI command) with the same address, headers and timeout borrows one
-    ``httpx.AsyncClient``, so a run's tens of calls reuse their connections instead of opening a
-    pool each; the pool is closed when its loop ends."""
+    One connection pool per run: every client a flow run makes (in its event loop) with the same
+    address, headers and timeout borrows one ``httpx.AsyncClient``, so a run's tens of calls reuse
+    their connections instead of opening a pool each; it lives as long as the run's process. Outside
+    a flow run (a CLI command, the intake API, a test) each client has its own, closed on exit."""
 
     def __init__(self, *, settings: Settings, timeout: float | None, retries: int | None,
                  transport: httpx.AsyncBaseTransport | None, backoff_base: float, backoff_cap: float,
@@ -114,35 +113,26 @@ class GatewayClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owned:  # a shared pool outlives its borrowers: it closes with its loop
+        if self._owned:  # a run's shared pool outlives its borrowers: it lives as long as the run
             await self._http.aclose()
 
 
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, httpx.AsyncClient]] = weakref.WeakKeyDictionary()
+_POOLS: dict[tuple, httpx.AsyncClient] = {}
 
 
 def shared_pool(key: tuple, make: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient | None:
-    """The running loop's pool for ``key``, made on first use; None outside a running loop."""
+    """The running flow run's pool for ``key`` (made on first use); None outside a flow run."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return None
-    pools = _POOLS.get(loop)
-    if pools is None:
-        pools = _POOLS[loop] = {}
-        # closes the loop's pools when the loop ends (asyncio.run cancels what is left; a flow run's
-        # engine loop ends with its process)
-        loop.create_task(_close_at_loop_end(pools), name="aftersales-close-connection-pools")
-    pool = pools.get(key)
+    scope = (str(context.flow_run.id), id(loop), *key)  # an httpx client belongs to one event loop
+    pool = _POOLS.get(scope)
     if pool is None or pool.is_closed:
-        pool = pools[key] = make()
+        pool = _POOLS[scope] = make()
     return pool
-
-
-async def _close_at_loop_end(pools: dict[tuple, httpx.AsyncClient]) -> None:
-    try:
-        await asyncio.Event().wait()
-    finally:
-        for pool in list(pools.values()):
-            await pool.aclose()
-        pools.clear()
