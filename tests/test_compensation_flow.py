@@ -122,7 +122,7 @@ def test_an_unanswered_level_escalates_and_the_unanswered_manager_declines(stack
     assert stack.sweep(case_id, days=1.1)["resumed"] == [case_id]
     escalated = stack.waiting(case_id, "approval-manager")
     assert escalated.addressed_to == "manager"
-    assert any(e.action == "compensation.escalated" for e in events(case_id))
+    assert any(e.action == "case.escalated" and e.details["to"] == "manager" for e in events(case_id))
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/manager"))
 
     assert stack.sweep(case_id, days=1.1)["resumed"] == [case_id]  # the manager did not answer either

@@ -71,9 +71,9 @@ def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean, 
     stack.approve(case_id, "investigation", team["S008"], findings="供应商确认该批次面料预缩不足", responsible_party="supplier")
     stack.approve(case_id, "solution-1", team["S008"], remedy="compensation", compensation_amount="50.00", message="致歉并补偿 50 元")
 
-    approval = stack.waiting(case_id, "compensation-approval-1")
+    approval = stack.waiting(case_id, "compensation-approval-1-supervisor")
     assert approval.addressed_to == "supervisor"  # 50 CNY is above an agent's 20 (§1.3)
-    assert stack.approve(case_id, "compensation-approval-1", team["S002"], decision="approve").status == "answered"
+    assert stack.approve(case_id, "compensation-approval-1-supervisor", team["S002"], decision="approve").status == "answered"
     assert stack.refunds(order["order_id"]) == []  # nothing paid before the customer agrees
     assert stack.answer(case_id, "customer-answer-1", answer="agree", comment="可以").status == "answered"
     stack.approve(case_id, "result-feedback", team.colleague("S008", 2), channel="phone", satisfaction="satisfied", note="客户满意")
@@ -154,7 +154,7 @@ def test_first_response_escalates_to_supervisor_before_and_manager_after_the_dea
     assert [e.details["to"] for e in events(case_id) if e.action == "case.escalated"] == ["supervisor", "manager"]
 
 
-def test_high_value_compensation_escalates_refused_at_deadline_and_feedback_deadline(stack, sandbox_clean, team):
+def test_high_value_compensation_needs_two_levels_is_refused_at_deadline_and_feedback_deadline(stack, sandbox_clean, team):
     order = stack.make_order(paid="1299.00")
     case_id = open_complaint(stack, order_id=order["order_id"], level=1, high_value=True, object="净化器", cause="异响", demand="赔偿")
     assert stack.waiting(case_id, "first-response").addressed_to == "manager"  # dedicated team (002 §5.2)
@@ -163,11 +163,14 @@ def test_high_value_compensation_escalates_refused_at_deadline_and_feedback_dead
     stack.approve(case_id, "investigation", dedicated, findings="风机轴承异响", responsible_party="seller")
     stack.approve(case_id, "solution-1", team["S003"], remedy="compensation", compensation_amount="600.00", message="补偿 600 元")
 
-    assert stack.waiting(case_id, "compensation-approval-1").addressed_to == "manager"
-    own = stack.approve(case_id, "compensation-approval-1", team["S003"])
+    # ¥600: §1.3's one rule, as in the compensation process — the supervisor, then the manager
+    assert stack.waiting(case_id, "compensation-approval-1-supervisor").addressed_to == "supervisor"
+    assert stack.approve(case_id, "compensation-approval-1-supervisor", team["S002"]).status == "answered"
+    assert stack.waiting(case_id, "compensation-approval-1-manager").addressed_to == "manager"
+    own = stack.approve(case_id, "compensation-approval-1-manager", team["S003"])
     assert own.status == "rejected" and "cannot approve it" in own.reason
-    over = stack.approve(case_id, "compensation-approval-1", team["S002"])
-    assert over.status == "escalated" and stack.waiting(case_id, "compensation-approval-1").addressed_to == "manager"
+    again = stack.approve(case_id, "compensation-approval-1-manager", team.colleague("S002"))
+    assert again.status == "rejected"  # a supervisor is not a manager
 
     # 24 h without approval: refused, back to the handler for a new proposal; nothing is paid
     assert stack.sweep(case_id, days=1.05)["resumed"] == [case_id]

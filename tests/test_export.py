@@ -521,3 +521,22 @@ def test_early_warning_alerts_once_per_breach(db, tmp_path, monkeypatch):
         assert any("SKU-SHIRT" in (r.json or {}).get("message", "") + (r.json or {}).get("title", "") for r in received)
     finally:
         stop()
+
+
+def test_every_outcome_the_flows_close_with_counts_as_one_of_the_three_results(db):
+    """002 §7.1: the statistics count every outcome a flow can write (domain/outcomes.py); the
+    wrong shipment's and the review's outcomes once counted as "other"."""
+    from aftersales.domain.outcomes import LABEL, RESULT, Outcome
+    from aftersales.integrations import case_store
+    from aftersales.reporting.statistics import outcome_class
+
+    assert set(RESULT) == set(Outcome) == set(LABEL)
+    assert outcome_class("reshipped_correct_items") == outcome_class("corrected_before_dispatch") == "resolved"
+    assert outcome_class("closed_not_shipped") == "excluded"  # the buyer let the request lapse: no problem left open
+    assert outcome_class("something-else") == "other"
+    t0 = datetime(2026, 11, 3, 1, 0, tzinfo=timezone.utc)
+    with db() as session:
+        add_case(session, "wrong-shipment-X", process="wrong_shipment", opened=t0)
+        with pytest.raises(ValueError):
+            case_store.close_case(session, "wrong-shipment-X", "sort_of_done")
+        assert case_store.close_case(session, "wrong-shipment-X", "reshipped_correct_items").outcome == "reshipped_correct_items"

@@ -130,10 +130,10 @@ def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox
     ship_in(stack, case_id, postage="0.00")
     stack.waiting(case_id, "repair-receipt")
     stack.sweep(case_id, days=8)  # 5 working days without the warehouse
-    escalated = stack.waiting(case_id, "repair-receipt-escalated-1")
+    escalated = stack.waiting(case_id, "repair-receipt-supervisor")
     assert escalated.addressed_to == "supervisor"
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
-    stack.approve(case_id, "repair-receipt-escalated-1", team["S002"], note="主管催办后确认")
+    stack.approve(case_id, "repair-receipt-supervisor", team["S002"], note="主管催办后确认")
     stack.approve(case_id, "repair-done", team["S008"], repair_cost="0.00")
     stack.approve(case_id, "repair-ship-back", team["S004"], carrier="zhongtong", tracking_number="ZT300400500", postage="12.00")
     stack.waiting(case_id, "buyer-receipt")

@@ -132,8 +132,8 @@ def test_overdue_cause_escalates_and_unanswered_approval_makes_no_offer(stack, s
     case_id = follow_up(stack, review_id)
     stack.waiting(case_id, "review-cause")
     stack.sweep(case_id, days=5)  # 2 working days without the department
-    assert stack.waiting(case_id, "review-cause-escalated-1").addressed_to == "supervisor"
-    stack.approve(case_id, "review-cause-escalated-1", team["S002"], cause="面料批次偏薄", offer_form="cash", offer_amount="10.00")
+    assert stack.waiting(case_id, "review-cause-supervisor").addressed_to == "supervisor"
+    stack.approve(case_id, "review-cause-supervisor", team["S002"], cause="面料批次偏薄", offer_form="cash", offer_amount="10.00")
     stack.waiting(case_id, "offer-approval")
     stack.sweep(case_id, days=4)  # 1 working day
     assert stack.finished(case_id).outcome == "no_offer_made"

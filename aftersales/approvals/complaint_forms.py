@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from aftersales.approvals.forms import MONEY_PATTERN, ApprovalDecision, EventForm, StaffForm
+from aftersales.approvals.forms import MONEY_PATTERN, EventForm, StaffForm
 from aftersales.domain.complaint_rules import FeedbackChannel, Satisfaction
 from aftersales.domain.models import Role
 
@@ -90,19 +90,6 @@ class Solution(StaffForm):
         description="将发给客户并征求同意。Sent to the customer, who is asked to agree.",
         max_length=1000,
     )
-
-
-class CompensationApproval(StaffForm):
-    """§1.3 limits: agent ≤ 20, supervisor ≤ 500, manager above; not the one who proposed it."""
-
-    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
-
-    decision: ApprovalDecision = Field(
-        default=ApprovalDecision.APPROVE,
-        title="审批 Decision",
-        description="approve 同意补偿 / decline 不同意(须写原因，方案退回重拟) decline: give the reason; the handler proposes again",
-    )
-    note: str = Field(default="", title="说明 Note", max_length=500)
 
 
 class CustomerAnswerChoice(StrEnum):

@@ -16,6 +16,7 @@ from enum import StrEnum
 from aftersales.domain.calendar import BusinessCalendar
 from aftersales.domain.models import Role
 from aftersales.domain.masking import mask_contact
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.domain.settings import Rules
 
@@ -237,6 +238,7 @@ class Satisfaction(StrEnum):
     UNSATISFIED = "unsatisfied"
 
 
-def outcome_for(satisfaction: Satisfaction) -> str:
+def outcome_for(satisfaction: Satisfaction) -> Outcome:
     """002 §7.1: resolved / partly resolved / unresolved, as the customer sees it."""
-    return {Satisfaction.SATISFIED: "resolved", Satisfaction.PARTLY: "partly_resolved", Satisfaction.UNSATISFIED: "unresolved"}[satisfaction]
+    return {Satisfaction.SATISFIED: Outcome.RESOLVED, Satisfaction.PARTLY: Outcome.PARTLY_RESOLVED,
+            Satisfaction.UNSATISFIED: Outcome.UNRESOLVED}[satisfaction]

@@ -12,7 +12,7 @@ The flow chart (002 §4.2), step by step:
 5. execute once the customer agrees (compensation paid once; return/exchange invited);
 6. follow up: the result is fed back to the customer within 3 working days (002 §4.3).
 
-Every deadline of steps 2–4 escalates on the way (``approvals/deadline_ladder.py``): the supervisor
+Every deadline of steps 2–4 escalates on the way (``approvals/ladder.py``): the supervisor
 is told at the warning point *before* the deadline, the manager *when* it has passed, and then
 reminded until somebody answers; each escalation is an event and a message.
 """
@@ -26,7 +26,6 @@ from decimal import Decimal
 from prefect import flow
 
 from aftersales.approvals.complaint_forms import (
-    CompensationApproval,
     CustomerAnswer,
     CustomerAnswerChoice,
     FirstResponse,
@@ -36,14 +35,15 @@ from aftersales.approvals.complaint_forms import (
     ResultFeedback,
     Solution,
 )
-from aftersales.approvals.deadline_ladder import Ladder, await_with_escalation
-from aftersales.approvals.forms import ApprovalDecision
+from aftersales.approvals.compensation_approval import approve_compensation
+from aftersales.approvals.ladder import Ladder, await_with_escalation, escalate
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain import complaint_rules as rules_
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.complaint_rules import Clock, Satisfaction, feedback_channel_problem, outcome_for
 from aftersales.domain.models import Case, CaseStatus, Role
-from aftersales.domain.rules import approval_level, parse_amount
+from aftersales.domain.outcomes import Outcome
+from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.complaint import pay_compensation, record_proposal
@@ -75,13 +75,13 @@ async def complaint_flow(case_id: str) -> str:
     agreed = await agree_on_a_solution(case, findings)
     await carry_out(case, agreed, findings)
 
-    feedback = await await_decision(case, result_feedback(case, agreed.agreed_at))
+    feedback_wait = result_feedback(case, agreed.agreed_at)
+    feedback = await await_decision(case, feedback_wait)
     if feedback.by_deadline:
         # 002 §4.3 missed: the supervisor is told, and the customer gets the written result from us.
-        await record_step(case_id, "feedback:escalated-supervisor", "case.escalated", "system",
-                          details={"step": "result-feedback", "to": Role.SUPERVISOR.value, "why": "overdue"},
-                          notify="complaint_feedback_overdue", staff_tags=[Role.SUPERVISOR.value, handler(case)])
-        return await close_case(case_id, "resolved", "system", notify="complaint_closed", staff_tags=[handler(case)],
+        await escalate(case, feedback_wait, Role.SUPERVISOR, "overdue", handler(case), feedback_wait.deadline,
+                       notify="complaint_feedback_overdue")
+        return await close_case(case_id, Outcome.RESOLVED, "system", notify="complaint_closed", staff_tags=[handler(case)],
                                 note="系统书面反馈 written result sent by the system", complaint_remedy=agreed.remedy.value)
     outcome = outcome_for(feedback.data.satisfaction)
     tags = [handler(case)] + ([Role.SUPERVISOR.value] if feedback.data.satisfaction == Satisfaction.UNSATISFIED else [])
@@ -108,22 +108,23 @@ async def agree_on_a_solution(case: Case, findings: Decision) -> Agreed:
         remedy = proposal.data.remedy
         amount = parse_amount(proposal.data.compensation_amount, "compensation_amount") if remedy == Remedy.COMPENSATION else Decimal("0")
         await record_proposal(case.id, round_, proposal.actor, remedy.value, amount, proposal.data.message)
-        approved_by, decided = proposal.actor, proposal
+        approved_by, decided_at = proposal.actor, proposal.answered_at
         if amount > 0:
-            case = load_case(case.id)  # the amount at stake is on the case now
-            approval = await await_decision(case, compensation_approval(case, round_, proposal))
-            if approval.data.decision == ApprovalDecision.DECLINE:
-                await record_step(case.id, f"solution-{round_}:refused", "complaint.compensation_refused", approval.actor,
-                                  details={"round": round_, "amount": amount, "note": approval.data.note, "by_deadline": approval.by_deadline},
-                                  notify="complaint_compensation_refused", staff_tags=[handler(case)], note=approval.data.note, compensation=amount)
+            # §1.3, the same rule as the compensation process: by amount, level after level
+            approval = await approve_compensation(load_case(case.id), amount, proposal.actor, proposal.answered_at,
+                                                  step=f"compensation-approval-{round_}")
+            if not approval.approved:
+                await record_step(case.id, f"solution-{round_}:refused", "complaint.compensation_refused", approval.by,
+                                  details={"round": round_, "amount": amount, "note": approval.note, "by_deadline": approval.by_deadline},
+                                  notify="complaint_compensation_refused", staff_tags=[handler(case)], note=approval.note, compensation=amount)
                 round_, clock = round_ + 1, replan(case, approval.answered_at)
                 continue
-            approved_by, decided = approval.actor, approval
+            approved_by, decided_at = approval.by, approval.answered_at
         await record_step(case.id, f"solution-{round_}:sent", "complaint.solution_sent", "system", stage="customer-answer",
                           details={"round": round_, "remedy": remedy.value, "amount": amount, "approved_by": approved_by},
                           notify="complaint_proposal", buyer=True, message=proposal.data.message, compensation=amount,
                           answer_days=get_settings().rules.complaint_customer_answer_days)
-        answer = await await_decision(case, customer_answer(case, round_, decided.answered_at))
+        answer = await await_decision(case, customer_answer(case, round_, decided_at))
         if answer.data.answer == CustomerAnswerChoice.REJECT and not answer.by_deadline:
             await record_step(case.id, f"solution-{round_}:rejected", "complaint.solution_rejected", answer.actor,
                               details={"round": round_, "comment": answer.data.comment},
@@ -177,7 +178,7 @@ def replan(case: Case, since: datetime) -> Clock:
 
 
 def ladder(case: Case, clock: Clock) -> Ladder:
-    return Ladder(handler=handler(case), warn_at=clock.warn_at, due=clock.due, remind_every=clock.span)
+    return Ladder.warn_before(handler(case), warn_at=clock.warn_at, due=clock.due, remind_every=clock.span)
 
 
 def _required(value: str, zh: str, en: str) -> str | None:
@@ -223,30 +224,6 @@ def propose_solution(case: Case, round_: int) -> WaitSpec:
         title=f"拟定处理方案(第 {round_} 次) Propose a solution (round {round_})",
         form=Solution, deadline=plan_clock(case).due, default_action="", addressed_to=handler(case),
         default_input={"remedy": Remedy.APOLOGY.value, "compensation_amount": "0.00", "message": ""},
-        check=check,
-    )
-
-
-def compensation_approval(case: Case, round_: int, proposal: Decision) -> WaitSpec:
-    rules = get_settings().rules
-    hours = rules.compensation_approval_hours
-
-    def check(form: CompensationApproval) -> str | None:
-        if form.staff_id == proposal.actor:
-            return f"提出补偿的人不能自己审批 {proposal.actor} proposed this compensation and cannot approve it"
-        if form.decision == ApprovalDecision.DECLINE and not form.note.strip():
-            return "不同意须写明原因 a refusal needs a note for the handler"
-        return None
-
-    return WaitSpec(
-        step=f"compensation-approval-{round_}",
-        title=f"投诉补偿审批 ¥{case.amount} Approve the complaint compensation",
-        form=CompensationApproval,
-        deadline=business_calendar().add_hours(proposal.answered_at, hours),
-        default_action=f"{hours} 小时未审批，不予补偿，方案退回重拟 not approved in {hours} h: refused, the handler proposes again",
-        default_input={"decision": ApprovalDecision.DECLINE.value, "note": "审批超时 not approved in time"},
-        addressed_to=approval_level(case.amount, rules).value,
-        amount=case.amount,
         check=check,
     )
 

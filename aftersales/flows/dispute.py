@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 from prefect import flow, get_run_logger
 
-from aftersales.approvals.deadline_ladder import Ladder, await_with_escalation
+from aftersales.approvals.ladder import Ladder, await_with_escalation
 from aftersales.approvals.dispute_forms import DisputeClosing, DisputeReply, Position
 from aftersales.approvals.waits import WaitSpec
 from aftersales.domain.calendar import business_calendar, utcnow
@@ -78,8 +78,8 @@ def reply_ladder(case: Case) -> Ladder:
     """Reply deadline → the supervisor; one more reply period → the manager; then reminders."""
     days = get_settings().rules.dispute_reply_days
     due = business_calendar().add_days(case.opened_at, days)
-    return Ladder(
-        handler=Role.DISPUTE.value, warn_at=due, due=due + timedelta(days=days), remind_every=timedelta(days=days),
+    return Ladder.warn_before(
+        Role.DISPUTE.value, warn_at=due, due=due + timedelta(days=days), remind_every=timedelta(days=days),
         warning_action=f"{days} 天未答复：升级给主管并记录 not replied in {days} days: escalated to the supervisor and recorded",
         overdue_action=f"主管 {days} 天内仍未答复：升级给经理 still no reply {days} days later: escalated to the manager",
     )
@@ -88,8 +88,8 @@ def reply_ladder(case: Case) -> Ladder:
 def closing_ladder(case: Case) -> Ladder:
     rules = get_settings().rules
     due = business_calendar().add_days(case.opened_at, rules.dispute_close_days)
-    return Ladder(
-        handler=Role.DISPUTE.value, warn_at=due, due=due + timedelta(days=rules.dispute_reply_days),
+    return Ladder.warn_before(
+        Role.DISPUTE.value, warn_at=due, due=due + timedelta(days=rules.dispute_reply_days),
         remind_every=timedelta(days=rules.dispute_reply_days),
         warning_action=f"{rules.dispute_close_days} 天未结案：升级给主管 not closed in {rules.dispute_close_days} days: escalated to the supervisor",
         overdue_action=f"主管 {rules.dispute_reply_days} 天内仍未结案：升级给经理 still not closed {rules.dispute_reply_days} days later: escalated to the manager",

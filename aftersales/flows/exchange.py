@@ -32,6 +32,7 @@ from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.exchange_rules import ExchangeTerms, exchange_postage
 from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.flows.returns import buyer_shipment, goods_come_back
@@ -56,7 +57,7 @@ async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = ""
 
     review = await await_decision(case, seller_review(case))
     if review.data.decision == ReviewDecision.REFUSE:
-        return await close_case(case_id, "refused", review.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
+        return await close_case(case_id, Outcome.REFUSED, review.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
     promise = await promise_replacement(case_id, review.actor, review.by_deadline)
 
     back = await goods_come_back(case, buyer_ships(case, review), postage_paid_back, "case_closed")
@@ -66,24 +67,24 @@ async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = ""
 
     inspection = await await_decision(case, inspect_goods(case, receipt))
     if inspection.data.result == ExchangeInspectionResult.FAIL and not inspection.by_deadline:
-        return await close_case(case_id, "inspection_failed", inspection.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+        return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
 
     if not promise["in_stock"]:
         # the buyer took the refund offered when the replacement was out of stock
         await refund_buyer(case_id, "refund", case.amount, inspection.actor, "换货缺货，改为退款 replacement out of stock: refunded instead", postage)
-        return await close_case(case_id, "refunded_out_of_stock", inspection.actor, notify="case_closed")
+        return await close_case(case_id, Outcome.REFUNDED_OUT_OF_STOCK, inspection.actor, notify="case_closed")
     if not await replacement_in_stock(case_id):
         # promised, but sold out while the parcel travelled: the shop cannot keep its word, so it
         # refunds and bears the return postage whatever the reason for the exchange
         await refund_buyer(case_id, "refund", case.amount, inspection.actor, "换货商品售罄，改为退款 replacement sold out: refunded instead",
                            postage_paid_back(case, shipment, seller_at_fault=True))
-        return await close_case(case_id, "refunded_out_of_stock", inspection.actor, notify="exchange_out_of_stock_refund",
+        return await close_case(case_id, Outcome.REFUNDED_OUT_OF_STOCK, inspection.actor, notify="exchange_out_of_stock_refund",
                                 staff_tags=[Role.AGENT.value, Role.SUPERVISOR.value], new_sku=terms.new_sku)
 
     await settle_price_difference(case_id, inspection.actor, postage)
     await reship_items(case_id, "replacement", [{"sku": terms.new_sku, "quantity": terms.quantity}], terms.replacement_value,
                        inspection.actor, f"换货发出 replacement for {terms.sku}")
-    return await close_case(case_id, "exchanged", inspection.actor, notify="case_closed")
+    return await close_case(case_id, Outcome.EXCHANGED, inspection.actor, notify="case_closed")
 
 
 # --- the waits of §1.2: the return's, with the exchange's words ----------------------------------

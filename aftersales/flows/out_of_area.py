@@ -22,6 +22,7 @@ from prefect import flow
 from aftersales.approvals.out_of_area_forms import RemedyChoice
 from aftersales.approvals.waits import WaitSpec, await_decision
 from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.out_of_area_rules import OutOfAreaRemedy, ParcelProblem, check_new_carrier, parse_remedy
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, open_case, record_step
@@ -45,18 +46,18 @@ async def out_of_area_flow(case_id: str, order_id: str, problem: ParcelProblem, 
 
     if remedy == OutOfAreaRemedy.SWITCH_CARRIER:
         await switch_carrier(case_id, choice.data.new_carrier or case.details["new_carrier"], choice.actor)
-        return await close_case(case_id, "carrier_switched", choice.actor, notify="case_closed")
+        return await close_case(case_id, Outcome.CARRIER_SWITCHED, choice.actor, notify="case_closed")
 
     if remedy == OutOfAreaRemedy.SELF_PICKUP:
         point = choice.data.pickup_point or case.details.get("pickup_point", "")
         await record_step(case_id, "self-pickup", "parcel.self_pickup", choice.actor, stage="self-pickup",
                           details={"pickup_point": point}, notify="ooa_pickup", staff_tags=[Role.LOGISTICS.value], buyer=True,
                           carrier=case.details["carrier"], waybill=case.details["waybill"], pickup_point=point)
-        return await close_case(case_id, "self_pickup_arranged", choice.actor, notify="case_closed")
+        return await close_case(case_id, Outcome.SELF_PICKUP_ARRANGED, choice.actor, notify="case_closed")
 
     await refund_buyer(case_id, "refund", case.amount, choice.actor, "问题件退回并退款 problem parcel: return and full refund")
     await book_returned_parcel(case_id, choice.actor)
-    return await close_case(case_id, "returned_refunded", choice.actor, notify="case_closed")
+    return await close_case(case_id, Outcome.RETURNED_REFUNDED, choice.actor, notify="case_closed")
 
 
 def buyer_choice(case: Case) -> WaitSpec:

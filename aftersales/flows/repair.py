@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from prefect import flow
 
-from aftersales.approvals.escalation import await_or_escalate, escalating
+from aftersales.approvals.ladder import await_stage, stage_default
 from aftersales.approvals.forms import ApprovalDecision
 from aftersales.approvals.repair_forms import (
     RepairApproval,
@@ -39,6 +39,7 @@ from aftersales.approvals.repair_forms import (
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.repair_rules import RepairScope, RepairStage
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
@@ -63,26 +64,26 @@ async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: 
     if case.details["needs_approval"]:
         approval = await await_decision(case, superior_approval(case))
         if approval.data.decision == ApprovalDecision.DECLINE:
-            return await close_case(case_id, "repair_declined", approval.actor, notify="repair_declined",
+            return await close_case(case_id, Outcome.REPAIR_DECLINED, approval.actor, notify="repair_declined",
                                     staff_tags=[Role.AGENT.value], note=approval.data.note)
         quote, approved_by, agreed = parse_amount(approval.data.quote, "quote", allow_zero=True), approval.actor, approval
     await ask_buyer_to_send_in(case_id, quote, approved_by)
 
     shipment = await await_decision(case, buyer_ships(case, agreed))
     if shipment.by_deadline:
-        return await close_case(case_id, "closed_not_shipped", "system", notify="case_closed")
+        return await close_case(case_id, Outcome.CLOSED_NOT_SHIPPED, "system", notify="case_closed")
     if shipment.data.action == ShipmentAction.WITHDRAWN:
-        return await close_case(case_id, "repair_withdrawn", shipment.actor, notify="case_closed")
+        return await close_case(case_id, Outcome.REPAIR_WITHDRAWN, shipment.actor, notify="case_closed")
     await stage(case_id, RepairStage.BUYER_SHIPPED, shipment, f"{shipment.data.carrier} {shipment.data.tracking_number}")
 
-    receipt = await await_or_escalate(case, warehouse_receipt(case, shipment), days)
+    receipt = await await_stage(case, warehouse_receipt(case, shipment), days)
     await stage(case_id, RepairStage.WAREHOUSE_RECEIVED, receipt, receipt.data.note)
     await stage(case_id, RepairStage.UNDER_REPAIR, receipt, "")
 
-    done = await await_or_escalate(case, repair_done(case, receipt), days)
+    done = await await_stage(case, repair_done(case, receipt), days)
     await stage(case_id, RepairStage.REPAIRED, done, done.data.note)
 
-    back = await await_or_escalate(case, ship_back(case, done), days)
+    back = await await_stage(case, ship_back(case, done), days)
     await book_repair_costs(case_id, quote, approved_by, parse_amount(done.data.repair_cost, "repair_cost", allow_zero=True),
                             parse_amount(back.data.postage, "postage", allow_zero=True),
                             parse_amount(shipment.data.postage_paid, "postage_paid", allow_zero=True))
@@ -90,7 +91,7 @@ async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: 
 
     received = await await_decision(case, buyer_receipt(case, back))
     await stage(case_id, RepairStage.BUYER_RECEIVED, received, received.data.note)
-    return await close_case(case_id, "repaired", received.actor, notify="case_closed")
+    return await close_case(case_id, Outcome.REPAIRED, received.actor, notify="case_closed")
 
 
 async def stage(case_id: str, step: RepairStage, decision: Decision, detail: str) -> None:
@@ -153,7 +154,7 @@ def warehouse_receipt(case: Case, shipment: Decision) -> WaitSpec:
         title="返修件收货确认 Confirm the repair item arrived",
         form=RepairReceipt,
         deadline=business_calendar().add_working_days(shipment.answered_at, days),
-        default_action=escalating(days),
+        default_action=stage_default(days),
         default_input={"note": "超时未确认 not confirmed in time"},
         addressed_to=Role.WAREHOUSE.value,
     )
@@ -166,7 +167,7 @@ def repair_done(case: Case, receipt: Decision) -> WaitSpec:
         title="维修完成入库 Repair done, item back in stock",
         form=RepairDone,
         deadline=business_calendar().add_working_days(receipt.answered_at, days),
-        default_action=escalating(days),
+        default_action=stage_default(days),
         default_input={"repair_cost": "0.00", "note": "超时未完成 not done in time"},
         addressed_to=Role.QUALITY.value,
     )
@@ -180,7 +181,7 @@ def ship_back(case: Case, done: Decision) -> WaitSpec:
         title="返修出库寄回 Ship the repaired item back",
         form=RepairShippedBack,
         deadline=business_calendar().add_working_days(done.answered_at, days),
-        default_action=escalating(days),
+        default_action=stage_default(days),
         default_input={"carrier": "none", "tracking_number": "NOTSHIPPED", "postage": "0.00"},
         addressed_to=Role.WAREHOUSE.value,
         prefill={"postage": f"{rules.standard_postage:.2f}"},

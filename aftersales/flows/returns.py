@@ -33,6 +33,7 @@ from aftersales.approvals.forms import (
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import ReturnKind, approval_level, parse_amount, postage_lines
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
@@ -64,7 +65,7 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
 
     review = await await_decision(case, seller_review(case))
     if review.data.decision == ReviewDecision.REFUSE:
-        return await close_case(case_id, "refused", review.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
+        return await close_case(case_id, Outcome.REFUSED, review.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
     await send_return_address(case_id, review.actor, review.by_deadline)
 
     back = await goods_come_back(case, buyer_shipment(case, review), return_postage, "await_buyer_shipment_expired")
@@ -75,10 +76,10 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
     inspection = await await_decision(case, inspect_goods(case, receipt))
     result = inspection.data.result
     if result == InspectionResult.FAIL:
-        return await close_case(case_id, "inspection_failed", inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+        return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
     goods = case.amount if result == InspectionResult.PASS or inspection.by_deadline else parse_amount(inspection.data.refund_amount)
     await refund_buyer(case_id, "refund", goods, inspection.actor, f"退货验货{result.value} return inspected: {result.value}", postage)
-    return await close_case(case_id, "refunded" if result == InspectionResult.PASS else "partly_refunded", inspection.actor, notify="case_closed")
+    return await close_case(case_id, Outcome.REFUNDED if result == InspectionResult.PASS else Outcome.PARTLY_REFUNDED, inspection.actor, notify="case_closed")
 
 
 async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_shipped_notice: str) -> tuple[Decision, Decision, list] | str:
@@ -87,7 +88,7 @@ async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_s
     Returns (shipment, receipt, postage lines) or, when a deadline closed the case, its outcome."""
     shipment = await await_decision(case, shipment_wait)
     if shipment.by_deadline:
-        return await close_case(case.id, "closed_not_shipped", "system", notify=not_shipped_notice)
+        return await close_case(case.id, Outcome.CLOSED_NOT_SHIPPED, "system", notify=not_shipped_notice)
     await record_step(case.id, "buyer-shipped", "parcel.shipped", shipment.actor, stage="in-return-transit",
                       details={"carrier": shipment.data.carrier, "tracking_number": shipment.data.tracking_number},
                       notify="parcel_shipped", staff_tags=[Role.WAREHOUSE.value],
@@ -98,7 +99,7 @@ async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_s
     if receipt.by_deadline:
         # §1.1 step 5: nobody confirmed receipt in 10 days — the system refunds automatically.
         await refund_buyer(case.id, "auto-refund", case.amount, "system", "10 天未确认收货，系统自动退款 not confirmed within 10 days: automatic refund", postage)
-        return await close_case(case.id, "refunded_automatically", "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
+        return await close_case(case.id, Outcome.REFUNDED_AUTOMATICALLY, "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
     await record_step(case.id, "received", "parcel.received", receipt.actor, stage="inspection",
                       details={"note": receipt.data.note}, notify="inspection_needed", staff_tags=[Role.WAREHOUSE.value])
     return shipment, receipt, postage
@@ -206,13 +207,13 @@ async def handle_refused_parcel(case: Case) -> str:
     receipt = await await_decision(case, refused_parcel_back(case))
     if receipt.by_deadline:
         await refund_buyer(case.id, "auto-refund", case.amount, "system", "拒收退回 10 天未确认，自动退款 refused parcel not confirmed in 10 days: automatic refund")
-        return await close_case(case.id, "refunded_automatically", "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
+        return await close_case(case.id, Outcome.REFUNDED_AUTOMATICALLY, "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
     inspection = await await_decision(case, inspect_goods(case, receipt))
     if inspection.data.result == InspectionResult.FAIL:
-        return await close_case(case.id, "inspection_failed", inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+        return await close_case(case.id, Outcome.INSPECTION_FAILED, inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
     goods = case.amount if inspection.data.result == InspectionResult.PASS else parse_amount(inspection.data.refund_amount)
     await refund_buyer(case.id, "refund", goods, inspection.actor, "拒收退回核对后退款 refused parcel checked and refunded")
-    return await close_case(case.id, "refunded", inspection.actor, notify="case_closed")
+    return await close_case(case.id, Outcome.REFUNDED, inspection.actor, notify="case_closed")
 
 
 def refused_parcel_back(case: Case) -> WaitSpec:
@@ -227,9 +228,9 @@ async def handle_short_shipment(case: Case) -> str:
     missing = case.details.get("missing_skus", [])
     if remedy.data.remedy == Remedy.RESHIP_MISSING and not remedy.by_deadline:
         await reship_items(case.id, "reship", [{"sku": sku, "quantity": 1} for sku in missing], case.amount, remedy.actor, "少件补发 re-ship missing items")
-        return await close_case(case.id, "reshipped", remedy.actor, notify="case_closed")
+        return await close_case(case.id, Outcome.RESHIPPED, remedy.actor, notify="case_closed")
     await refund_buyer(case.id, "refund", case.amount, remedy.actor, "少件退还缺件金额 refund of missing items")
-    return await close_case(case.id, "refunded", remedy.actor, notify="case_closed")
+    return await close_case(case.id, Outcome.REFUNDED, remedy.actor, notify="case_closed")
 
 
 def short_shipment_remedy(case: Case) -> WaitSpec:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from aftersales.approvals.escalation import await_or_escalate, escalating
+from aftersales.approvals.ladder import await_stage, stage_default
 from aftersales.approvals.review_forms import (
     BuyerAnswer,
     BuyerResponse,
@@ -35,6 +35,7 @@ from aftersales.approvals.review_forms import (
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.review_rules import OfferForm, offer_approver
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
@@ -54,7 +55,7 @@ async def review_followup_flow(case_id: str, review_id: str, department: str | N
         return case.outcome or "closed"
     rules = get_settings().rules
 
-    cause = await await_or_escalate(case, find_cause(case), rules.review_cause_working_days)
+    cause = await await_stage(case, find_cause(case), rules.review_cause_working_days)
     found = cause.data
     await record_step(case_id, "cause", "review.cause_found", cause.actor, stage="cause-found",
                       details={"cause": found.cause, "verdict": found.verdict.value, "department": case.details["department"],
@@ -64,18 +65,18 @@ async def review_followup_flow(case_id: str, review_id: str, department: str | N
         check = await await_decision(case, verify_malicious(case, cause))
         if check.data.result == VerificationResult.MALICIOUS and not check.by_deadline:
             await report_malicious_review(case_id, found.cause, check.data.evidence, check.actor)
-            return await close_case(case_id, "reported_malicious", check.actor, buyer=False)
+            return await close_case(case_id, Outcome.REPORTED_MALICIOUS, check.actor, buyer=False)
         await record_step(case_id, "verified-genuine", "review.verified_genuine", check.actor,
                           details={"by_deadline": check.by_deadline})
 
     if found.offer_form == OfferForm.NONE:
-        return await apologise(case_id, "apologised", cause.actor)
+        return await apologise(case_id, Outcome.APOLOGISED, cause.actor)
 
     approval = await await_decision(case, approve_offer(case, cause))
     if approval.by_deadline or approval.data.decision == OfferDecision.REFUSE:
         await record_step(case_id, "no-offer", "review.no_offer", approval.actor,
                           details={"by_deadline": approval.by_deadline, "note": approval.data.note})
-        return await apologise(case_id, "no_offer_made", approval.actor)
+        return await apologise(case_id, Outcome.NO_OFFER_MADE, approval.actor)
 
     offer = approval.data
     amount = parse_amount(offer.amount)
@@ -86,11 +87,11 @@ async def review_followup_flow(case_id: str, review_id: str, department: str | N
 
     response = await await_decision(case, buyer_response(case, approval))
     if response.by_deadline:
-        return await close_case(case_id, "no_response", "system")
+        return await close_case(case_id, Outcome.NO_RESPONSE, "system")
     if response.data.response == BuyerAnswer.DECLINED:
-        return await close_case(case_id, "offer_declined", response.actor, note=response.data.note)
+        return await close_case(case_id, Outcome.OFFER_DECLINED, response.actor, note=response.data.note)
     await pay_compensation(case_id, offer.offer_form, amount, offer.goods_sku, approval.actor)
-    return await close_case(case_id, "compensated", response.actor, review_updated=response.data.review_updated)
+    return await close_case(case_id, Outcome.COMPENSATED, response.actor, review_updated=response.data.review_updated)
 
 
 async def apologise(case_id: str, outcome: str, actor: str) -> str:
@@ -120,7 +121,7 @@ def find_cause(case: Case) -> WaitSpec:
         title=f"中差评查找原因 Find the cause of a {case.details['rating']} review",
         form=CauseFinding,
         deadline=cause_deadline(case),
-        default_action=escalating(days),
+        default_action=stage_default(days),
         default_input={"cause": "超时未查明 not found in time"},
         addressed_to=case.details["department"],
         check=check,

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.models import Case, CaseEvent, CaseStatus, LedgerLine, Process, Wait, WaitStatus
 
 
@@ -70,12 +71,15 @@ def set_stage(session: Session, case_id: str, stage: str, status: CaseStatus | N
     return case
 
 
-def close_case(session: Session, case_id: str, outcome: str) -> Case:
+def close_case(session: Session, case_id: str, outcome: Outcome | str) -> Case:
+    """Close the case with one of the outcomes of ``domain/outcomes.py`` (ValueError for any other
+    word: the statistics could not count it)."""
+    outcome = Outcome(outcome)
     case = get_case(session, case_id)
     if case.status != CaseStatus.CLOSED:
         case.status = CaseStatus.CLOSED
         case.stage = "closed"
-        case.outcome = outcome
+        case.outcome = outcome.value
         case.closed_at = case.updated_at = utcnow()
         session.add(case)
     return case

@@ -8,7 +8,7 @@ Definitions (also written into the workbook's ``口径 Definitions`` sheet):
   satisfaction requests sent in the month (after close and by survey).
 - complaint rate: complaint cases opened / all after-sales cases opened in the month. The
   denominator is cases, not orders: orders live on the shop platform, not in our database.
-- outcomes of cases closed in the month: resolved / partly resolved / unresolved by ``OUTCOMES``;
+- outcomes of cases closed in the month: resolved / partly resolved / unresolved (``domain/outcomes.py``);
   withdrawn cases are left out of the split, outcomes not listed count as "other".
 - repeat complaint rate: complaints opened in the month by a customer who had already complained
   earlier in the same month / complaints opened in the month.
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.models import Case, CaseEvent, Process, Staff
+from aftersales.domain.outcomes import Outcome, Result
 from aftersales.domain.settings import get_settings
 from aftersales.integrations.db import get_engine
 from aftersales.integrations.excel import TITLE_FONT, SheetWriter
@@ -35,27 +36,15 @@ from aftersales.reporting.months import Month
 from aftersales.reporting.satisfaction import ANSWERED, REQUESTED
 
 RESOLVED, PARTLY, UNRESOLVED, OTHER, EXCLUDED = "resolved", "partly_resolved", "unresolved", "other", "excluded"
-# Case outcomes written by the flows → the rulebook's three results (002 §7.1).
-OUTCOMES = {
-    RESOLVED: {"refunded", "refunded_automatically", "exchanged", "reshipped", "repaired", "compensated",
-               "resolved", "accepted", "settled", "delivered", "switched_carrier", "carrier_switched", "review_removed",
-               "rectified", "refunded_out_of_stock", "returned_refunded", "self_pickup_arranged"},
-    PARTLY: {"partly_refunded", "partly_resolved", "partial_refund", "partially_resolved", "review_kept"},
-    UNRESOLVED: {"refused", "inspection_failed", "closed_not_shipped", "unresolved", "rejected", "declined",
-                 "escalated_externally", "lost", "declined_no_answer", "no_response", "offer_declined", "repair_declined"},
-    # not a customer problem left open or solved: withdrawn requests, reviews reported as malicious
-    EXCLUDED: {"withdrawn", "repair_withdrawn", "cancelled", "duplicate", "reported_malicious"},
-}
 
 
 def outcome_class(outcome: str | None) -> str:
-    for name, values in OUTCOMES.items():
-        if outcome in values:
-            return name
-    text = (outcome or "").lower()
-    if "partly" in text or "partial" in text:
-        return PARTLY
-    return OTHER
+    """002 §7.1's result of a case outcome (``domain/outcomes.py``, the one list the flows close
+    with); "other" only for a word that list does not have (a row written before it existed)."""
+    try:
+        return Outcome(outcome).result.value
+    except ValueError:
+        return OTHER
 
 
 @dataclass
@@ -213,7 +202,7 @@ def to_markdown(stats: MonthlyStatistics) -> str:
             cells.append("—" if value is None else f"{value:.1%}" if key in RATES else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Definitions: complaint rate = complaint cases / all cases opened in the month (orders are not in "
-              "our database); outcomes mapped as in `aftersales/reporting/statistics.py` (OUTCOMES); repeat = "
+              "our database); outcomes mapped as in `aftersales/domain/outcomes.py`; repeat = "
               "a complaint from a customer who already complained that month."]
     return "\n".join(lines)
 
@@ -236,7 +225,7 @@ def write_statistics_workbook(stats: MonthlyStatistics, output: Path, generated_
     notes.columns([110])
     for line in (__doc__ or "").strip().splitlines():
         notes.append([notes.text(line.strip())])
-    notes.append([notes.text("outcome mapping: " + "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in OUTCOMES.items()))])
+    notes.append([notes.text("outcome mapping: " + "; ".join(f"{r.value}: {', '.join(sorted(o.value for o in Outcome if o.result is r))}" for r in Result))])
     output.parent.mkdir(parents=True, exist_ok=True)
     workbook.save(output)
     return output

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import task
 
 from aftersales.domain.models import Case, CaseStatus
+from aftersales.domain.outcomes import Outcome
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.tasks.notify import notify_in_session, send_pending
@@ -75,8 +76,9 @@ async def record_step(case_id: str, key: str, action: str, actor: str = "system"
 
 
 @task(name="close-case", **LOCAL_RECORD)
-async def close_case(case_id: str, outcome: str, actor: str, notify: str | None = None, staff_tags: list[str] | None = None,
+async def close_case(case_id: str, outcome: Outcome, actor: str, notify: str | None = None, staff_tags: list[str] | None = None,
                buyer: bool = True, **context: Any) -> str:
+    outcome = Outcome(outcome)  # one of the shop's outcomes, or nothing is written (ValueError)
     with session_scope() as session:
         case_store.record_event(session, case_id, "closed", actor, "case.closed", {"outcome": outcome, **context})
         case = case_store.close_case(session, case_id, outcome)
@@ -88,7 +90,7 @@ async def close_case(case_id: str, outcome: str, actor: str, notify: str | None 
 
             request_after_close(session, case)
     send_pending(case_id)
-    return outcome
+    return outcome.value
 
 
 def case_is_closed(case_id: str) -> bool:

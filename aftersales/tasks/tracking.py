@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.models import Case, Checkpoint, Process, TrackedOrder
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import InvalidRequest
 from aftersales.domain.settings import get_settings
 from aftersales.domain.tracking_rules import Action, Finding, ParcelView, assess
@@ -268,7 +269,7 @@ async def contact_buyer(row: dict, finding: Finding) -> None:
             case_store.record_event(session, case_id, "contacted", "system", "tracking.buyer_contacted", {"finding": finding.problem, "detail": finding.detail})
             notify_in_session(session, case, "contacted", "tracking_buyer_contact", staff_tags=["logistics"], buyer=True,
                               finding=finding.detail, carrier=row["carrier"], waybill=row["waybill"])
-            case_store.close_case(session, case_id, "buyer_contacted")
+            case_store.close_case(session, case_id, Outcome.BUYER_CONTACTED)
     send_pending(case_id)
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from prefect import task
 
 from aftersales.domain.models import Role
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import OrderFacts
 from aftersales.domain.settings import get_settings
 from aftersales.domain.wrong_shipment_rules import BuyerChoice, validate_wrong_shipment
@@ -34,7 +35,7 @@ def items_text(case) -> str:
 
 
 @task(name="put-wrong-shipment-right", cache_key_fn=per_case("wrong-shipment-remedy"), **OUTSIDE_EFFECT)
-async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> str:
+async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> Outcome:
     """Re-ship the correct items (if all are in stock) or refund them; once per case.
 
     Left the warehouse: the correct parcel's postage and the pick-up of the wrong one are the
@@ -59,11 +60,11 @@ async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> s
                     in_stock = False
         if choice is BuyerChoice.RESHIP and in_stock:
             shipment = await platform.reship(case.order_id, items, "错发货改发正确商品 wrong shipment: the right items", case_id, key)
-            outcome = "reshipped_correct_items" if left else "corrected_before_dispatch"
+            outcome = Outcome.RESHIPPED_CORRECT_ITEMS if left else Outcome.CORRECTED_BEFORE_DISPATCH
             reference, paid = shipment.reshipment_id, None
         else:
             refund = await platform.refund(case.order_id, case.amount, "错发货退款 wrong shipment refunded", case_id, key)
-            outcome = "refunded_wrong_items" if choice is BuyerChoice.RETURN else "out_of_stock_refunded"
+            outcome = Outcome.REFUNDED_WRONG_ITEMS if choice is BuyerChoice.RETURN else Outcome.OUT_OF_STOCK_REFUNDED
             reference, paid, shipment = refund.refund_id, refund, None
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
@@ -92,7 +93,7 @@ async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> s
                               carrier=shipment.carrier, waybill=shipment.waybill)
         else:
             case_store.record_event(session, case_id, "remedy", approved_by, "refund.paid", {**details, "amount": paid.amount})
-            if outcome == "out_of_stock_refunded":
+            if outcome is Outcome.OUT_OF_STOCK_REFUNDED:
                 notify_in_session(session, case, "remedy", "wrong_shipment_out_of_stock", staff_tags=[Role.WAREHOUSE.value, Role.AGENT.value],
                                   buyer=True, items=items_text(case))
             else:
