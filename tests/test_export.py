@@ -519,6 +519,9 @@ def test_early_warning_alerts_once_per_breach(db, tmp_path, monkeypatch):
         paths = sorted(r.path for r in received)
         assert paths == ["/staff/logistics", "/staff/quality", "/staff/quality"]
         assert any("SKU-SHIRT" in (r.json or {}).get("message", "") + (r.json or {}).get("title", "") for r in received)
+        # a count equal to the threshold "reaches" it (alerts fire at count >= threshold), it does not "exceed" it
+        bodies = [(r.json or {}).get("message", "") for r in received]
+        assert all("已达到预警阈值" in body and "超过阈值" not in body for body in bodies), bodies
     finally:
         stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import httpx
 import pytest
@@ -73,9 +74,14 @@ def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean, team):
     assert case_id in listed.output and "seller-review-1" in listed.output
     resumed = runner.invoke(cli, ["waits", "resume", case_id, "--staff", team["S002"], "--code", stack.code(team["S002"]), "--set", "decision=agree"])
     assert resumed.exit_code == 0 and "answered" in resumed.output, resumed.output
-    shown = runner.invoke(cli, ["case", "show", case_id])
+    shown = runner.invoke(cli, ["case", "show", case_id], env={"COLUMNS": "100"})
     assert "wait.accepted" in shown.output and team["S002"] in shown.output
     assert "13812345678" not in shown.output
+    assert "(UTC+08:00)" in shown.output  # times with their offset
+    trail = json.loads(runner.invoke(cli, ["case", "show", case_id, "--json"]).output)
+    opened = next(event for event in trail["events"] if event["action"] == "case.opened")
+    assert opened["details"]["reason"] == "尺码不合适" and opened["details"]["amount"] == "128.00"  # whole, not cut to the column
+    assert trail["case_id"] == case_id and trail["amount"] == "128.00"
 
 
 
@@ -111,3 +117,6 @@ def test_api_opens_a_case_and_reports_the_buyers_shipment(stack, sandbox_clean, 
     assert shown["stage"] == "receipt"
     assert any(e["action"] == "parcel.shipped" and e["actor"] == "buyer" for e in shown["events"])
     assert "13812345678" not in str(shown)
+    assert all(e["at"].endswith("+08:00") for e in shown["events"])  # the shop's time, with its offset
+    waits = httpx.get(f"{intake_api}/waits", headers=key).json()
+    assert all(w["deadline"].endswith("+08:00") for w in waits)

@@ -94,10 +94,10 @@ def test_one_sweep_opens_the_right_cases_once_and_contacts_buyers(stack, sandbox
 def test_review_monitor_opens_one_follow_up_per_neutral_or_negative_review(stack, sandbox_clean):
     from aftersales.flows.review_monitor import review_monitor
 
-    order = stack.make_order(paid="99.00")
-    negative = stack.sandbox("POST", "/sandbox/reviews", json={"order_id": order["order_id"], "rating": "negative", "text": "质量太差，穿一次就起球"})
     positive_order = stack.make_order(paid="99.00")
     stack.sandbox("POST", "/sandbox/reviews", json={"order_id": positive_order["order_id"], "rating": "positive", "text": "很好"})
+    order = stack.make_order(paid="99.00")  # the newest review: the next read (since it, inclusive) reads it again
+    negative = stack.sandbox("POST", "/sandbox/reviews", json={"order_id": order["order_id"], "rating": "negative", "text": "质量太差，穿一次就起球"})
 
     first = stack.run(review_monitor())
     assert f"review-{negative['review_id']}" in first["follow_ups"]
@@ -106,6 +106,9 @@ def test_review_monitor_opens_one_follow_up_per_neutral_or_negative_review(stack
     assert len(cases_of(order["order_id"])) == 1  # the overlap opened nothing twice
     assert cases_of(positive_order["order_id"]) == []
     assert second["reviews"] >= 1
+    # and says so: the review read again is "already followed up", not a new case
+    case_id = f"review-{negative['review_id']}"
+    assert case_id not in second["follow_ups"] and case_id in second["already_followed_up"]
 
 
 def test_orders_that_reach_the_platform_late_are_still_watched(stack, sandbox_clean):

@@ -8,7 +8,9 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from typer.testing import CliRunner
 
+from aftersales.deployments.cli import app as cli
 from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
@@ -49,8 +51,12 @@ def test_cash_offer_approved_by_a_superior_and_paid_once(stack, sandbox_clean, t
 
     stack.waiting(case_id, "buyer-response")
     assert "30.00" in text(stack.customer_messages(order))
-    stack.answer(case_id, "buyer-response", response="accepted", review_updated=True)
+    # reported as a user types it: yes/no fields take true/false on the command line
+    reported = CliRunner().invoke(cli, ["waits", "resume", case_id, "--step", "buyer-response", "--set", "response=accepted",
+                                        "--set", "review_updated=true"], env={"COLUMNS": "200"})
+    assert reported.exit_code == 0 and "answered" in reported.output, reported.output
     assert stack.finished(case_id).outcome == "compensated"
+    assert next(e for e in events(case_id) if e.action == "case.closed").details["review_updated"] is True
 
     refunds = stack.refunds(order["order_id"])
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("compensation", Decimal("30.00"))]

@@ -60,14 +60,14 @@ def create_app() -> FastAPI:
         return {
             "case_id": case.id, "process": case.process, "order_id": case.order_id, "status": case.status,
             "stage": case.stage, "outcome": case.outcome, "amount": f"{case.amount:.2f}",
-            "events": [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "details": _masked(e.details)} for e in events],
+            "events": [{"at": _shop(e.at), "actor": e.actor, "action": e.action, "details": _masked(e.details)} for e in events],
         }
 
     @app.get("/waits")
     def list_waits(process: str | None = None) -> list[dict]:
         with session_scope() as session:
             return [{"case_id": case.id, "key": wait.key, "addressed_to": wait.addressed_to,
-                     "deadline": wait.deadline.isoformat(), "default_action": wait.default_action}
+                     "deadline": _shop(wait.deadline), "default_action": wait.default_action}
                     for wait, case in case_store.open_waits(session, process)]
 
     @app.post("/cases/{case_id}/waits/{step}", status_code=202)
@@ -125,6 +125,11 @@ def malformed_request(errors: list[dict]) -> dict:
         return {"code": f"{first['field'].replace('.', '_')}_too_long", "message": message, "errors": problems}
     described = "; ".join(f"{p['field']}: {p['problem']}" + (f" (got {p['got']})" if "got" in p else "") for p in problems[:5])
     return {"code": "malformed_request", "message": f"请求格式不正确 the request does not fit the API: {described}", "errors": problems}
+
+
+def _shop(moment) -> str:
+    """A time for people: ISO 8601 in the shop's time zone, with its offset (``+08:00``)."""
+    return moment.astimezone(get_settings().tz).isoformat()
 
 
 def _masked(details: Any) -> Any:

@@ -8,12 +8,14 @@ see that check's outcome.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 from uuid import UUID
 
 from prefect import get_client
 from prefect.client.schemas.responses import SetStateStatus
+from prefect.input.run_input import keyset_from_paused_state
 from sqlmodel import select
 
 from aftersales.domain.masking import mask_text
@@ -42,12 +44,34 @@ async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = N
         run = await client.read_flow_run(UUID(wait.flow_run_id))
         if not (run.state and run.state.is_paused() and run.state.state_details.pause_key == wait.key):
             raise ResumeRefused(f"case {case_id} is not waiting at {wait.key} right now (run state: {run.state.name if run.state else 'unknown'}); try again in a moment")
-        answer = await client.resume_flow_run(run.id, run_input=values)
+        schema = json.loads(await client.read_flow_run_input(run.id, keyset_from_paused_state(run.state)["schema"]))
+        answer = await client.resume_flow_run(run.id, run_input=typed(values, schema))
     if answer.status != SetStateStatus.ACCEPT:
         reason = getattr(answer.details, "reason", "") or str(answer.details)
         # Prefect's validation message quotes the input it refused: never echo more than a prefix
         raise ResumeRefused(f"{wait.key}: {mask_text(reason[:300])}" + ("…" if len(reason) > 300 else ""))
     return wait
+
+
+TRUE, FALSE = {"true", "yes", "y", "1", "是"}, {"false", "no", "n", "0", "否"}
+
+
+def typed(values: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Text typed on a command line (``--set review_updated=true``) as the form's field types: a
+    yes/no field gets a boolean, a whole-number field an integer. Anything else is left as given,
+    for the server to check against the form."""
+    fields = schema.get("properties") or {}
+    result = dict(values)
+    for name, value in values.items():
+        kind = (fields.get(name) or {}).get("type")
+        if not isinstance(value, str):
+            continue
+        text = value.strip().lower()
+        if kind == "boolean" and text in TRUE | FALSE:
+            result[name] = text in TRUE
+        elif kind == "integer" and text.lstrip("-").isdigit():
+            result[name] = int(text)
+    return result
 
 
 async def wait_for_verdict(case_id: str, key: str, timeout: float = 120) -> Wait:

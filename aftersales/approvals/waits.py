@@ -195,7 +195,7 @@ def describe(case: Case, spec: WaitSpec, wait: Wait) -> str:
         f"**案件 Case** `{case.id}` · **订单 Order** `{case.order_id}` · **金额 Amount** ¥{case.amount}",
         # the form (and its description) is stored in Prefect: the reason is free text and may quote a contact
         f"**买家 Buyer** {ctx['customer_name']} {mask_phone(ctx['customer_phone'])} · **原因 Reason** {mask_text(case.reason) or '-'}",
-        f"**处理人 Addressed to** {wait.addressed_to} · **截止 Deadline** {tz_deadline} (Asia/Shanghai)",
+        f"**处理人 Addressed to** {wait.addressed_to} · **截止 Deadline** {tz_deadline} Asia/Shanghai",
         f"**到期默认 Default at deadline** {spec.default_action}",
     ]
     if wait.notice:

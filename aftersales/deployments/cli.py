@@ -138,9 +138,10 @@ def waits_resume(
 
 
 @case_app.command("show")
-def case_show(case_id: str) -> None:
-    """A case and its timeline (the audit trail)."""
+def case_show(case_id: str, as_json: bool = typer.Option(False, "--json", help="print the case and its trail as JSON")) -> None:
+    """A case and its timeline (the audit trail); long details wrap, nothing is cut off."""
     from aftersales.domain.masking import mask_text
+    from aftersales.domain.outcomes import Outcome
     from aftersales.integrations import case_store
     from aftersales.integrations.db import session_scope
 
@@ -150,10 +151,24 @@ def case_show(case_id: str) -> None:
         except LookupError as exc:
             _fail(str(exc))
         events = case_store.timeline(session, case_id)
-    console.print(f"[bold]{case.id}[/] {case.process} order {case.order_id} ¥{case.amount} — {case.status} / {case.stage} {case.outcome or ''}")
-    table = Table("time (Asia/Shanghai)", "actor", "action", "details")
+    outcome = Outcome(case.outcome) if case.outcome in set(Outcome) else None
+    if as_json:
+        print(json.dumps({
+            "case_id": case.id, "process": case.process, "order_id": case.order_id, "amount": f"{case.amount:.2f}",
+            "status": case.status, "stage": case.stage, "outcome": case.outcome, "outcome_label": outcome.label if outcome else None,
+            "opened_at": _local(case.opened_at), "closed_at": _local(case.closed_at),
+            "events": [{"at": _local(e.at), "actor": e.actor, "action": e.action,
+                        "details": json.loads(mask_text(json.dumps(e.details, ensure_ascii=False)))} for e in events],
+        }, ensure_ascii=False, indent=2))
+        return
+    from rich.markup import escape
+
+    ending = f" {case.outcome} {outcome.label}" if outcome else (f" {case.outcome}" if case.outcome else "")
+    console.print(f"[bold]{escape(case.id)}[/] {escape(f'{case.process} order {case.order_id} ¥{case.amount:.2f} — {case.status} / {case.stage}{ending}')}",
+                  highlight=False)
+    table = Table(Column("time (Asia/Shanghai)", no_wrap=True), "actor", "action", Column("details", overflow="fold"))
     for event in events:
-        table.add_row(_local(event.at), event.actor, event.action, mask_text(json.dumps(event.details, ensure_ascii=False))[:160])
+        table.add_row(_local(event.at), escape(event.actor), escape(event.action), escape(mask_text(json.dumps(event.details, ensure_ascii=False))))
     console.print(table)
 
 

@@ -62,10 +62,14 @@ class BusinessCalendar:
 
 
 def shop_time(moment: datetime) -> str:
-    """A moment as the shop reads it: its local time (``AFTERSALES_TIMEZONE``) to the minute."""
+    """A moment as the shop reads it: its local time (``AFTERSALES_TIMEZONE``) to the minute, with
+    its offset (``2026-11-20 18:00 (UTC+08:00)``), so nobody has to guess the zone — the CLI, the
+    forms and the messages all show times this way."""
     from aftersales.domain.settings import get_settings
 
-    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+    local = moment.astimezone(get_settings().tz)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
 
 
 def business_calendar() -> BusinessCalendar:

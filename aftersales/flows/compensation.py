@@ -25,7 +25,8 @@ from aftersales.approvals.compensation_approval import approve_compensation
 from aftersales.domain.models import CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
 from aftersales.tasks.cases import close_case, load_case, open_case
-from aftersales.tasks.compensation import pay_compensation
+from aftersales.tasks.compensation import compensation_of
+from aftersales.tasks.money import pay_compensation
 from aftersales.tasks.recovery import CASE_RUN
 
 
@@ -45,7 +46,7 @@ async def compensation_flow(case_id: str, order_id: str, form: str, amount: str 
         # the agent must know: a declined or unanswered compensation is not given
         return await close_case(case_id, Outcome.DECLINED_NO_ANSWER if verdict.by_deadline else Outcome.DECLINED, verdict.by,
                                 notify="compensation_declined", staff_tags=[Role.AGENT.value], buyer=False, note=verdict.note)
-    await pay_compensation(case_id, verdict.by)
+    await pay_compensation(case_id, "", compensation_of(case), verdict.by, "compensation_paid", [Role.FINANCE.value, Role.AGENT.value])
     return await close_case(case_id, Outcome.COMPENSATED, verdict.by)
 
 

@@ -40,13 +40,15 @@ from aftersales.approvals.ladder import Ladder, await_with_escalation, escalate
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain import complaint_rules as rules_
 from aftersales.domain.calendar import business_calendar
+from aftersales.domain.compensation_rules import CompensationForm
 from aftersales.domain.complaint_rules import Clock, Satisfaction, feedback_channel_problem, outcome_for
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, open_case, record_step
-from aftersales.tasks.complaint import pay_compensation, record_proposal
+from aftersales.tasks.complaint import record_proposal
+from aftersales.tasks.money import Compensation, pay_compensation
 from aftersales.tasks.recovery import CASE_RUN
 
 
@@ -147,8 +149,11 @@ async def carry_out(case: Case, agreed: Agreed, findings: Decision) -> None:
     else the shop); a return or exchange is invited through its own process."""
     if agreed.remedy == Remedy.COMPENSATION:
         bearer = BEARER.get(findings.data.responsible_party, "seller")
-        await pay_compensation(case.id, f"solution-{agreed.round}", agreed.amount, agreed.approved_by, bearer,
-                               case.details["routing"]["department"], f"投诉补偿 complaint compensation ({case.id})")
+        reason = f"投诉补偿 complaint compensation ({case.id})"
+        await pay_compensation(case.id, f"solution-{agreed.round}",
+                               Compensation(form=CompensationForm.CASH, amount=agreed.amount, bearer=bearer, reason=reason, note=reason,
+                                            ledger_kind="compensation", department=case.details["routing"]["department"]),
+                               agreed.approved_by, "complaint_compensation_paid", [Role.FINANCE.value], {"compensation": agreed.amount})
     await record_step(case.id, "handled", "complaint.handled", agreed.approved_by, stage="feedback",
                       details={"remedy": agreed.remedy.value, "amount": agreed.amount},
                       notify="complaint_handled", buyer=True, complaint_remedy=agreed.remedy.value, compensation=agreed.amount)

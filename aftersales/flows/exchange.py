@@ -65,7 +65,7 @@ async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = ""
         return back
     shipment, receipt, postage = back
 
-    inspection = await await_decision(case, inspect_goods(case, receipt))
+    inspection = await await_decision(case, inspect_goods(case, receipt, promise["in_stock"]))
     if inspection.data.result == ExchangeInspectionResult.FAIL and not inspection.by_deadline:
         return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
 
@@ -98,14 +98,18 @@ def buyer_ships(case: Case, review: Decision) -> WaitSpec:
     return replace(buyer_shipment(case, review), title="等待买家寄回换货商品 Waiting for the buyer to send the item back")
 
 
-def inspect_goods(case: Case, receipt: Decision) -> WaitSpec:
+def inspect_goods(case: Case, receipt: Decision, in_stock: bool = True) -> WaitSpec:
     rules = get_settings().rules
+    days = rules.inspection_working_days
+    # what passing means for this case: the replacement ships, or (out of stock when agreed) the refund is paid
+    zh, en = (("视为通过并发出换货", "passes, the replacement ships") if in_stock else
+              ("视为通过并退款（换货商品缺货）", "passes, the refund is paid (the replacement is out of stock)"))
     return WaitSpec(
         step="inspection",
         title="换货验货 Inspect the goods sent back for an exchange",
         form=ExchangeInspection,
         deadline=business_calendar().add_working_days(receipt.answered_at, rules.inspection_working_days),
-        default_action=f"{rules.inspection_working_days} 个工作日未验货，视为通过并发出换货 not inspected in {rules.inspection_working_days} working days: passes, the replacement ships",
+        default_action=f"{days} 个工作日未验货，{zh} not inspected in {days} working days: {en}",
         default_input={"result": ExchangeInspectionResult.PASS.value, "note": "超时视为通过 passed at the deadline"},
         addressed_to=Role.WAREHOUSE.value,
         check=lambda form: "不通过须写验货说明 a fail needs an inspection note" if form.result == ExchangeInspectionResult.FAIL and not form.note.strip() else None,

@@ -41,7 +41,8 @@ from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
-from aftersales.tasks.review import cause_deadline, pay_compensation, report_malicious_review
+from aftersales.tasks.money import pay_compensation
+from aftersales.tasks.review import cause_deadline, report_malicious_review, review_compensation
 
 
 @flow(name="review-followup", **CASE_RUN)
@@ -90,7 +91,8 @@ async def review_followup_flow(case_id: str, review_id: str, department: str | N
         return await close_case(case_id, Outcome.NO_RESPONSE, "system")
     if response.data.response == BuyerAnswer.DECLINED:
         return await close_case(case_id, Outcome.OFFER_DECLINED, response.actor, note=response.data.note)
-    await pay_compensation(case_id, offer.offer_form, amount, offer.goods_sku, approval.actor)
+    await pay_compensation(case_id, "", review_compensation(case, offer.offer_form, amount, offer.goods_sku), approval.actor,
+                           "review_compensation_paid", [Role.FINANCE.value], {"review_offer": offer.offer_form.value})
     return await close_case(case_id, Outcome.COMPENSATED, response.actor, review_updated=response.data.review_updated)
 
 

@@ -39,14 +39,17 @@ async def review_monitor() -> dict:
     """Open a follow-up case for each new neutral/negative review (§1.6)."""
     logger = get_run_logger()
     reviews = await read_new_reviews()
-    opened = []
+    opened, known = [], []
     for review in reviews:
         if review["rating"] in FOLLOW_UP:
-            opened.append((await open_review_followup(review["review_id"])).case_id)
+            case = await open_review_followup(review["review_id"])
+            # the platform's "since" is inclusive: the last run's reviews come again and find their case
+            (opened if case.new else known).append(case.case_id)
     if reviews:
         _save_checkpoint(CHECKPOINT, max(datetime.fromisoformat(review["created_at"]) for review in reviews).isoformat())
-    logger.info("review monitor: %d new reviews, %d follow-up cases", len(reviews), len(opened))
-    return {"reviews": len(reviews), "follow_ups": opened}
+    logger.info("review monitor: %d reviews read, %d follow-up cases opened, %d already followed up",
+                len(reviews), len(opened), len(known))
+    return {"reviews": len(reviews), "follow_ups": opened, "already_followed_up": known}
 
 
 def deployments(schedule) -> list:

@@ -17,7 +17,7 @@ numbers and e-mail addresses masked.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ class Opened:
     case_id: str
     flow_run_id: str
     flow_run_name: str
+    new: bool = True  # False: a repeated request found the case already open
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,18 @@ async def open_case(deployment: str, new: NewCase, parameters: dict, tags: list[
                     subject: tuple[str, str] = ("此订单", "this order")) -> Opened:
     """Record the case, then start its one run (the case id is the idempotency key). A repeat that
     asks for something else than the recorded case is refused and changes nothing."""
-    record_case(new, subject)
-    return await start_case_run(deployment, new.case_id, parameters, tags)
+    _case, created = record_case(new, subject)
+    opened = await start_case_run(deployment, new.case_id, parameters, tags)
+    return replace(opened, new=created)
 
 
-def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this order")) -> Case:
+def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this order")) -> tuple[Case, bool]:
     with session_scope() as session:
         details = case_store.jsonable({**new.fields.get("details", {}), "request_terms": new.terms})
         case, created = case_store.create_case(session, flow_run_id=None, **{**new.fields, "details": details})
         if not created:
             refuse_a_different_repeat(case.id, (case.details or {}).get("request_terms", {}), new.terms, new.terms.keys(), subject)
-            return case
+            return case, False
         context = new.say(case) if new.say else {}
         opening = {"actor": new.actor, "event": new.opened, "notice": new.notice, "staff_tags": list(new.staff_tags), "buyer": new.buyer,
                    "context": context,
@@ -81,7 +83,7 @@ def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this ord
                    "times": sorted(key for key, value in context.items() if isinstance(value, datetime))}
         case.details = {**case.details, "opening": case_store.jsonable(opening)}  # a new dict: the JSON column sees the change
         session.add(case)
-        return case
+        return case, True
 
 
 async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: list[str]) -> Opened:

@@ -1,6 +1,6 @@
-"""§1.6 Negative-review follow-up as Prefect tasks: open the case, report a malicious review, pay
-the approved compensation. Each platform call carries an idempotency key, each task a business
-cache key, each ledger line a unique key."""
+"""§1.6 Negative-review follow-up as Prefect tasks: report a malicious review (once: a platform
+idempotency key and a business cache key), and what an approved offer gives (paid by
+``tasks.money.pay_compensation``)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from decimal import Decimal
 from prefect import task
 
 from aftersales.domain.calendar import business_calendar
+from aftersales.domain.compensation_rules import CompensationForm
 from aftersales.domain.models import Case, Role
 from aftersales.domain.review_rules import OfferForm
 from aftersales.domain.rules import InvalidRequest
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient, RefundKind, Review
+from aftersales.integrations.platform import PlatformClient, Review
 from aftersales.tasks.cases import load_case, per_case
+from aftersales.tasks.money import Compensation
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
@@ -49,37 +51,12 @@ async def report_malicious_review(case_id: str, cause: str, evidence: str, verif
     return {"report_id": report.report_id}
 
 
-@task(name="pay-review-compensation", cache_key_fn=per_case("compensation"), **OUTSIDE_EFFECT)
-async def pay_compensation(case_id: str, offer_form: OfferForm, amount: Decimal, goods_sku: str, approved_by: str) -> dict:
-    """The approved compensation, once: cash through the platform, or goods shipped free.
-
-    Cash is a platform refund: its ledger line is ``platform_paid`` at the amount the platform
-    confirmed under its reference. Goods (a re-shipment) and their postage move no money."""
-    key = f"compensation-{case_id}"
-    case = load_case(case_id)
-    dept = case.details["department"]
-    reason = f"中差评补偿 compensation for review {case.details['review_id']}"
-    async with PlatformClient() as platform:
-        if offer_form == OfferForm.CASH:
-            paid = await platform.refund(case.order_id, amount, reason, case_id, key, RefundKind.COMPENSATION)
-            ref, detail = paid.refund_id, ""
-            amount = paid.amount  # what the platform confirmed under its reference
-        else:
-            shipment = await platform.reship(case.order_id, [{"sku": goods_sku, "quantity": 1}], reason, case_id, key)
-            ref, detail = shipment.reshipment_id, f"{shipment.carrier} {shipment.waybill}"
-    with session_scope() as session:
-        case = case_store.get_case(session, case_id)
-        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="compensation", amount=amount, bearer="seller",
-                                   approved_by=approved_by, platform_ref=ref, responsible_department=dept,
-                                   platform_paid=offer_form == OfferForm.CASH,
-                                   note=f"中差评补偿（{offer_form.value}）review compensation ({offer_form.value}) {goods_sku}".strip())
-        if offer_form == OfferForm.GOODS:
-            case_store.add_ledger_line(session, idempotency_key=f"{key}-postage", case=case, kind="outbound_postage",
-                                       amount=get_settings().rules.standard_postage, bearer="seller", approved_by=approved_by,
-                                       platform_ref=ref, responsible_department=dept, note="补偿商品运费 postage of the goods sent")
-        case_store.record_event(session, case_id, "compensation-paid", approved_by, "compensation.paid",
-                                {"form": offer_form.value, "amount": amount, "sku": goods_sku, "platform_ref": ref})
-        notify_in_session(session, case, "compensation-paid", "review_compensation_paid", staff_tags=[Role.FINANCE.value], buyer=True,
-                          review_offer=offer_form.value, offer_amount=amount, approved_by=approved_by, department=dept, detail=detail)
-    send_pending(case_id)
-    return {"platform_ref": ref}
+def review_compensation(case: Case, offer_form: OfferForm, amount: Decimal, goods_sku: str) -> Compensation:
+    """The approved offer (cash, or one item of the order shipped free), on the shop's account and
+    the responsible department's."""
+    form = CompensationForm.CASH if offer_form == OfferForm.CASH else CompensationForm.GOODS
+    return Compensation(form=form, amount=amount, bearer="seller", goods=((goods_sku, 1),) if form is CompensationForm.GOODS else (),
+                        reason=f"中差评补偿 compensation for review {case.details['review_id']}",
+                        note=f"中差评补偿（{offer_form.value}）review compensation ({offer_form.value}) {goods_sku}".strip(),
+                        # booked as compensation in both forms (the compensation process books goods as goods)
+                        ledger_kind="compensation", department=case.details["department"])

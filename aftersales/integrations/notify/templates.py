@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from aftersales.domain.calendar import shop_time
 from aftersales.domain.masking import mask_address, mask_contact, mask_email, mask_phone, mask_text
 from aftersales.domain.settings import get_settings
 
@@ -239,9 +240,7 @@ def _display(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise TemplateError(f"naive datetime {value!r}: pass timezone-aware times")
-        local = value.astimezone(get_settings().tz)
-        offset = local.strftime("%z")
-        return f"{local:%Y-%m-%d %H:%M} (UTC{offset[:3]}:{offset[3:]})"
+        return shop_time(value)
     if isinstance(value, Decimal):
         return f"{value:.2f}"
     if value is None or (isinstance(value, str) and not value.strip()):
