@@ -543,3 +543,31 @@ def test_every_outcome_the_flows_close_with_counts_as_one_of_the_three_results(d
         with pytest.raises(ValueError):
             case_store.close_case(session, "wrong-shipment-X", "sort_of_done")
         assert case_store.close_case(session, "wrong-shipment-X", "reshipped_correct_items").outcome == "reshipped_correct_items"
+
+
+def test_the_status_migration_says_for_whom_a_case_waits(db, tmp_path):
+    """0005: a case stored as "waiting" becomes wait_buyer (its open wait is the buyer's) or wait_seller."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from aftersales.integrations.db import MIGRATIONS, get_engine
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'cases.db'}")
+    t0 = datetime(2026, 11, 3, 1, 0, tzinfo=timezone.utc)
+    with db() as session:
+        for case_id in ("return-B", "return-S"):
+            add_case(session, case_id, opened=t0)
+    command.downgrade(cfg, "0004_ledger_platform_paid")
+    with get_engine().begin() as connection:
+        connection.execute(text("""UPDATE "case" SET status = 'waiting'"""))
+        connection.execute(text("""INSERT INTO wait (case_id, key, step, form, flow_run_id, addressed_to, deadline, default_action,
+                                   default_input, status, notice, opened_at, decision, reason) VALUES ('return-B', 'buyer-shipment-1',
+                                   'buyer-shipment', 'BuyerShipment', '00000000-0000-0000-0000-000000000000', 'buyer', '2026-11-10 00:00:00',
+                                   'close', '{}', 'open', '', '2026-11-03 01:00:00', '{}', '')"""))
+    command.upgrade(cfg, "head")
+    with get_engine().begin() as connection:
+        statuses = dict(connection.execute(text('SELECT id, status FROM "case" ORDER BY id')).all())
+    assert statuses == {"return-B": "wait_buyer", "return-S": "wait_seller"}

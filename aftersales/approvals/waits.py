@@ -114,7 +114,7 @@ def open_wait(case: Case, spec: WaitSpec, key: str, addressed_to: str, previous:
             notice=notice,
         )
         session.add(wait)
-        case_store.set_stage(session, case.id, spec.step, CaseStatus.WAITING)
+        case_store.set_stage(session, case.id, spec.step, CaseStatus.WAIT_BUYER if addressed_to == "buyer" else CaseStatus.WAIT_SELLER)
         case_store.record_event(session, case.id, f"{key}:opened", "system", "wait.opened", {"step": spec.step, "addressed_to": addressed_to, "deadline": spec.deadline, "default_action": spec.default_action, "notice": notice})
         if addressed_to != "buyer":
             template = {None: "approval_needed", WaitStatus.ESCALATED: "approval_escalated", WaitStatus.REJECTED: "approval_rejected"}[previous.status if previous else None]

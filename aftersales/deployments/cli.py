@@ -141,6 +141,7 @@ def waits_resume(
 def case_show(case_id: str, as_json: bool = typer.Option(False, "--json", help="print the case and its trail as JSON")) -> None:
     """A case and its timeline (the audit trail); long details wrap, nothing is cut off."""
     from aftersales.domain.masking import mask_text
+    from aftersales.domain.models import CaseStatus
     from aftersales.domain.outcomes import Outcome
     from aftersales.integrations import case_store
     from aftersales.integrations.db import session_scope
@@ -164,7 +165,8 @@ def case_show(case_id: str, as_json: bool = typer.Option(False, "--json", help="
     from rich.markup import escape
 
     ending = f" {case.outcome} {outcome.label}" if outcome else (f" {case.outcome}" if case.outcome else "")
-    console.print(f"[bold]{escape(case.id)}[/] {escape(f'{case.process} order {case.order_id} ¥{case.amount:.2f} — {case.status} / {case.stage}{ending}')}",
+    standing = CaseStatus(case.status).label if case.status in set(CaseStatus) else case.status
+    console.print(f"[bold]{escape(case.id)}[/] {escape(f'{case.process} order {case.order_id} ¥{case.amount:.2f} — {standing} / {case.stage}{ending}')}",
                   highlight=False)
     table = Table(Column("time (Asia/Shanghai)", no_wrap=True), "actor", "action", Column("details", overflow="fold"))
     for event in events:

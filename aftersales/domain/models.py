@@ -78,9 +78,18 @@ class Process(StrEnum):  # stored as plain strings: a new process needs no ALTER
 
 
 class CaseStatus(StrEnum):
-    OPEN = "open"
-    WAITING = "waiting"
+    """Where a case stands, in the spirit of the platforms' refund statuses (WAIT_SELLER_AGREE,
+    WAIT_BUYER_RETURN_GOODS …); ``Case.stage`` says at which step."""
+
+    OPEN = "open"  # recorded, or the system is between steps (paying, shipping, telling)
+    WAIT_SELLER = "wait_seller"  # waiting for the shop: a person's decision or work (review, approval, inspection)
+    WAIT_BUYER = "wait_buyer"  # waiting for the buyer or an outside event (ship it back, choose, answer)
     CLOSED = "closed"
+
+    @property
+    def label(self) -> str:
+        return {"open": "处理中 in progress", "wait_seller": "等待商家处理 waiting for the shop",
+                "wait_buyer": "等待买家 waiting for the buyer", "closed": "已结束 closed"}[self.value]
 
 
 class Role(StrEnum):
