@@ -100,7 +100,7 @@ def shop_reply(case: Case) -> WaitSpec:
     return WaitSpec(
         step="shop-reply",
         title="维权答复 Reply to the dispute",
-        form=DisputeReply, deadline=reply_ladder(case).warn_at, default_action="", addressed_to=Role.DISPUTE.value,
+        form=DisputeReply, deadline=reply_ladder(case).first, default_action="", addressed_to=Role.DISPUTE.value,
         default_input={"position": Position.CONTEST.value, "reply": "", "evidence": ""},
         check=lambda form: None if form.reply.strip() else "请填写本店答复 the shop's reply is required",
     )
@@ -113,7 +113,7 @@ def close_dispute(case: Case) -> WaitSpec:
     return WaitSpec(
         step="closing",
         title="维权结案(责任部门、责任人、处罚、根本原因) Close the dispute: responsibility and root cause",
-        form=DisputeClosing, deadline=closing_ladder(case).warn_at, default_action="", addressed_to=Role.DISPUTE.value,
+        form=DisputeClosing, deadline=closing_ladder(case).first, default_action="", addressed_to=Role.DISPUTE.value,
         # only the sweeper submits this, and the ladder escalates instead of closing with it
         default_input={"result": DisputeResult.SETTLED.value, "responsible_department": Department.NONE.value,
                        "root_cause": RootCause.OTHER.value, "final_explanation": "", "handling_opinion": "",
