@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -117,15 +118,18 @@ def test_partial_refund_within_the_supervisors_limit_and_a_decline(stack, sandbo
 def test_an_unanswered_level_escalates_and_the_unanswered_manager_declines(stack, sandbox_clean):
     order = stack.make_order(paid="400.00")
     case_id = open_case(stack, order, "cash", "300.00")
-    stack.waiting(case_id, "approval-supervisor")
+    supervisor = stack.waiting(case_id, "approval-supervisor")
     assert stack.sweep(case_id, days=0.9)["resumed"] == []  # 24 hours per level
     assert stack.sweep(case_id, days=1.1)["resumed"] == [case_id]
     escalated = stack.waiting(case_id, "approval-manager")
     assert escalated.addressed_to == "manager"
+    # the manager's 24 h count from when the supervisor's passed, not from when the sweeper ran
+    assert escalated.deadline == supervisor.deadline + timedelta(hours=24)
     assert any(e.action == "case.escalated" and e.details["to"] == "manager" for e in events(case_id))
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/manager"))
 
-    assert stack.sweep(case_id, days=1.1)["resumed"] == [case_id]  # the manager did not answer either
+    assert stack.sweep(case_id, days=1.9)["resumed"] == []
+    assert stack.sweep(case_id, days=2.1)["resumed"] == [case_id]  # the manager did not answer either
     case = stack.finished(case_id)
     assert case.outcome == "declined_no_answer"
     assert stack.refunds(order["order_id"]) == [] and ledger(case_id) == []

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
+from aftersales.domain.calendar import business_calendar
 from aftersales.domain.models import Case
 from aftersales.domain.repair_rules import RepairStage
 from aftersales.domain.rules import InvalidRequest
@@ -128,10 +129,15 @@ def test_buyer_not_shipping_closes_and_a_buyer_may_withdraw(stack, sandbox_clean
 def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox_clean, team):
     _order, case_id = open_repair(stack)
     ship_in(stack, case_id, postage="0.00")
-    stack.waiting(case_id, "repair-receipt")
+    first = stack.waiting(case_id, "repair-receipt")
     stack.sweep(case_id, days=8)  # 5 working days without the warehouse
     escalated = stack.waiting(case_id, "repair-receipt-supervisor")
     assert escalated.addressed_to == "supervisor"
+    # the supervisor's 5 working days count from when the warehouse's passed, not from the sweep
+    days = get_settings().rules.repair_stage_working_days
+    assert escalated.deadline == business_calendar().add_working_days(first.deadline, days)
+    told = [m for m in stack.messages("/staff/supervisor") if case_id in json.dumps(m.json, ensure_ascii=False)]
+    assert "escalated to the supervisor" in text(told)  # it says it is late, not just "to do"
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
     stack.approve(case_id, "repair-receipt-supervisor", team["S002"], note="主管催办后确认")
     stack.approve(case_id, "repair-done", team["S008"], repair_cost="0.00")

@@ -4,8 +4,8 @@ remedy (§1.10 step 4).
 Within an agent's limit (20 CNY) a compensation needs no approval: the proposer's own call. Above
 it each level approves in turn (``approval_chain``): up to the supervisor's limit (500 CNY) the
 supervisor; above it the supervisor and then the manager (multi-level approval, 001 §三(二)). Each
-level is a wait of ``compensation_approval_hours`` (24 h) from the moment it has the case (the
-previous level's answer, or the escalation when it did not answer). Nobody approves twice or their own proposal.
+level is a wait of ``compensation_approval_hours`` (24 h) from the previous level's answer or, when
+that level did not answer, from its deadline (as every escalation counts, ``ladder.py``). Nobody approves twice or their own proposal.
 A level that does not answer escalates to the next (``ladder.escalate``: ``case.escalated``); the
 manager not answering declines — the shop gives no money away by default. A decline needs a note.
 """
@@ -46,7 +46,7 @@ async def approve_compensation(case: Case, amount: Decimal, proposed_by: str, si
         level = levels[index]
         spec = approval_wait(case, amount, level, step, proposed_by, approvers, since)
         decision = await await_decision(case, spec)
-        since = decision.answered_at
+        since = spec.deadline if decision.by_deadline else decision.answered_at
         if decision.by_deadline:
             up = next_approver(level)
             if up is None:

@@ -9,8 +9,10 @@ A wait has one deadline, so a ladder is a chain of waits for the same form, one 
 2. ``<step>-supervisor``  addressed to the supervisor, until the deadline proper → escalated to the manager;
 3. ``<step>-overdue-N``   addressed to the manager,    reminded again at every further span.
 
-A clock's rungs are the rulebook's fixed points (complaints, disputes: counted from the receipt);
-a stage's next rung gets its full span from the moment it is escalated (repairs, reviews).
+Each rung's deadline counts from the previous rung's deadline — never from when the sweeper
+happened to run, so a late sweep does not give anybody extra time — the same in every process (a
+clock's rungs are the rulebook's fixed points, complaints and disputes; a stage's next rung is one
+span after the last, repairs and reviews; §1.3's levels are 24 h each).
 The deadline sweeper resumes a rung with its default input as ``system``; the ladder records the
 escalation (``case.escalated``, key ``<step>:escalated-<role>``) or the reminder
 (``case.overdue_reminder``, key ``<step>:overdue-reminder-N``) once, tells the new addressee and
@@ -37,8 +39,7 @@ class Ladder:
 
     handler: str  # the role (staff tag) the work is addressed to first
     first: datetime  # the handler's deadline
-    # the next rung's deadline, from the deadline that passed and the moment it was escalated
-    then: Callable[[datetime, datetime], datetime]
+    then: Callable[[datetime], datetime]  # the next rung's deadline, from the one that passed
     due: datetime | None = None  # a clock's deadline proper (``first`` is then its warning point)
     # the default actions of the first two rungs, when the general wording does not fit
     warning_action: str = ""
@@ -48,15 +49,15 @@ class Ladder:
     def warn_before(cls, handler: str, warn_at: datetime, due: datetime, remind_every: timedelta, **wording: str) -> Ladder:
         """The rulebook's clock (complaints, disputes): fixed points counted from the receipt — the
         supervisor at ``warn_at``, the manager at ``due``, reminded every ``remind_every`` after."""
-        return cls(handler=handler, first=warn_at, due=due, then=lambda passed, _at: due if passed < due else passed + remind_every,
+        return cls(handler=handler, first=warn_at, due=due, then=lambda passed: due if passed < due else passed + remind_every,
                    **wording)
 
     @classmethod
     def per_stage(cls, spec: WaitSpec, working_days: int) -> Ladder:
-        """A stage a person must do in ``working_days`` (repairs, a review's cause): once escalated,
-        the supervisor has the same span from being told, then the manager, reminded every span."""
+        """A stage a person must do in ``working_days`` (repairs, a review's cause): past its
+        deadline the supervisor has one more span, then the manager, reminded every span."""
         calendar = business_calendar()
-        return cls(handler=spec.addressed_to, first=spec.deadline, then=lambda _passed, at: calendar.add_working_days(at, working_days),
+        return cls(handler=spec.addressed_to, first=spec.deadline, then=lambda passed: calendar.add_working_days(passed, working_days),
                    warning_action=stage_default(working_days),
                    overdue_action=f"再 {working_days} 个工作日仍未处理，升级给经理 still not done {working_days} working days later: "
                                   "escalated to the manager")
@@ -79,7 +80,7 @@ async def await_with_escalation(case: Case, spec: WaitSpec, ladder: Ladder) -> D
     decision = await await_decision(case, first)
     if not decision.by_deadline:
         return decision
-    deadline = ladder.then(first.deadline, decision.answered_at)
+    deadline = ladder.then(first.deadline)
     await escalate(case, spec, Role.SUPERVISOR, "warning" if ladder.due else "overdue", ladder.handler, deadline)
 
     second = replace(
@@ -91,7 +92,7 @@ async def await_with_escalation(case: Case, spec: WaitSpec, ladder: Ladder) -> D
         return decision
     await escalate(case, spec, Role.MANAGER, "overdue", ladder.handler, second.deadline)
 
-    reminder, deadline = 1, ladder.then(second.deadline, decision.answered_at)
+    reminder, deadline = 1, ladder.then(second.deadline)
     while True:
         overdue = replace(
             spec, step=f"{spec.step}-overdue-{reminder}", addressed_to=Role.MANAGER.value, deadline=deadline,
@@ -106,7 +107,7 @@ async def await_with_escalation(case: Case, spec: WaitSpec, ladder: Ladder) -> D
             notify="deadline_overdue_reminder", staff_tags=[Role.MANAGER.value],
             step=spec.title, deadline=second.deadline, reminder=reminder,
         )
-        reminder, deadline = reminder + 1, ladder.then(deadline, decision.answered_at)
+        reminder, deadline = reminder + 1, ladder.then(deadline)
 
 
 async def await_stage(case: Case, spec: WaitSpec, working_days: int) -> Decision:
