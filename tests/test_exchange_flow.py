@@ -198,18 +198,23 @@ def test_review_and_shipping_deadlines(stack, sandbox_clean):
     assert stack.reshipments(order["order_id"]) == [] and stack.refunds(order["order_id"]) == []
 
 
-def test_receipt_deadline_refunds_and_inspection_deadline_ships(stack, sandbox_clean, team):
+def test_receipt_deadline_still_ships_the_replacement_and_inspection_deadline_ships(stack, sandbox_clean, team):
     unconfirmed_order = exchange_order(stack, "75.00")
-    unconfirmed = open_case(stack, unconfirmed_order, catalogue_sku(stack, "75.00"), kind="wrong_item")
+    replacement = catalogue_sku(stack, "75.00")
+    unconfirmed = open_case(stack, unconfirmed_order, replacement, kind="wrong_item")
     stack.approve(unconfirmed, "seller-review", team["S002"])
     ship(stack, unconfirmed, "11.00")
-    stack.waiting(unconfirmed, "receipt")
+    receipt = stack.waiting(unconfirmed, "receipt")
+    assert "the replacement ships" in receipt.default_action  # the default says what it does
     assert stack.sweep(unconfirmed, days=9.9)["resumed"] == []
-    stack.sweep(unconfirmed, days=10.1)  # 10 days unconfirmed: the system refunds, as for a return
-    assert stack.finished(unconfirmed).outcome == "refunded_automatically"
+    # 10 days unconfirmed: taken as received — the buyer asked for a replacement, not a refund
+    stack.sweep(unconfirmed, days=10.1)
+    assert stack.finished(unconfirmed).outcome == "exchanged"
+    assert [r["items"] for r in stack.reshipments(unconfirmed_order["order_id"])] == [[{"sku": replacement, "quantity": 1}]]
     refunds = {r["kind"]: Decimal(r["amount"]) for r in stack.refunds(unconfirmed_order["order_id"])}
-    assert refunds == {"goods": Decimal("75.00"), "postage": Decimal("11.00")}
-    assert ledger(unconfirmed)[("refund", "seller")].approved_by == "system"
+    assert "goods" not in refunds and refunds.get("postage") == Decimal("11.00")  # wrong item: the seller pays the postage
+    assert ledger(unconfirmed)[("reshipment", "seller")].approved_by == "system"
+    assert next(e for e in events(unconfirmed) if e.action == "parcel.received").details["by_deadline"] is True
 
     uninspected_order = exchange_order(stack, "75.00")
     new_sku = catalogue_sku(stack, "75.00")

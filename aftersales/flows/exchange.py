@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 
 from prefect import flow
 
@@ -37,6 +38,7 @@ from aftersales.domain.rules import ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.flows.returns import buyer_shipment, goods_come_back
 from aftersales.flows.returns import seller_review as return_seller_review
+from aftersales.flows.returns import receipt_confirmation as return_receipt
 from aftersales.tasks.cases import close_case, load_case, open_case
 from aftersales.tasks.exchange import promise_replacement, replacement_in_stock, settle_price_difference
 from aftersales.tasks.money import refund_buyer, reship_items
@@ -60,31 +62,39 @@ async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = ""
         return await close_case(case_id, Outcome.REFUSED, review.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
     promise = await promise_replacement(case_id, review.actor, review.by_deadline)
 
-    back = await goods_come_back(case, buyer_ships(case, review), postage_paid_back, "case_closed")
+    in_stock = promise["in_stock"]
+    back = await goods_come_back(case, buyer_ships(case, review), postage_paid_back, "case_closed",
+                                 receipt_of=partial(confirm_receipt, in_stock=in_stock), refund_unconfirmed=False)
     if isinstance(back, str):
         return back
     shipment, receipt, postage = back
 
-    inspection = await await_decision(case, inspect_goods(case, receipt, promise["in_stock"]))
-    if inspection.data.result == ExchangeInspectionResult.FAIL and not inspection.by_deadline:
-        return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+    if receipt.by_deadline:
+        # nobody confirmed the parcel in time: taken as received and as it was sent back — the buyer
+        # asked for a replacement, not a refund (unless it was out of stock when agreed)
+        actor = "system"
+    else:
+        inspection = await await_decision(case, inspect_goods(case, receipt, in_stock))
+        if inspection.data.result == ExchangeInspectionResult.FAIL and not inspection.by_deadline:
+            return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="exchange_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
+        actor = inspection.actor
 
-    if not promise["in_stock"]:
+    if not in_stock:
         # the buyer took the refund offered when the replacement was out of stock
-        await refund_buyer(case_id, "refund", case.amount, inspection.actor, "换货缺货，改为退款 replacement out of stock: refunded instead", postage)
-        return await close_case(case_id, Outcome.REFUNDED_OUT_OF_STOCK, inspection.actor, notify="case_closed")
+        await refund_buyer(case_id, "refund", case.amount, actor, "换货缺货，改为退款 replacement out of stock: refunded instead", postage)
+        return await close_case(case_id, Outcome.REFUNDED_OUT_OF_STOCK, actor, notify="case_closed")
     if not await replacement_in_stock(case_id):
         # promised, but sold out while the parcel travelled: the shop cannot keep its word, so it
         # refunds and bears the return postage whatever the reason for the exchange
-        await refund_buyer(case_id, "refund", case.amount, inspection.actor, "换货商品售罄，改为退款 replacement sold out: refunded instead",
+        await refund_buyer(case_id, "refund", case.amount, actor, "换货商品售罄，改为退款 replacement sold out: refunded instead",
                            postage_paid_back(case, shipment, seller_at_fault=True))
-        return await close_case(case_id, Outcome.REFUNDED_OUT_OF_STOCK, inspection.actor, notify="exchange_out_of_stock_refund",
+        return await close_case(case_id, Outcome.REFUNDED_OUT_OF_STOCK, actor, notify="exchange_out_of_stock_refund",
                                 staff_tags=[Role.AGENT.value, Role.SUPERVISOR.value], new_sku=terms.new_sku)
 
-    await settle_price_difference(case_id, inspection.actor, postage)
+    await settle_price_difference(case_id, actor, postage)
     await reship_items(case_id, "replacement", [{"sku": terms.new_sku, "quantity": terms.quantity}], terms.replacement_value,
-                       inspection.actor, f"换货发出 replacement for {terms.sku}")
-    return await close_case(case_id, Outcome.EXCHANGED, inspection.actor, notify="case_closed")
+                       actor, f"换货发出 replacement for {terms.sku}")
+    return await close_case(case_id, Outcome.EXCHANGED, actor, notify="case_closed")
 
 
 # --- the waits of §1.2: the return's, with the exchange's words ----------------------------------
@@ -96,6 +106,14 @@ def seller_review(case: Case) -> WaitSpec:
 
 def buyer_ships(case: Case, review: Decision) -> WaitSpec:
     return replace(buyer_shipment(case, review), title="等待买家寄回换货商品 Waiting for the buyer to send the item back")
+
+
+def confirm_receipt(case: Case, shipment: Decision, in_stock: bool) -> WaitSpec:
+    days = get_settings().rules.receipt_confirm_days
+    zh, en = (("视为已收到并发出换货", "taken as received, the replacement ships") if in_stock else
+              ("视为已收到并退款（换货商品缺货）", "taken as received, the refund is paid (the replacement is out of stock)"))
+    return replace(return_receipt(case, shipment), title="确认收到换货退回的商品 Confirm the item sent back for an exchange arrived",
+                   default_action=f"{days} 天未确认收货，{zh} not confirmed in {days} days: {en}")
 
 
 def inspect_goods(case: Case, receipt: Decision, in_stock: bool = True) -> WaitSpec:

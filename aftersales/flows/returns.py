@@ -82,10 +82,13 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
     return await close_case(case_id, Outcome.REFUNDED if result == InspectionResult.PASS else Outcome.PARTLY_REFUNDED, inspection.actor, notify="case_closed")
 
 
-async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_shipped_notice: str) -> tuple[Decision, Decision, list] | str:
+async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_shipped_notice: str,
+                          receipt_of=None, refund_unconfirmed: bool = True) -> tuple[Decision, Decision, list] | str:
     """§1.1 steps 4–5 (the exchange, §1.2, too): the buyer ships within 7 days, else the request
-    closes; the warehouse confirms receipt within 10 days, else the system refunds automatically.
-    Returns (shipment, receipt, postage lines) or, when a deadline closed the case, its outcome."""
+    closes; the warehouse confirms receipt within 10 days, else the system refunds automatically —
+    or, for an exchange (``refund_unconfirmed=False``), takes the parcel as received, so the
+    replacement the buyer asked for still ships. Returns (shipment, receipt, postage lines) or,
+    when a deadline closed the case, its outcome."""
     shipment = await await_decision(case, shipment_wait)
     if shipment.by_deadline:
         return await close_case(case.id, Outcome.CLOSED_NOT_SHIPPED, "system", notify=not_shipped_notice)
@@ -94,14 +97,15 @@ async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_s
                       notify="parcel_shipped", staff_tags=[Role.WAREHOUSE.value],
                       carrier=shipment.data.carrier, waybill=shipment.data.tracking_number)
 
-    receipt = await await_decision(case, receipt_confirmation(case, shipment))
+    receipt = await await_decision(case, (receipt_of or receipt_confirmation)(case, shipment))
     postage = postage_of(case, shipment)
-    if receipt.by_deadline:
+    if receipt.by_deadline and refund_unconfirmed:
         # §1.1 step 5: nobody confirmed receipt in 10 days — the system refunds automatically.
         await refund_buyer(case.id, "auto-refund", case.amount, "system", "10 天未确认收货，系统自动退款 not confirmed within 10 days: automatic refund", postage)
         return await close_case(case.id, Outcome.REFUNDED_AUTOMATICALLY, "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
     await record_step(case.id, "received", "parcel.received", receipt.actor, stage="inspection",
-                      details={"note": receipt.data.note}, notify="inspection_needed", staff_tags=[Role.WAREHOUSE.value])
+                      details={"note": receipt.data.note, "by_deadline": receipt.by_deadline},
+                      notify=None if receipt.by_deadline else "inspection_needed", staff_tags=[Role.WAREHOUSE.value])
     return shipment, receipt, postage
 
 
