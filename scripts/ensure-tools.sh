@@ -1,6 +1,7 @@
 #!/bin/sh
-# System tools the export tests need: LibreOffice (headless Calc, renders the finance workbook to
-# PDF) and poppler-utils (pdftotext reads the totals back). Idempotent: installs only what is
+# System tools the tests need: LibreOffice (headless Calc, renders the finance workbook to PDF),
+# poppler-utils (pdftotext reads the totals back), and Chromium with its ChromeDriver (the buyer's
+# satisfaction page is used in a headless browser; Debian's packages, as no browser CDN is reachable). Idempotent: installs only what is
 # missing, so `make install` may call it on every run. Without root or apt it says what to install
 # and carries on (the rendering test then skips with the same hint).
 set -eu
@@ -8,6 +9,8 @@ set -eu
 missing=""
 command -v soffice >/dev/null 2>&1 || missing="$missing libreoffice-calc-nogui"
 command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
 [ -z "$missing" ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -25,5 +28,5 @@ if [ "$(id -u)" != "0" ]; then
 fi
 echo "ensure-tools: installing$missing"
 $SUDO apt-get update -qq
-# --no-install-recommends: Calc without the desktop (about 300 MB instead of 1 GB)
+# --no-install-recommends: Calc without the desktop (about 300 MB instead of 1 GB), Chromium without extras
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

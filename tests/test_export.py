@@ -372,21 +372,34 @@ def test_satisfaction_links_are_signed_and_answered_once(db):
     assert satisfaction.read_token(token) == "return-S1"
 
     client = TestClient(create_app())
-    key = {"X-Api-Key": "unit-api-key"}
     forged = satisfaction.make_token("return-S1")[:-2] + "xx"
     other = token.split(".")[0] + "." + satisfaction.make_token("return-S2").split(".")[1]  # signature of another case
+    # the signed link is the credential: no API key (every other route still wants one)
+    assert client.get("/health").status_code == 401 and client.get("/cases/return-S1").status_code == 401
     for bad in (forged, other, "garbage", "a.b"):
-        assert client.post(f"/satisfaction/{bad}", json={"score": 5}, headers=key).status_code == 403
-    assert client.post(f"/satisfaction/{token}", json={"score": 6}, headers=key).status_code == 422
-    assert client.post(f"/satisfaction/{token}", json={"score": 4}).status_code == 401
-    assert client.post(f"/satisfaction/{satisfaction.make_token(open_case.id)}", json={"score": 3}, headers=key).status_code == 409
-    first = client.post(f"/satisfaction/{token}", json={"score": 4, "comment": "快"}, headers=key)
-    assert first.status_code == 201 and first.json()["score"] == 4
-    assert client.post(f"/satisfaction/{token}", json={"score": 1}, headers=key).status_code == 409  # one answer per case
+        assert client.post(f"/satisfaction/{bad}", json={"score": 5}).status_code == 403
+        refused = client.get(f"/satisfaction/{bad}")
+        assert refused.status_code == 403 and "链接无效" in refused.text
+    assert client.post(f"/satisfaction/{token}", json={"score": 6}).status_code == 422
+    assert client.post(f"/satisfaction/{satisfaction.make_token(open_case.id)}", json={"score": 3}).status_code == 409
+    assert client.get(f"/satisfaction/{satisfaction.make_token(open_case.id)}").status_code == 409
+    shown = client.get(f"/satisfaction/{token}")
+    assert shown.status_code == 200 and 'name="score"' in shown.text and "韩梅梅" not in shown.text
+    # the page's own form: no score is refused on the page, nothing recorded
+    unscored = client.post(f"/satisfaction/{token}", data={"comment": "x"})
+    assert unscored.status_code == 422 and "请选择 1–5 分" in unscored.text
+    first = client.post(f"/satisfaction/{token}", data={"score": "4", "comment": "快 <b>"})
+    assert first.status_code == 201 and "感谢您的评价" in first.text
+    again = client.post(f"/satisfaction/{token}", json={"score": 1})
+    assert again.status_code == 409  # one answer per case
+    repeated = client.post(f"/satisfaction/{token}", data={"score": "1"})
+    assert repeated.status_code == 409 and "您已评价过" in repeated.text and "4 分" in repeated.text
+    assert "您已评价过" in client.get(f"/satisfaction/{token}").text
     with db() as session:
         case = session.get(Case, "return-S1")
         answers = list(session.exec(select(CaseEvent).where(CaseEvent.case_id == "return-S1", CaseEvent.action == "satisfaction.answered")))
     assert case.details["satisfaction"]["score"] == 4 and [a.details["score"] for a in answers] == [4]
+    assert answers[0].details["comment"] == "快 <b>" and answers[0].actor == "buyer"
 
 
 def test_a_buyer_without_a_channel_does_not_stop_the_close(db):
@@ -469,6 +482,60 @@ def test_monthly_statistics(db, tmp_path):
     assert sheet["A4"].value == "all" and sheet["B4"].value == 6
     assert sheet["J4"].number_format == "0.0%" and sheet["J4"].value == 0.5
     assert "口径 Definitions" in book.sheetnames
+
+
+def test_monthly_statistics_show_who_was_responsible_for_the_disputes(db, tmp_path):
+    """§1.8: each closed dispute's findings on a line, and per department and person the count,
+    the penalties and the root causes — recomputed here from the rows and compared to the workbook."""
+    from aftersales.reporting.statistics import monthly_statistics, to_markdown, write_statistics_workbook
+
+    t0 = datetime(2026, 11, 3, 1, 0, tzinfo=timezone.utc)
+    closings = {
+        "dispute-1": (t0 + timedelta(days=1), {"result": "refunded", "responsible_department": "warehouse", "responsible_person": "S005",
+                                               "penalty": "扣绩效 5 分", "root_cause": "packing_shipping", "root_cause_detail": "漏检"}),
+        "dispute-2": (t0 + timedelta(days=2), {"result": "settled", "responsible_department": "warehouse", "responsible_person": "S005",
+                                               "penalty": "警告", "root_cause": "packing_shipping", "root_cause_detail": "包装破损"}),
+        "dispute-3": (t0 + timedelta(days=3), {"result": "rejected", "responsible_department": "none", "responsible_person": "—",
+                                               "penalty": "无", "root_cause": "buyer", "root_cause_detail": "恶意索赔"}),
+        "dispute-4": (t0 + timedelta(days=4), {"result": "refunded", "responsible_department": "operations", "responsible_person": "S009",
+                                               "penalty": "培训", "root_cause": "description", "root_cause_detail": "尺码表错误"}),
+        "dispute-old": (t0 - timedelta(days=10), {"result": "settled", "responsible_department": "warehouse", "responsible_person": "S005",
+                                                  "penalty": "警告", "root_cause": "carrier", "root_cause_detail": "十月"}),
+    }
+    with db() as session:
+        for case_id, (closed, closing) in closings.items():
+            add_case(session, case_id, process="dispute", opened=closed - timedelta(days=5), closed=closed, outcome=closing["result"],
+                     details={"closing": closing})
+            session.add(CaseEvent(case_id=case_id, key="closing", actor="S006", action="dispute.responsibility", at=closed, details=closing))
+        add_case(session, "dispute-open", process="dispute", opened=t0)  # not closed: no findings yet
+    stats = monthly_statistics(Month.parse("2026-11"))
+    november = {k: v for k, v in closings.items() if k != "dispute-old"}
+    assert [f.case_id for f in stats.disputes] == sorted(november)
+    expected = {}
+    for _closed, closing in november.values():
+        owner = expected.setdefault((closing["responsible_department"], closing["responsible_person"]), {"n": 0, "penalties": [], "causes": []})
+        owner["n"] += 1
+        owner["causes"].append(closing["root_cause"])
+        if closing["penalty"] not in ("无",):
+            owner["penalties"].append(closing["penalty"])
+    rows = {(r["department"], r["person"]): r for r in stats.responsibility()}
+    assert set(rows) == set(expected)
+    for owner, want in expected.items():
+        assert rows[owner]["disputes"] == want["n"] and rows[owner]["penalised"] == len(want["penalties"])
+        assert rows[owner]["penalties"] == "; ".join(want["penalties"])
+    assert rows[("warehouse", "S005")]["root_causes"] == "packing_shipping ×2"
+    assert stats.responsibility()[0]["department"] == "warehouse"  # most disputes first
+    assert "| warehouse | S005 | 2 | 2 | 扣绩效 5 分; 警告 | packing_shipping ×2 |" in to_markdown(stats)
+
+    book = openpyxl.load_workbook(write_statistics_workbook(stats, tmp_path / "statistics.xlsx"))
+    sheet = [list(r) for r in book["维权责任 Disputes"].iter_rows(min_row=2, values_only=True)]
+    assert {(r[0], r[1]): (r[2], r[3], r[4] or "") for r in sheet} == {
+        owner: (want["n"], len(want["penalties"]), "; ".join(want["penalties"])) for owner, want in expected.items()}
+    lines = [list(r) for r in book["维权明细 Dispute findings"].iter_rows(min_row=2, values_only=True)]
+    assert [(r[0], r[4], r[5], r[6], r[7], r[8]) for r in lines] == [
+        (case_id, c["responsible_department"], c["responsible_person"], c["penalty"], c["root_cause"], c["root_cause_detail"])
+        for case_id, (_closed, c) in sorted(november.items())]
+    assert lines[0][2] == datetime(2026, 11, 4, 9, 0)  # closed 4 Nov 01:00 UTC: 09:00 in Shanghai, the zone in the header
 
 
 # --- early warning ----------------------------------------------------------------------------------

@@ -222,6 +222,53 @@ def test_the_readme_walkthrough_typed_in_a_second_terminal(live):
     shown = ok(live.cli("case", "show", case_id))
     assert "refund.paid" in shown
     assert not (live.home / "user-home" / ".prefect").exists(), "the CLI used a Prefect home of its own"
+    the_buyer_rates_the_service_from_the_link_in_their_message(live, case_id)
+
+
+def the_buyer_rates_the_service_from_the_link_in_their_message(live: LiveStack, case_id: str) -> None:
+    """The closed case's message to the buyer carries a link; on a phone, with nothing but that link
+    (no key, no script of ours), the buyer gives a score and a comment, once."""
+    import re
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.browser import phone_browser
+
+    (customer_id,) = rows(live, "SELECT customer_id FROM \"case\" WHERE id = :case", case=case_id)[0]
+
+    def link_in_inbox():
+        for message in live.sandbox("GET", f"/sandbox/messages/{customer_id}"):
+            found = re.search(r"(http://\S+/satisfaction/\S+)", message["message"])
+            if found:
+                return found.group(1)
+
+    link = wait_until(link_in_inbox, 120, "the buyer's satisfaction link", interval=1)
+    assert link.startswith(live.api_url), link
+
+    def answers():
+        return rows(live, "SELECT actor, details FROM case_event WHERE case_id = :case AND action = 'satisfaction.answered'", case=case_id)
+
+    with phone_browser() as browser:
+        browser.get(link)
+        assert "服务评价" in browser.title
+        assert "O20261120-002" in browser.page_source
+        browser.find_element(By.CSS_SELECTOR, "input[name=score][value='4']").click()
+        browser.find_element(By.ID, "comment").send_keys("退款很快 quick refund")
+        browser.save_screenshot(str(live.home / "satisfaction-page.png"))
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        WebDriverWait(browser, 20).until(seen.text_to_be_present_in_element((By.ID, "result"), "感谢您的评价"))
+        assert "4 分" in browser.page_source
+        (answer,) = answers()
+        details = answer.details if isinstance(answer.details, dict) else __import__("json").loads(answer.details)
+        assert answer.actor == "buyer" and details == {"score": 4, "comment": "退款很快 quick refund"}
+
+        browser.get(link)  # the link again: the answer stands, no second one
+        assert "您已评价过" in browser.find_element(By.ID, "result").text
+        browser.get(link[:-2] + ("xx" if not link.endswith("xx") else "yy"))  # a tampered link
+        assert "链接无效" in browser.find_element(By.ID, "result").text
+    assert len(answers()) == 1
 
 
 def test_kill_9_of_serve_with_a_refund_in_flight(live):

@@ -1,7 +1,8 @@
 """Our HTTP intake API: open cases and report outside events (the platform's webhooks, pollers).
 
-Every endpoint requires the ``X-Api-Key`` header (``AFTERSALES_API_KEY``). Customer phone numbers
-and addresses are masked in what it returns: its callers are staff systems.
+Every endpoint requires the ``X-Api-Key`` header (``AFTERSALES_API_KEY``) but the buyer's
+satisfaction page, whose signed link is its credential (``api/satisfaction_page.py``). Customer
+phone numbers and addresses are masked in what it returns: its callers are staff systems.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -32,7 +33,8 @@ def require_key(key: str | None = Security(api_key_header)) -> None:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Aftersales intake API 售后接口", dependencies=[Depends(require_key)])
+    app = FastAPI(title="Aftersales intake API 售后接口")
+    staff = APIRouter(dependencies=[Depends(require_key)])  # every route but the buyer's page
 
     @app.exception_handler(RequestValidationError)
     async def refuse_malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -42,14 +44,14 @@ def create_app() -> FastAPI:
     async def refuse_invalid(_request: Request, exc: InvalidRequest) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": {"code": exc.code, "message": exc.message}})
 
-    @app.get("/health")
+    @staff.get("/health")
     def health() -> dict:
         return {"status": "ok"}
 
     for process in processes():
-        add_open_route(app, process)
+        add_open_route(staff, process)
 
-    @app.get("/cases/{case_id}")
+    @staff.get("/cases/{case_id}")
     def show_case(case_id: str) -> dict:
         with session_scope() as session:
             try:
@@ -63,14 +65,14 @@ def create_app() -> FastAPI:
             "events": [{"at": _shop(e.at), "actor": e.actor, "action": e.action, "details": _masked(e.details)} for e in events],
         }
 
-    @app.get("/waits")
+    @staff.get("/waits")
     def list_waits(process: str | None = None) -> list[dict]:
         with session_scope() as session:
             return [{"case_id": case.id, "key": wait.key, "addressed_to": wait.addressed_to,
                      "deadline": _shop(wait.deadline), "default_action": wait.default_action}
                     for wait, case in case_store.open_waits(session, process)]
 
-    @app.post("/cases/{case_id}/waits/{step}", status_code=202)
+    @staff.post("/cases/{case_id}/waits/{step}", status_code=202)
     async def report_event(case_id: str, step: str, values: dict[str, Any]) -> dict:
         """An outside event answers a wait, e.g. the platform reports the buyer's tracking number."""
         try:
@@ -81,13 +83,18 @@ def create_app() -> FastAPI:
             raise HTTPException(status_code=409, detail=str(exc)) from None
         return {"case_id": case_id, "wait": wait.key, "status": "submitted"}
 
-    from aftersales.api.reporting import add_reporting_routes  # exports, satisfaction (reporting)
+    from aftersales.api.reporting import add_reporting_routes  # exports (reporting)
+    from aftersales.api.satisfaction_page import add_satisfaction_page
 
-    add_reporting_routes(app)
+    add_reporting_routes(staff)
+    app.include_router(staff)
+    buyers = APIRouter()
+    add_satisfaction_page(buyers)
+    app.include_router(buyers)
     return app
 
 
-def add_open_route(app: FastAPI, process: ProcessEntry) -> None:
+def add_open_route(app: APIRouter, process: ProcessEntry) -> None:
     """``POST /<route>`` opens a case of the process, the request model its body: the same door as
     ``aftersales <process> open``."""
 

@@ -1,8 +1,9 @@
 """Satisfaction checks (RULES.md §3; 000 §7.1.3, §7.1.4; 001 §二 after handling).
 
-After a case closes the buyer gets a link ``{api}/satisfaction/{token}``; the platform relays the
-buyer's answer (score 1–5) to our API. The token is the case id signed with HMAC-SHA256, so a link
-cannot be forged or moved to another case, and it needs no table. The answer lands as the case
+After a case closes the buyer gets a link ``{api}/satisfaction/{token}``: a small page where the buyer
+gives a score (1–5) and an optional comment (``api/satisfaction_page.py``); a platform may also relay
+the answer as JSON to the same address. The token is the case id signed with HMAC-SHA256 and is the
+only credential: a link cannot be forged or moved to another case, and it needs no table. The answer lands as the case
 event ``satisfaction-answer`` (its unique key makes it one answer per case, also under a race) and
 in ``Case.details["satisfaction"]`` for reading. A quarterly survey asks again where no answer came.
 """
@@ -108,6 +109,27 @@ def request_after_close(session: Session, case: Case) -> None:
 
 def has_answer(session: Session, case_id: str) -> bool:
     return session.execute(select(CaseEvent.id).where(CaseEvent.case_id == case_id, CaseEvent.key == ANSWER_KEY)).first() is not None
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What the page shows for a link: the case's order, whether it is closed, the answer given."""
+    case_id: str
+    order_id: str
+    closed: bool
+    score: int | None
+    language: str
+
+
+def link_state(token: str) -> LinkState:
+    """Raises BadToken (not our link) or LookupError (no such case)."""
+    case_id = read_token(token)
+    with session_scope() as session:
+        case = case_store.get_case(session, case_id)
+        answer = session.execute(select(CaseEvent.details).where(CaseEvent.case_id == case_id, CaseEvent.key == ANSWER_KEY)).first()
+        customer = (case.details or {}).get("customer") or {}
+        return LinkState(case_id, case.order_id, case.status == CaseStatus.CLOSED,
+                         int(answer[0]["score"]) if answer else None, customer.get("language") or "zh-CN")
 
 
 @dataclass(frozen=True)

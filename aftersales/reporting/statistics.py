@@ -12,11 +12,14 @@ Definitions (also written into the workbook's ``口径 Definitions`` sheet):
   withdrawn cases are left out of the split, outcomes not listed count as "other".
 - repeat complaint rate: complaints opened in the month by a customer who had already complained
   earlier in the same month / complaints opened in the month.
+- disputes (§1.8, read as symptoms of management gaps): disputes closed in the month, per
+  responsible department and person — count, penalties given, root causes — from the responsibility
+  recorded at each dispute's close; each dispute's findings on a line of its own.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -85,10 +88,47 @@ class GroupStats:
         }
 
 
+RESPONSIBILITY = "dispute.responsibility"  # the closing event of tasks/dispute.py:record_closing
+NO_PENALTY = {"", "无", "none", "无处罚", "-"}
+
+
+@dataclass(frozen=True)
+class DisputeFinding:
+    """One dispute's close (§1.8): the result, who was responsible, the penalty and the root cause."""
+    case_id: str
+    order_id: str
+    closed_at: datetime
+    result: str
+    department: str
+    person: str
+    penalty: str
+    root_cause: str
+    root_cause_detail: str
+
+    @property
+    def penalised(self) -> bool:
+        return self.penalty.strip().lower() not in NO_PENALTY
+
+
 @dataclass
 class MonthlyStatistics:
     month: str
     groups: dict[str, GroupStats]
+    disputes: list[DisputeFinding] = field(default_factory=list)
+
+    def responsibility(self) -> list[dict[str, Any]]:
+        """Disputes per responsible department and person: count, penalties, root causes."""
+        by_owner: dict[tuple[str, str], list[DisputeFinding]] = defaultdict(list)
+        for finding in self.disputes:
+            by_owner[(finding.department, finding.person)].append(finding)
+        rows = []
+        for (department, person), findings in sorted(by_owner.items(), key=lambda item: (-len(item[1]), item[0])):
+            causes = Counter(f.root_cause for f in findings)
+            rows.append({"department": department, "person": person, "disputes": len(findings),
+                         "penalised": sum(f.penalised for f in findings),
+                         "penalties": "; ".join(f.penalty for f in findings if f.penalised),
+                         "root_causes": ", ".join(f"{cause} ×{n}" for cause, n in sorted(causes.items(), key=lambda c: (-c[1], c[0])))})
+        return rows
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per group: all, process:<name>, level:<n>. Complaint rate of a group is its
@@ -160,9 +200,25 @@ def monthly_statistics(month: Month, engine: Engine | None = None) -> MonthlySta
                     groups[name].scores.append(int((row.details or {}).get("score", 0)))
                 else:
                     groups[name].requests += 1
+        findings = (
+            select(Case.id, Case.order_id, Case.closed_at, Case.outcome, CaseEvent.details)
+            .join(CaseEvent, (CaseEvent.case_id == Case.id) & (CaseEvent.action == RESPONSIBILITY))
+            .where(Case.process == Process.DISPUTE, Case.closed_at >= start, Case.closed_at < end)
+            .order_by(Case.closed_at, Case.id)
+        )
+        disputes = [_finding(row) for row in db.execute(findings)]
     ordered = {"all": groups["all"]}
     ordered.update({k: groups[k] for k in sorted(groups) if k != "all"})
-    return MonthlyStatistics(str(month), ordered)
+    return MonthlyStatistics(str(month), ordered, disputes)
+
+
+def _finding(row) -> DisputeFinding:
+    closing = row.details or {}
+    return DisputeFinding(
+        case_id=row.id, order_id=row.order_id, closed_at=_aware(row.closed_at), result=str(closing.get("result") or row.outcome or ""),
+        department=str(closing.get("responsible_department", "")), person=str(closing.get("responsible_person", "")),
+        penalty=str(closing.get("penalty", "")), root_cause=str(closing.get("root_cause", "")),
+        root_cause_detail=str(closing.get("root_cause_detail", "")))
 
 
 def _aware(moment: datetime | str | None) -> datetime | None:
@@ -189,6 +245,15 @@ COLUMNS = [
     ("other", "其他 Other", 8), ("resolved_rate", "解决率 Resolved rate", 12),
 ]
 RATES = {"reply_rate", "complaint_rate", "repeat_complaint_rate", "resolved_rate"}
+RESPONSIBILITY_COLUMNS = [
+    ("department", "责任部门 Department", 18), ("person", "责任人 Person", 16), ("disputes", "维权数 Disputes", 10),
+    ("penalised", "处罚数 Penalised", 10), ("penalties", "处罚/考核 Penalties", 40), ("root_causes", "根本原因 Root causes", 40),
+]
+FINDING_COLUMNS = [
+    ("case_id", "案件 Case", 24), ("order_id", "订单 Order", 18), ("closed_at", "结案时间 Closed (Asia/Shanghai)", 24), ("result", "结果 Result", 12),
+    ("department", "责任部门 Department", 16), ("person", "责任人 Person", 14), ("penalty", "处罚/考核 Penalty", 30),
+    ("root_cause", "根本原因 Root cause", 16), ("root_cause_detail", "管理漏洞 Management gap", 50),
+]
 
 
 def to_markdown(stats: MonthlyStatistics) -> str:
@@ -201,6 +266,12 @@ def to_markdown(stats: MonthlyStatistics) -> str:
             value = row[key]
             cells.append("—" if value is None else f"{value:.1%}" if key in RATES else str(value))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"## 维权责任 Disputes by responsibility ({len(stats.disputes)} closed)", ""]
+    if stats.disputes:
+        lines += ["| " + " | ".join(label for _, label, _ in RESPONSIBILITY_COLUMNS) + " |", "|" + "---|" * len(RESPONSIBILITY_COLUMNS)]
+        lines += ["| " + " | ".join(str(row[key]) or "—" for key, _, _ in RESPONSIBILITY_COLUMNS) + " |" for row in stats.responsibility()]
+    else:
+        lines.append("本月无结案维权 No dispute closed this month.")
     lines += ["", "Definitions: complaint rate = complaint cases / all cases opened in the month (orders are not in "
               "our database); outcomes mapped as in `aftersales/domain/outcomes.py`; repeat = "
               "a complaint from a customer who already complained that month."]
@@ -221,6 +292,17 @@ def write_statistics_workbook(stats: MonthlyStatistics, output: Path, generated_
         sheet.append([sheet.percent(row[key]) if key in RATES else (sheet.text(row[key]) if key == "group" else row[key])
                       for key, _, _ in COLUMNS])
     sheet.sheet.auto_filter.ref = f"A3:{chr(ord('A') + len(COLUMNS) - 1)}{sheet.rows}"
+    responsibility = SheetWriter(workbook.create_sheet("维权责任 Disputes"))
+    responsibility.columns([width for _, _, width in RESPONSIBILITY_COLUMNS])
+    responsibility.header([label for _, label, _ in RESPONSIBILITY_COLUMNS])
+    for row in stats.responsibility():
+        responsibility.append([row[key] if key in ("disputes", "penalised") else responsibility.text(row[key]) for key, _, _ in RESPONSIBILITY_COLUMNS])
+    findings = SheetWriter(workbook.create_sheet("维权明细 Dispute findings"))
+    findings.columns([width for _, _, width in FINDING_COLUMNS])
+    findings.header([label for _, label, _ in FINDING_COLUMNS])
+    for finding in stats.disputes:
+        findings.append([findings.time(finding.closed_at, tz) if key == "closed_at" else findings.text(getattr(finding, key))
+                         for key, _, _ in FINDING_COLUMNS])
     notes = SheetWriter(workbook.create_sheet("口径 Definitions"))
     notes.columns([110])
     for line in (__doc__ or "").strip().splitlines():
