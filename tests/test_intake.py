@@ -60,9 +60,10 @@ def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean, team):
     order = stack.make_order(paid="128.00")
     first = runner.invoke(cli, ["return", "open", "--order", order["order_id"], "--amount", "128.00", "--reason", "尺码不合适"])
     assert first.exit_code == 0, first.output
+    case_id = f"return-{order['order_id']}"
+    assert f"→ flow run {case_id} (" in first.output  # the run's own name, not a random one
     again = runner.invoke(cli, ["return", "open", "--order", order["order_id"], "--amount", "128.00"])
     assert again.exit_code == 0
-    case_id = f"return-{order['order_id']}"
     stack.waiting(case_id, "seller-review")
     assert flow_runs_named(stack, case_id) == 1  # the idempotency key kept it to one run
     assert cases_for(order["order_id"]) == 1
@@ -82,8 +83,6 @@ def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean, team):
     opened = next(event for event in trail["events"] if event["action"] == "case.opened")
     assert opened["details"]["reason"] == "尺码不合适" and opened["details"]["amount"] == "128.00"  # whole, not cut to the column
     assert trail["case_id"] == case_id and trail["amount"] == "128.00"
-
-
 
 
 def test_every_api_endpoint_requires_the_key(stack, intake_api):

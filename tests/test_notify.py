@@ -509,7 +509,7 @@ def test_enqueue_fails_loudly_on_a_template_mistake(case_db):
 
 def test_every_template_renders_for_each_of_its_audiences_in_both_languages():
     expected = {
-        "return_opened", "approval_needed", "approval_escalated", "approval_rejected",
+        "return_opened", "approval_needed", "approval_escalated", "approval_rejected", "work_needed", "work_escalated",
         "return_agreed", "return_refused", "await_buyer_shipment_expired", "parcel_received",
         "inspection_needed", "refund_paid", "auto_refund_deadline", "short_shipment", "reshipped",
         "case_closed",

@@ -138,6 +138,11 @@ def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox
     assert escalated.deadline == business_calendar().add_working_days(first.deadline, days)
     told = [m for m in stack.messages("/staff/supervisor") if case_id in json.dumps(m.json, ensure_ascii=False)]
     assert "escalated to the supervisor" in text(told)  # it says it is late, not just "to do"
+    warehouse = [m for m in stack.messages("/staff/warehouse") if case_id in json.dumps(m.json, ensure_ascii=False)]
+    # a stage decides no money: neither message shows the order's value (1279.00) as an amount
+    assert warehouse and "1279.00" not in text(warehouse) + text(told) and "金额" not in text(warehouse) + text(told)
+    # the warehouse reads staff words, the buyer's wording ("you have sent the item") only reaches the buyer
+    assert "the buyer has sent the item" in text(warehouse) and "you have" not in text(warehouse), text(warehouse)
     assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/supervisor"))
     stack.approve(case_id, "repair-receipt-supervisor", team["S002"], note="主管催办后确认")
     stack.approve(case_id, "repair-done", team["S008"], repair_cost="0.00")

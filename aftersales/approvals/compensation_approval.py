@@ -96,5 +96,6 @@ def approval_wait(case: Case, amount: Decimal, level: Role, step: str, proposed_
         default_input={"decision": ApprovalDecision.DECLINE.value, "note": unanswered(level)},
         addressed_to=level.value,
         amount=amount if approval_level(amount, rules) is level else None,
+        decides=amount,
         check=check,
     )

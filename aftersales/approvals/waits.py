@@ -61,6 +61,7 @@ class WaitSpec:
     addressed_to: str  # a staff role (Apprise tag) or "buyer" for outside events
     prefill: dict[str, Any] = field(default_factory=dict)
     amount: Decimal | None = None  # checked against the approver's limit
+    decides: Decimal | None = None  # the money this step decides, for the staff message (default: amount)
     check: Callable[[Any], str | None] | None = None  # form-specific rule; returns a reason to refuse
 
 
@@ -117,10 +118,14 @@ def open_wait(case: Case, spec: WaitSpec, key: str, addressed_to: str, previous:
         case_store.set_stage(session, case.id, spec.step, CaseStatus.WAIT_BUYER if addressed_to == "buyer" else CaseStatus.WAIT_SELLER)
         case_store.record_event(session, case.id, f"{key}:opened", "system", "wait.opened", {"step": spec.step, "addressed_to": addressed_to, "deadline": spec.deadline, "default_action": spec.default_action, "notice": notice})
         if addressed_to != "buyer":
-            template = {None: "approval_needed", WaitStatus.ESCALATED: "approval_escalated", WaitStatus.REJECTED: "approval_rejected"}[previous.status if previous else None]
+            # the amount in the message is the one being decided (spec.amount), never the order's value
+            decides = spec.decides if spec.decides is not None else spec.amount
+            kind = "approval" if decides is not None else "work"
+            template = {None: f"{kind}_needed", WaitStatus.ESCALATED: f"{kind}_escalated", WaitStatus.REJECTED: "approval_rejected"}[previous.status if previous else None]
+            amount = {"amount": f"{decides:.2f}"} if decides is not None else {}
             notify_in_session(
                 session, case, f"{key}:opened", template, staff_tags=[addressed_to],
-                step=spec.title, deadline=spec.deadline, default_action=spec.default_action, reason=notice,
+                step=spec.title, deadline=spec.deadline, default_action=spec.default_action, reason=notice, **amount,
             )
     send_pending(case.id)
     return wait

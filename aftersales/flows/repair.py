@@ -98,7 +98,8 @@ async def stage(case_id: str, step: RepairStage, decision: Decision, detail: str
     """Each of the six stages is an event in the trail, and the buyer and warehouse are told."""
     await record_step(case_id, step.value, "repair.stage", decision.actor, stage=step.value,
                       details={"stage": step.value, "by_deadline": decision.by_deadline, "detail": detail},
-                      notify="repair_stage", staff_tags=[Role.WAREHOUSE.value], buyer=True, repair_stage=step.value, detail=detail)
+                      notify="repair_stage", staff_tags=[Role.WAREHOUSE.value], buyer=True, repair_stage=step.value,
+                      repair_progress=step.value, detail=detail)
 
 
 # --- the waits of §1.5, each with its deadline and default action -------------------------------

@@ -87,11 +87,13 @@ def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this ord
 
 
 async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: list[str]) -> Opened:
-    """Start the one flow run of a case; the case id is the idempotency key (and the run's name,
-    through the flow's ``flow_run_name="{case_id}"``): a repeated request gets the run already started."""
+    """Start the one flow run of a case; the case id is the idempotency key and the run's name from
+    its creation (the flow's ``flow_run_name="{case_id}"`` only names it once it starts, so the CLI
+    would print a random name): a repeated request gets the run already started."""
     # as_subflow=False: a case opened from inside a flow (the tracker, the review monitor) is a run of
     # its own — a subflow could not suspend for its waits
-    run = await run_deployment(deployment, parameters=parameters, idempotency_key=case_id, tags=tags, timeout=0, as_subflow=False)
+    run = await run_deployment(deployment, parameters=parameters, flow_run_name=case_id, idempotency_key=case_id, tags=tags,
+                               timeout=0, as_subflow=False)
     return Opened(case_id=case_id, flow_run_id=str(run.id), flow_run_name=run.name)
 
 # What a repeated request must agree on, by name: (中文, English).
