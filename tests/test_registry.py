@@ -32,7 +32,7 @@ def test_every_process_is_declared_once_with_its_rulebook_section():
 
 
 def test_the_cli_and_the_api_offer_every_process():
-    routes = {route.path for route in create_app().routes}
+    routes = set(create_app().openapi()["paths"])  # the published paths: routers nest routes differently by FastAPI version
     for entry in processes():
         assert f"/{entry.route}" in routes
         shown = CliRunner().invoke(cli, [entry.name, "open", "--help"], env={"COLUMNS": "200"})

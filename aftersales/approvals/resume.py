@@ -13,6 +13,8 @@ import time
 from typing import Any
 from uuid import UUID
 
+import httpx
+
 from prefect import get_client
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.input.run_input import keyset_from_paused_state
@@ -44,13 +46,29 @@ async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = N
         run = await client.read_flow_run(UUID(wait.flow_run_id))
         if not (run.state and run.state.is_paused() and run.state.state_details.pause_key == wait.key):
             raise ResumeRefused(f"case {case_id} is not waiting at {wait.key} right now (run state: {run.state.name if run.state else 'unknown'}); try again in a moment")
-        schema = json.loads(await client.read_flow_run_input(run.id, keyset_from_paused_state(run.state)["schema"]))
+        schema = await _form_schema(client, run)
         answer = await client.resume_flow_run(run.id, run_input=typed(values, schema))
     if answer.status != SetStateStatus.ACCEPT:
         reason = getattr(answer.details, "reason", "") or str(answer.details)
         # Prefect's validation message quotes the input it refused: never echo more than a prefix
         raise ResumeRefused(f"{wait.key}: {mask_text(reason[:300])}" + ("…" if len(reason) > 300 else ""))
     return wait
+
+
+async def _form_schema(client: Any, run: Any, patience: float = 10.0) -> dict[str, Any]:
+    """The paused run's form schema. Prefect saves it just after the run enters Paused, so a
+    resume that comes at once can find the run paused and the schema not yet there (404)."""
+    key = keyset_from_paused_state(run.state)["schema"]
+    give_up = time.monotonic() + patience
+    while True:
+        try:
+            return json.loads(await client.read_flow_run_input(run.id, key))
+        except httpx.HTTPStatusError as missing:
+            if missing.response.status_code != 404:
+                raise
+            if time.monotonic() > give_up:
+                raise ResumeRefused(f"run {run.id} is paused but its form is not saved yet; try again in a moment") from None
+            await asyncio.sleep(0.2)
 
 
 TRUE, FALSE = {"true", "yes", "y", "1", "是"}, {"false", "no", "n", "0", "否"}
