@@ -14,7 +14,8 @@ from aftersales.approvals.auth import DEMO_STAFF
 from aftersales.approvals.resume import ResumeRefused, resume_wait
 from aftersales.domain.models import Case
 from aftersales.integrations.db import session_scope
-from tests.support.records import events, ledger, wait_row
+from aftersales.domain.calendar import shop_time
+from tests.support.records import case_view, events, ledger, wait_row
 
 PHONE = "13812345678"
 
@@ -29,7 +30,17 @@ def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean, team):
 
     review = stack.waiting(case_id, "seller-review")
     assert review.addressed_to == "supervisor"  # 128 CNY is above the agent's 20 CNY (§1.3)
+    # the run page shows the case without opening the form, and the run sits in the supervisors' queue
+    card, tags, money = case_view(stack, case_id)
+    assert order["order_id"] in card and "¥128.00" in card and "主管 a supervisor" in card
+    assert shop_time(review.deadline) in card and "+08:00" in card and review.default_action in card
+    assert "waiting:supervisor" in tags and f"deadline:{shop_time(review.deadline)[:10]}" in tags and "process:return" in tags
+    assert PHONE not in card
     assert stack.approve(case_id, "seller-review", team["S002"], decision="agree").status == "answered"
+    stack.waiting(case_id, "buyer-shipment")
+    card, tags, _ = case_view(stack, case_id)
+    assert "买家 the buyer" in card and "waiting:buyer" in tags and "waiting:supervisor" not in tags
+    assert team["S002"] in card  # who decided, in the timeline
     assert ship(stack, case_id).status == "answered"
     assert stack.approve(case_id, "receipt", team["S004"], note="外箱完好").status == "answered"
     assert stack.approve(case_id, "inspection", team["S004"], result="pass", refund_amount="128.00").status == "answered"
@@ -38,6 +49,10 @@ def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean, team):
     assert case.outcome == "refunded"
     refunds = stack.refunds(order["order_id"])
     assert [Decimal(r["amount"]) for r in refunds] == [Decimal("128.00")]
+    card, tags, money = case_view(stack, case_id)
+    assert "已结束 closed" in card and "等待 Waiting for" not in card
+    assert not [t for t in tags if t.startswith(("waiting:", "deadline:"))] and "process:return" in tags
+    assert {(row["kind"], row["amount"], row["approved_by"]) for row in money} >= {("refund", "128.00", team["S004"])}
 
     lines = {(line.kind, line.bearer): line for line in ledger(case_id)}
     assert lines[("refund", "seller")].amount == Decimal("128.00")

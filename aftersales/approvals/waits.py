@@ -41,6 +41,7 @@ from aftersales.domain.models import Case, CaseStatus, Role, Wait, WaitStatus
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
+from aftersales.tasks.case_card import show_case
 from aftersales.tasks.notify import case_context, notify_in_session, send_pending
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ async def await_decision(case: Case, spec: WaitSpec) -> Decision:
             attempt += 1
             continue
         form = prefilled(spec.form, description=describe(case, spec, wait), **spec.prefill)
+        await show_case(case.id, wait, spec.title, flow_run_id=flow_run.id)
         data = await suspend_flow_run(wait_for_input=form, key=key, timeout=None)
         settle(case, spec, key, data)
 

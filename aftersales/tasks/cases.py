@@ -16,6 +16,7 @@ from aftersales.domain.models import Case, CaseStatus
 from aftersales.domain.outcomes import Outcome
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
+from aftersales.tasks.case_card import show_case
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.domain.rules import InvalidRequest
 from aftersales.tasks.policy import LOCAL_RECORD, no_retry_on_invalid
@@ -90,6 +91,7 @@ async def close_case(case_id: str, outcome: Outcome, actor: str, notify: str | N
 
             request_after_close(session, case)
     send_pending(case_id)
+    await show_case(case_id)  # the final card; the run leaves every queue
     return outcome.value
 
 

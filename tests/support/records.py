@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlmodel import select
 
-from aftersales.domain.models import CaseEvent, LedgerLine, Wait
+from aftersales.domain.models import Case, CaseEvent, LedgerLine, Wait
 from aftersales.integrations.db import session_scope
 
 
@@ -41,3 +41,23 @@ def assert_platform_paid_matches(stack, order: dict, lines) -> None:
             paid[line.platform_ref] = paid.get(line.platform_ref, Decimal("0")) + line.amount
     assert paid == {r["refund_id"]: Decimal(r["amount"]) for r in refunds}
     assert [line.kind for line in lines if not line.platform_paid and line.platform_ref in {r["refund_id"] for r in refunds}] == []
+
+
+def case_view(stack, case_id: str) -> tuple[str, list[str], list[dict]]:
+    """What the Prefect UI shows of a case: the latest case card (markdown), the run's tags and
+    the money table's rows, read back from the Prefect server."""
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    from aftersales.tasks.case_card import card_key
+
+    key = card_key(case_id)
+    found = {a.key: a for a in stack.prefect().read_latest_artifacts(
+        artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key, f"{key}-money"])))}
+    with session_scope() as session:
+        run_id = session.get(Case, case_id).flow_run_id
+    tags = list(stack.prefect().read_flow_run(UUID(run_id)).tags)
+    money = found[f"{key}-money"].data if f"{key}-money" in found else []
+    money = json.loads(money) if isinstance(money, str) else money
+    return (found[key].data if key in found else ""), tags, money
