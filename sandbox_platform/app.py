@@ -5,6 +5,8 @@ carrier aggregator, so going live changes URLs and keys, not code:
 
 * ``/api/...``: orders, return addresses, refunds, re-shipments, reviews (``X-Api-Key``).
 * ``/poll/query.do``: Kuaidi100's real-time query, authenticated by its MD5 signature.
+* ``/router/rest``: the same shop on Taobao/Tmall's TOP protocol, signed (``top.py``), with the
+  buyers' refunds; its levers under ``/sandbox/top/...``.
 * ``/sandbox/...``: the test bench's levers (``X-Api-Key``): make orders, reset, inject faults,
   move parcels, add reviews, and an inbox for Apprise ``json://`` messages to buyers and staff.
 
@@ -52,7 +54,8 @@ from aftersales.integrations.platform import (
     ReviewReport,
 )
 from sandbox_platform.bulk import synthetic_orders
-from sandbox_platform.parcels import SHANGHAI, Parcel, ParcelEvent
+from sandbox_platform.parcels import CARRIER_NAMES, SHANGHAI, Parcel, ParcelEvent
+from sandbox_platform.top import TopDesk, TopState, top_levers, top_routes
 
 Clock = Callable[[], datetime]
 
@@ -61,13 +64,9 @@ def shanghai_now() -> datetime:
     return datetime.now(SHANGHAI)
 
 
-# --- parcels (Kuaidi100 vocabulary, see shared/domain/CARRIERS.md) ------------------------------
+# --- parcels (Kuaidi100 vocabulary) ------------------------------
 
 SIGNED_STATES = {3, 4}  # Kuaidi100 ``ischeck`` = 1: the parcel has been signed for
-CARRIER_NAMES = {
-    "zhongtong": "中通快递", "yuantong": "圆通速递", "shunfeng": "顺丰速运", "yunda": "韵达快递",
-    "shentong": "申通快递", "jd": "京东快递", "ems": "EMS",
-}
 # Kuaidi100 answers errors with HTTP 200 and {"result": false, "returnCode", "message"}.
 KD100_INCOMPLETE = ("400", "提交的数据不完整，或者贵司没有购买该接口")
 KD100_PHONE = ("408", "快递公司参数异常：手机号码校验不通过")
@@ -459,6 +458,7 @@ class SandboxShop:
             self.stock: dict[str, StockLevel] = {}  # §1.2/§1.3/§1.7 catalogue and stock
             self.charges: list[Charge] = []
             self.coupons: list[Coupon] = []
+            self.top = TopState()  # the buyers' refunds and the calls on the TOP side (top.py)
             if seed:
                 self._seed()
 
@@ -750,8 +750,11 @@ def create_app(
     *,
     carrier_customer: str | None = None,
     carrier_key: str | None = None,
+    top_app_key: str | None = None,
+    top_app_secret: str | None = None,
+    top_session_key: str | None = None,
 ) -> FastAPI:
-    """The sandbox platform. Carrier credentials default to the settings' ``carrier_*``."""
+    """The sandbox platform. Carrier and TOP credentials default to the settings' ``carrier_*`` and ``top_*``."""
     settings = get_settings()
     shop = SandboxShop(
         now=now or shanghai_now,
@@ -768,6 +771,12 @@ def create_app(
     app.include_router(_stock_routes(shop), dependencies=[key_guard, fault_guard])
     app.include_router(_stock_levers(shop), dependencies=[key_guard])
     app.include_router(_carrier_routes(shop), dependencies=[fault_guard])
+    desk = TopDesk(shop, app_key=top_app_key or settings.top_app_key,
+                   app_secret=top_app_secret or settings.top_app_secret.get_secret_value(),
+                   session_key=top_session_key or settings.top_session_key.get_secret_value(),
+                   return_address=SHOP_RETURN_ADDRESS.text)
+    app.include_router(top_routes(desk), dependencies=[fault_guard])  # TOP's own signature, no X-Api-Key
+    app.include_router(top_levers(desk), dependencies=[key_guard])
     # the levers never fail on purpose, or a test could not turn the faults off again
     app.include_router(_sandbox_routes(shop), dependencies=[key_guard])
     return app

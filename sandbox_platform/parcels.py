@@ -1,4 +1,4 @@
-"""The sandbox carrier's parcels, in Kuaidi100's vocabulary (see shared/domain/CARRIERS.md)."""
+"""The sandbox carrier's parcels, in Kuaidi100's vocabulary."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# Kuaidi100 company codes and the carriers' names
+CARRIER_NAMES = {
+    "zhongtong": "中通快递", "yuantong": "圆通速递", "shunfeng": "顺丰速运", "yunda": "韵达快递",
+    "shentong": "申通快递", "jd": "京东快递", "ems": "EMS",
+}
 
 STATE_NAMES = {
     1: "揽收", 0: "在途", 5: "派件", 3: "签收", 6: "退回", 4: "退签",

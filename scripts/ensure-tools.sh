@@ -1,7 +1,8 @@
 #!/bin/sh
 # System tools the tests need: LibreOffice (headless Calc, renders the finance workbook to PDF),
 # poppler-utils (pdftotext reads the totals back), and Chromium with its ChromeDriver (the buyer's
-# satisfaction page is used in a headless browser; Debian's packages, as no browser CDN is reachable). Idempotent: installs only what is
+# satisfaction page is used in a headless browser and the README's screenshots are taken with it;
+# Debian's packages, as no browser CDN is reachable) with a Chinese font (fonts-wqy-zenhei). Idempotent: installs only what is
 # missing, so `make install` may call it on every run. Without root or apt it says what to install
 # and carries on (the rendering test then skips with the same hint).
 set -eu
@@ -11,6 +12,8 @@ command -v soffice >/dev/null 2>&1 || missing="$missing libreoffice-calc-nogui"
 command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
+# a Chinese font: without one the screenshots of the forms and the case card show boxes for Chinese
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing="$missing fonts-wqy-zenhei"
 [ -z "$missing" ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

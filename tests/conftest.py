@@ -73,6 +73,7 @@ def team(stack):
     While it runs, the demo ids that shared helpers name (``reviewer="S002"``) map onto it."""
     stack.current_team = stack.enrol_team()
     yield stack.current_team
+    stack.retire([*stack.current_team.values(), *stack.current_team.colleagues()])
     stack.current_team = {}
 
 

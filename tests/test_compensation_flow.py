@@ -126,7 +126,8 @@ def test_an_unanswered_level_escalates_and_the_unanswered_manager_declines(stack
     # the manager's 24 h count from when the supervisor's passed, not from when the sweeper ran
     assert escalated.deadline == supervisor.deadline + timedelta(hours=24)
     assert any(e.action == "case.escalated" and e.details["to"] == "manager" for e in events(case_id))
-    assert any(case_id in json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/manager"))
+    told = " ".join(json.dumps(m.json, ensure_ascii=False) for m in stack.messages("/staff/manager") if case_id in json.dumps(m.json, ensure_ascii=False))
+    assert "未获主管审批,已升级给经理" in told and "not approved by the supervisors" in told  # each half in its own words
 
     assert stack.sweep(case_id, days=1.9)["resumed"] == []
     assert stack.sweep(case_id, days=2.1)["resumed"] == [case_id]  # the manager did not answer either

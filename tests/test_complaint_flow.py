@@ -8,33 +8,17 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from sqlmodel import select
 from typer.testing import CliRunner
 
-from aftersales.domain.models import Case, CaseEvent, LedgerLine, Wait
+from aftersales.domain.details import ComplaintDetails, details_of
+from aftersales.domain.models import Case
+from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
+from tests.support.records import card_shows_the_close, card_shows_the_wait, case_view, events, ledger, text, wait_row
 
 HOUR = 1 / 24
-
-
-def events(case_id: str) -> list[CaseEvent]:
-    with session_scope() as session:
-        return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
-
-
-def ledger(case_id: str) -> list[LedgerLine]:
-    with session_scope() as session:
-        return list(session.exec(select(LedgerLine).where(LedgerLine.case_id == case_id)))
-
-
-def wait_row(case_id: str, key: str) -> Wait:
-    with session_scope() as session:
-        return session.exec(select(Wait).where(Wait.case_id == case_id, Wait.key == key)).one()
-
-
-def text(messages) -> str:
-    return json.dumps([m.json for m in messages], ensure_ascii=False)
+PHONE = "13812345678"  # the complainant's contact, as opened below
 
 
 def about(stack, tag: str, case_id: str) -> list:
@@ -60,26 +44,38 @@ def test_quality_complaint_compensated_once_with_approval(stack, sandbox_clean, 
     assert response.addressed_to == "quality"  # 1xxx product → quality department (002 §4.1)
     with session_scope() as session:
         case = session.get(Case, case_id)
-        assert case.level == 2 and case.details["brand_owner"] == "优衣品牌方 Brand Co." and case.details["special"] == ["famous_brand"]
+        details = details_of(case, ComplaintDetails)
+        assert case.level == 2 and details.brand_owner == "优衣品牌方 Brand Co." and details.special == ["famous_brand"]
     assert "优衣品牌方" in text(about(stack, "quality", case_id))
 
+    # the run page at every step: whom it waits for, until when, in that one queue (contact masked)
+    card_shows_the_wait(stack, case_id, response, mask=PHONE)
     # the quality department answers as a team: whoever is on shift takes a step
     quality = team.colleague("S008")
     empty = stack.approve(case_id, "first-response", quality, message=" ")
     assert empty.status == "rejected" and "message" in empty.reason
     stack.approve(case_id, "first-response", quality, message="您好，已收到您的投诉，今天内给您方案。", confirmed_facts="缩水约 2cm")
+    assert quality in card_shows_the_wait(stack, case_id, stack.waiting(case_id, "investigation"), mask=PHONE)  # who answered
     stack.approve(case_id, "investigation", team["S008"], findings="供应商确认该批次面料预缩不足", responsible_party="supplier")
+    card_shows_the_wait(stack, case_id, stack.waiting(case_id, "solution-1"), mask=PHONE)
     stack.approve(case_id, "solution-1", team["S008"], remedy="compensation", compensation_amount="50.00", message="致歉并补偿 50 元")
 
     approval = stack.waiting(case_id, "compensation-approval-1-supervisor")
     assert approval.addressed_to == "supervisor"  # 50 CNY is above an agent's 20 (§1.3)
+    card_shows_the_wait(stack, case_id, approval, mask=PHONE)
     assert stack.approve(case_id, "compensation-approval-1-supervisor", team["S002"], decision="approve").status == "answered"
     assert stack.refunds(order["order_id"]) == []  # nothing paid before the customer agrees
+    card_shows_the_wait(stack, case_id, stack.waiting(case_id, "customer-answer-1"), mask=PHONE)
     assert stack.answer(case_id, "customer-answer-1", answer="agree", comment="可以").status == "answered"
+    card_shows_the_wait(stack, case_id, stack.waiting(case_id, "result-feedback"), mask=PHONE)
+    money = case_view(stack, case_id)[2]  # the money table before the close: the compensation, once
+    assert [(row["kind"], row["amount"], row["approved_by"]) for row in money] == [("compensation", "50.00", team["S002"])]
     stack.approve(case_id, "result-feedback", team.colleague("S008", 2), channel="phone", satisfaction="satisfied", note="客户满意")
 
     case = stack.finished(case_id)
     assert case.outcome == "resolved" and case.flow_run_id == first_run
+    card, money = card_shows_the_close(stack, case_id, Outcome(case.outcome).label)
+    assert team["S002"] in card and [row["amount"] for row in money] == ["50.00"]
     refunds = stack.refunds(order["order_id"])
     assert [(r["kind"], Decimal(r["amount"])) for r in refunds] == [("compensation", Decimal("50.00"))]
     [line] = ledger(case_id)

@@ -16,6 +16,7 @@ import uuid
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
+from aftersales.domain.details import details_of
 from aftersales.domain.models import Case
 from aftersales.integrations.db import session_scope
 
@@ -102,10 +103,10 @@ def test_contact_details_never_reach_prefect(stack, sandbox_clean):
         for case_id, customer_email in ((complaint, emails[0]), (dispute, emails[1])):
             case = session.get(Case, case_id)
             assert case.flow_run_id, f"{case_id} is linked to its run"
-            assert case.details["customer"]["phone"] == PHONE
-            assert case.details["customer"]["email"] == customer_email
-            assert "文三路" in case.details["customer"]["address"]
-        assert session.get(Case, guest).details["customer"]["email"] == guest_email
+            assert details_of(case).customer.phone == PHONE
+            assert details_of(case).customer.email == customer_email
+            assert "文三路" in details_of(case).customer.address
+        assert details_of(session.get(Case, guest)).customer.email == guest_email
 
     stored = stack.run(everything_prefect_stores())
     names = "".join(stored["flow runs"])

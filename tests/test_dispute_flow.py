@@ -11,6 +11,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from aftersales.approvals.resume import ResumeRefused, resume_wait
+from aftersales.domain.details import DisputeDetails, details_of
 from aftersales.domain.models import Case, CaseEvent
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations.db import session_scope
@@ -62,8 +63,9 @@ def test_reply_and_closing_with_responsibility(stack, sandbox_clean, team):
 
     case = stack.finished(case_id)
     assert case.outcome == "refunded"
-    assert case.details["closing"]["responsible_person"] == "王磊 S013"
-    assert case.details["closing"]["root_cause"] == "description" and case.details["closed_by"] == team["S010"]
+    details = details_of(case, DisputeDetails)
+    assert details.closing.responsible_person == "王磊 S013"
+    assert details.closing.root_cause == "description" and details.closed_by == team["S010"]
     responsibility = [e for e in events(case_id) if e.action == "dispute.responsibility"]
     assert responsibility and responsibility[0].details["penalty"] == "扣绩效 5 分"
     buyer = json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)

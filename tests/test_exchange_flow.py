@@ -139,7 +139,12 @@ def test_out_of_stock_before_the_promise_offers_a_refund_instead(stack, sandbox_
     assert any(e.action == "exchange.agreed" and e.details["replacement_in_stock"] is False for e in events(case_id))
 
     ship(stack, case_id)
+    # each default says what it does here: the refund, not a replacement that cannot ship
+    receipt = stack.waiting(case_id, "receipt")
+    assert "the refund is paid (the replacement is out of stock)" in receipt.default_action and "replacement ships" not in receipt.default_action
     stack.approve(case_id, "receipt", team["S004"])
+    inspection = stack.waiting(case_id, "inspection")
+    assert "passes, the refund is paid" in inspection.default_action and "replacement ships" not in inspection.default_action
     stack.approve(case_id, "inspection", team["S004"], result="pass")
     assert stack.finished(case_id).outcome == "refunded_out_of_stock"
     assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"])] == [Decimal("80.00")]
@@ -205,7 +210,7 @@ def test_receipt_deadline_still_ships_the_replacement_and_inspection_deadline_sh
     stack.approve(unconfirmed, "seller-review", team["S002"])
     ship(stack, unconfirmed, "11.00")
     receipt = stack.waiting(unconfirmed, "receipt")
-    assert "the replacement ships" in receipt.default_action  # the default says what it does
+    assert "the replacement ships (sold out by then: the refund is paid)" in receipt.default_action  # the default says what it does
     assert stack.sweep(unconfirmed, days=9.9)["resumed"] == []
     # 10 days unconfirmed: taken as received — the buyer asked for a replacement, not a refund
     stack.sweep(unconfirmed, days=10.1)

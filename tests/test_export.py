@@ -356,6 +356,7 @@ def _closed_case(session, case_id: str, closed: datetime | None = None, customer
 
 def test_satisfaction_links_are_signed_and_answered_once(db):
     from aftersales.api.app import create_app
+    from aftersales.domain.details import details_of
     from aftersales.reporting import satisfaction
 
     with db() as session:
@@ -398,7 +399,7 @@ def test_satisfaction_links_are_signed_and_answered_once(db):
     with db() as session:
         case = session.get(Case, "return-S1")
         answers = list(session.exec(select(CaseEvent).where(CaseEvent.case_id == "return-S1", CaseEvent.action == "satisfaction.answered")))
-    assert case.details["satisfaction"]["score"] == 4 and [a.details["score"] for a in answers] == [4]
+    assert details_of(case).satisfaction.score == 4 and [a.details["score"] for a in answers] == [4]
     assert answers[0].details["comment"] == "快 <b>" and answers[0].actor == "buyer"
 
 
@@ -482,6 +483,221 @@ def test_monthly_statistics(db, tmp_path):
     assert sheet["A4"].value == "all" and sheet["B4"].value == 6
     assert sheet["J4"].number_format == "0.0%" and sheet["J4"].value == 0.5
     assert "口径 Definitions" in book.sheetnames
+
+
+# One month of cases, every process, written out by hand: (case id, process, customer, complaint
+# level, opened, closed, outcome, the result 002 §7.1 gives that outcome as this test reads the
+# rulebook — not looked up in domain/outcomes.py). November 2026 in Shanghai is
+# [31 Oct 16:00 UTC, 30 Nov 16:00 UTC).
+NOV = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)
+NOV_START, NOV_END = datetime(2026, 10, 31, 16, 0, tzinfo=timezone.utc), datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)
+
+
+def _d(days: float, hours: float = 0) -> datetime:
+    return NOV + timedelta(days=days, hours=hours)
+
+
+MONTH_CASES = [
+    ("return-R1", "return", "B1", None, _d(0), _d(0, 10), "refunded", "resolved"),
+    ("return-R2", "return", "B2", None, _d(1), _d(3), "closed_not_shipped", "withdrawn"),  # the buyer never shipped
+    ("return-R3", "return", "B3", None, datetime(2026, 10, 31, 15, 45, tzinfo=timezone.utc), _d(2), "refused", "unresolved"),  # opened in October
+    ("return-R5", "return", "B5", None, NOV_START, datetime(2026, 11, 30, 15, 45, tzinfo=timezone.utc), "refunded_automatically", "resolved"),
+    ("return-R6", "return", "B6", None, _d(4), _d(4, 1), "legacy_word", "other"),  # a word from before the vocabulary
+    ("return-R4", "return", "B4", None, NOV_END, NOV_END + timedelta(days=1), "refunded", "resolved"),  # December
+    ("exchange-E1", "exchange", "B7", None, _d(2), _d(4, 6), "exchanged", "resolved"),
+    ("exchange-E2", "exchange", "B8", None, _d(5), None, None, None),
+    ("compensation-C1", "compensation", "B9", None, _d(3), _d(3, 5), "compensated", "resolved"),
+    ("compensation-C2", "compensation", "B10", None, _d(3, 2), _d(6), "declined_no_answer", "unresolved"),
+    ("out_of_area-X1", "out_of_area", "B11", None, _d(4), _d(5), "carrier_switched", "resolved"),
+    ("repair-P1", "repair", "B12", None, _d(6), _d(20), "repaired", "resolved"),
+    ("repair-P2", "repair", "B13", None, _d(7), _d(8), "repair_withdrawn", "withdrawn"),
+    ("review-V1", "review", "B14", None, _d(8), _d(9), "no_offer_made", "partly_resolved"),
+    ("review-V2", "review", "B15", None, _d(8, 1), _d(8, 3), "reported_malicious", "withdrawn"),
+    ("wrong_shipment-W1", "wrong_shipment", "B16", None, _d(9), _d(10), "reshipped_correct_items", "resolved"),
+    ("wrong_shipment-W2", "wrong_shipment", "B17", None, _d(9, 1), _d(9, 4), "corrected_before_dispatch", "resolved"),
+    ("wrong_shipment-W3", "wrong_shipment", "B18", None, _d(10), _d(11), "refunded_wrong_items", "resolved"),
+    ("dispute-D1", "dispute", "B19", None, _d(11), _d(15), "rejected", "unresolved"),
+    ("dispute-D2", "dispute", "B20", None, _d(12), _d(13), "withdrawn", "withdrawn"),
+    ("complaint-K0", "complaint", "K1", 1, datetime(2026, 10, 20, 2, 0, tzinfo=timezone.utc), _d(1), "resolved", "resolved"),  # October
+    ("complaint-K1", "complaint", "K1", 1, _d(1), _d(2), "resolved", "resolved"),  # K1's October complaint is another month
+    ("complaint-K2", "complaint", "K1", 2, _d(14), _d(16), "partly_resolved", "partly_resolved"),  # repeat
+    ("complaint-K3", "complaint", "K2", 2, _d(14, 1), None, None, None),
+    ("complaint-K4", "complaint", "K2", 3, _d(20), NOV_END + timedelta(days=2), "unresolved", "unresolved"),  # repeat, closed in December
+    ("complaint-K5", "complaint", "K1", 3, _d(21), _d(22), "unresolved", "unresolved"),  # repeat
+    ("tracking-T1", "tracking", "B21", None, _d(15), _d(15, 0.5), "buyer_contacted", "resolved"),
+    ("enquiry-Q1", "enquiry", "B22", None, _d(16), _d(16, 2), "answered", "resolved"),
+    ("enquiry-Q2", "enquiry", "B23", None, _d(17), _d(17, 1), "converted", "withdrawn"),  # counted as the return it became
+    ("emergency-M1", "emergency", "", None, _d(18), _d(19), "resolved", "resolved"),
+]
+# events: (case id, actor, key, hours after the case opened); S001/S002 are staff, S999 is not
+MONTH_EVENTS = [
+    ("return-R1", "S001", "opened", 0), ("return-R1", "buyer", "buyer-note", 0.25), ("return-R1", "S001", "review", 1),
+    ("return-R1", "S002", "refund", 5),
+    ("exchange-E1", "system", "reminder", 0.25), ("exchange-E1", "S002", "review", 2.5),
+    ("compensation-C1", "S001", "approval", 0.75),
+    ("wrong_shipment-W1", "buyer", "photos", 0.5),  # a buyer's note only: no first response
+    ("wrong_shipment-W2", "S002", "stop-dispatch", 0.25),
+    ("dispute-D1", "S001", "evidence", 24),
+    ("complaint-K1", "S002", "opened", 0), ("complaint-K1", "S002", "call", 3.5),
+    ("complaint-K2", "S001", "call", 1.5),
+    ("complaint-K3", "S999", "call", 0.5),  # not a staff id
+    ("complaint-K4", "S001", "call", 12 * 24),  # answered in December: still this case's first response
+    ("return-R3", "S001", "review", 24),  # opened in October: not this month's
+    ("return-R4", "S001", "review", 1),  # opened in December
+]
+# satisfaction: (case id, action, at, score)
+MONTH_SATISFACTION = [
+    ("return-R1", "satisfaction.requested", _d(1), None), ("return-R1", "satisfaction.answered", _d(2), 5),
+    ("return-R3", "satisfaction.requested", _d(2, 1), None), ("return-R3", "satisfaction.answered", _d(3), 4),
+    ("compensation-C1", "satisfaction.requested", _d(4), None), ("compensation-C1", "satisfaction.answered", _d(5), 4),
+    ("wrong_shipment-W1", "satisfaction.requested", _d(10, 1), None), ("wrong_shipment-W1", "satisfaction.answered", _d(11), 2),
+    ("review-V1", "satisfaction.requested", _d(9, 1), None),  # never answered
+    ("complaint-K0", "satisfaction.requested", datetime(2026, 10, 31, 15, 0, tzinfo=timezone.utc), None),  # October
+    ("complaint-K1", "satisfaction.requested", _d(2, 1), None), ("complaint-K1", "satisfaction.answered", _d(3), 3),
+    ("complaint-K2", "satisfaction.requested", _d(16, 1), None),
+    ("complaint-K2", "satisfaction.answered", NOV_END + timedelta(hours=1), 1),  # answered in December
+    ("complaint-K5", "satisfaction.requested", _d(22, 1), None), ("complaint-K5", "satisfaction.answered", _d(23), 1),
+    ("tracking-T1", "satisfaction.requested", _d(16), None), ("tracking-T1", "satisfaction.answered", _d(17), 5),
+]
+STATISTICS_HEADERS = {
+    "分组 Group": "group", "新开案件 Opened": "opened", "结案 Closed": "closed",
+    "平均首次响应(小时) Avg first response (h)": "avg_first_response_h", "平均处理时长(小时) Avg handling (h)": "avg_handling_h",
+    "满意度均分 Satisfaction (1–5)": "satisfaction_avg", "评分数 Answers": "satisfaction_answers", "回复率 Reply rate": "reply_rate",
+    "投诉 Complaints": "complaints", "投诉率 Complaint rate": "complaint_rate", "重复投诉率 Repeat complaint rate": "repeat_complaint_rate",
+    "已解决 Resolved": "resolved", "部分解决 Partly": "partly_resolved", "未解决 Unresolved": "unresolved",
+    "撤回 Withdrawn": "withdrawn", "其他 Other": "other", "解决率 Resolved rate": "resolved_rate",
+}
+STATISTICS_RATES = {"reply_rate", "complaint_rate", "repeat_complaint_rate", "resolved_rate"}
+
+
+def _expected_month_rows() -> list[dict]:
+    """Every figure of every row, recomputed from MONTH_* the way the 口径 Definitions sheet says."""
+    def inside(moment: datetime | None) -> bool:
+        return moment is not None and NOV_START <= moment < NOV_END
+
+    def hours(start: datetime, end: datetime) -> float:
+        return (end - start).total_seconds() / 3600
+
+    def mean(values: list) -> float | None:
+        return round(sum(values) / len(values), 2) if values else None
+
+    def share(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    cases = {c[0]: c for c in MONTH_CASES}
+    figures: dict[str, dict] = {}
+
+    def groups(case_id: str) -> list[dict]:
+        _id, process, _customer, level, *_ = cases[case_id]
+        names = ["all", f"process:{process}"] + ([f"level:{level}"] if level is not None else [])
+        return [figures.setdefault(name, {"opened": 0, "closed": 0, "first": [], "handling": [], "scores": [], "requests": 0,
+                                          "complaints": 0, "repeats": 0, "results": []}) for name in names]
+
+    figures.setdefault("all", groups("return-R1")[0])
+    staff = {"S001", "S002"}
+    complaints_in_month = sorted((c for c in MONTH_CASES if c[1] == "complaint" and inside(c[4])), key=lambda c: (c[4], c[0]))
+    repeats = {c[0] for i, c in enumerate(complaints_in_month) if any(earlier[2] == c[2] for earlier in complaints_in_month[:i])}
+    for case_id, process, _customer, _level, opened, closed, _outcome, result in MONTH_CASES:
+        if inside(opened):
+            staff_times = [opened + timedelta(hours=h) for cid, actor, key, h in MONTH_EVENTS
+                           if cid == case_id and actor in staff and key != "opened"]
+            for group in groups(case_id):
+                group["opened"] += 1
+                if staff_times:
+                    group["first"].append(hours(opened, min(staff_times)))
+                if process == "complaint":
+                    group["complaints"] += 1
+                    group["repeats"] += case_id in repeats
+        if inside(closed):
+            for group in groups(case_id):
+                group["closed"] += 1
+                group["handling"].append(hours(opened, closed))
+                group["results"].append(result)
+    for case_id, action, at, score in MONTH_SATISFACTION:
+        if inside(at):
+            for group in groups(case_id):
+                if action == "satisfaction.answered":
+                    group["scores"].append(score)
+                else:
+                    group["requests"] += 1
+    all_opened = figures["all"]["opened"]
+    rows = []
+    for name in ["all"] + sorted(n for n in figures if n != "all"):
+        f = figures[name]
+        counted = {r: f["results"].count(r) for r in ("resolved", "partly_resolved", "unresolved", "withdrawn", "other")}
+        rows.append({
+            "group": name, "opened": f["opened"], "closed": f["closed"],
+            "avg_first_response_h": mean(f["first"]), "avg_handling_h": mean(f["handling"]),
+            "satisfaction_avg": mean(f["scores"]), "satisfaction_answers": len(f["scores"]),
+            "reply_rate": share(len(f["scores"]), f["requests"]),
+            "complaints": f["complaints"], "complaint_rate": share(f["complaints"], all_opened),
+            "repeat_complaint_rate": share(f["repeats"], f["complaints"]),
+            **counted,
+            "resolved_rate": share(counted["resolved"], counted["resolved"] + counted["partly_resolved"] + counted["unresolved"]),
+        })
+    return rows
+
+
+def test_monthly_statistics_every_figure_recomputed_from_the_cases(db, tmp_path):
+    """Issue 16: every figure of every row (all, process:<p>, level:<n>) recomputed here from the
+    cases and events inserted, and compared to stats.rows(), to every cell of the 统计 Statistics
+    sheet and to the markdown table. Withdrawn cases (a return the buyer never shipped, a repair
+    withdrawn, a malicious review, a dispute withdrawn) have a column of their own and stay out of
+    the resolved rate; the wrong shipment's outcomes count as resolved."""
+    from aftersales.domain.models import Process
+    from aftersales.reporting.statistics import monthly_statistics, to_markdown, write_statistics_workbook
+
+    assert {c[1] for c in MONTH_CASES} == {p.value for p in Process}  # every process is in the month
+    cases = {c[0]: c for c in MONTH_CASES}
+    with db() as session:
+        session.add(Staff(id="S001", name="王小明", role="agent", totp_secret="X"))
+        session.add(Staff(id="S002", name="李雷", role="supervisor", totp_secret="Y"))
+        for case_id, process, customer, level, opened, closed, outcome, _result in MONTH_CASES:
+            add_case(session, case_id, process=process, customer=customer, level=level, opened=opened, closed=closed, outcome=outcome)
+        for case_id, actor, key, after in MONTH_EVENTS:
+            session.add(CaseEvent(case_id=case_id, key=key, actor=actor, action="case.opened" if key == "opened" else "note",
+                                  at=cases[case_id][4] + timedelta(hours=after)))
+        for i, (case_id, action, at, score) in enumerate(MONTH_SATISFACTION):
+            session.add(CaseEvent(case_id=case_id, key=f"satisfaction-{i}", actor="buyer" if score else "system", action=action, at=at,
+                                  details={"score": score} if score else {}))
+    expected = _expected_month_rows()
+    everything = expected[0]
+    # the figures the issue was about, spelled out: 5 withdrawn (a converted ticket too), 3 wrong shipments resolved, 1 "other"
+    assert (everything["withdrawn"], everything["other"], _row_of(expected, "process:wrong_shipment")["resolved"]) == (5, 1, 3)
+    assert [everything[k] for k in ("closed", "resolved", "partly_resolved", "unresolved")] == [26, 14, 2, 4]
+    assert everything["resolved_rate"] == round(14 / (14 + 2 + 4), 4)  # withdrawn and other are outside it
+
+    stats = monthly_statistics(Month.parse("2026-11"))
+    assert stats.rows() == expected
+
+    book = openpyxl.load_workbook(write_statistics_workbook(stats, tmp_path / "statistics.xlsx"))
+    sheet = book["统计 Statistics"]
+    headers = [cell.value for cell in sheet[3]]
+    assert all(re.search(r"[\u4e00-\u9fff]", h) and re.search(r"[A-Za-z]", h) for h in headers)  # Chinese + English
+    assert sorted(headers) == sorted(STATISTICS_HEADERS)  # one column per figure, the withdrawn one included
+    keys = [STATISTICS_HEADERS[h] for h in headers]
+    assert set(keys) == set(everything)  # the sheet shows whatever a row has
+    lines = list(sheet.iter_rows(min_row=4))
+    assert len(lines) == len(expected) and sheet.max_row == 3 + len(expected)
+    for line, want in zip(lines, expected):
+        for key, cell in zip(keys, line):
+            assert cell.value == want[key], (want["group"], key, cell.value, want[key])
+            if key in STATISTICS_RATES:
+                assert cell.value is None or cell.number_format == "0.0%", (want["group"], key)
+            elif key not in ("group", "avg_first_response_h", "avg_handling_h", "satisfaction_avg"):
+                assert isinstance(cell.value, int), (want["group"], key, cell.value)
+    definitions = "\n".join(str(row[0]) for row in book["口径 Definitions"].iter_rows(values_only=True))
+    assert "withdrawn" in definitions and "closed_not_shipped" in definitions and "outside its denominator" in definitions
+
+    markdown = to_markdown(stats).splitlines()
+    assert "| " + " | ".join(headers) + " |" in markdown
+    for want in expected:
+        cells = ["—" if want[k] is None else f"{want[k]:.1%}" if k in STATISTICS_RATES else str(want[k]) for k in keys]
+        assert "| " + " | ".join(cells) + " |" in markdown, want["group"]
+
+
+def _row_of(rows: list[dict], group: str) -> dict:
+    return next(row for row in rows if row["group"] == group)
 
 
 def test_monthly_statistics_show_who_was_responsible_for_the_disputes(db, tmp_path):
@@ -610,6 +826,33 @@ def test_every_outcome_the_flows_close_with_counts_as_one_of_the_three_results(d
         with pytest.raises(ValueError):
             case_store.close_case(session, "wrong-shipment-X", "sort_of_done")
         assert case_store.close_case(session, "wrong-shipment-X", "reshipped_correct_items").outcome == "reshipped_correct_items"
+
+
+@pytest.mark.parametrize(("process", "foreign", "own"), [
+    ("repair", "settled", "repaired"),  # a dispute's word
+    ("repair", "refunded", "repair_withdrawn"),  # a return's (and a dispute's)
+    ("exchange", "refunded_automatically", "exchanged"),  # §1.2: an unconfirmed receipt no longer refunds an exchange
+    ("wrong_shipment", "reshipped", "reshipped_correct_items"),  # the return's short-shipment word
+    ("tracking", "resolved", "buyer_contacted"),  # a complaint's
+    ("dispute", "refunded_wrong_items", "refunded"),
+])
+def test_a_case_closed_with_another_process_word_is_refused_and_stays_open(db, process, foreign, own):
+    """domain/outcomes.OUTCOMES: each process closes with its own words; another process's word is
+    refused naming the process and its words, and the case is left as it was."""
+    from aftersales.integrations import case_store
+
+    case_id = f"{process}-W"
+    with db() as session:
+        add_case(session, case_id, process=process)
+    with pytest.raises(ValueError, match=rf"{process} case cannot close as '{foreign}'.*{process} closes with: .*{own}"):
+        with db() as session:
+            case_store.close_case(session, case_id, foreign)
+    with db() as session:
+        case = session.get(Case, case_id)
+        assert (case.status, case.outcome, case.closed_at) == ("open", None, None)
+        assert case_store.close_case(session, case_id, own).outcome == own
+    with db() as session:
+        assert session.get(Case, case_id).status == "closed"
 
 
 def test_the_status_migration_says_for_whom_a_case_waits(db, tmp_path):

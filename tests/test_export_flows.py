@@ -157,11 +157,14 @@ def test_reporting_deployments_are_served_with_their_schedules(stack):
     import httpx
     from prefect.schedules import Cron
 
+    from aftersales.domain.settings import prefect_auth_header
     from aftersales.flows import early_warning, finance, satisfaction
 
     for name in ("compensation-export/compensation-export", "monthly-statistics/monthly-statistics",
                  "satisfaction-survey/satisfaction-survey", "early-warning/early-warning"):
-        assert httpx.get(f"{stack.env['PREFECT_API_URL']}/deployments/name/{name}", timeout=5).status_code == 200, name
+        assert httpx.get(f"{stack.env['PREFECT_API_URL']}/deployments/name/{name}", headers=prefect_auth_header(), timeout=5).status_code == 200, name
+        # the tests' Prefect server is locked as production's is: nothing without the credentials
+        assert httpx.get(f"{stack.env['PREFECT_API_URL']}/deployments/name/{name}", timeout=5).status_code == 401, name
 
     def schedule(cron: str) -> list:
         return [Cron(cron, timezone="Asia/Shanghai")]

@@ -71,24 +71,36 @@ def test_cli_opens_once_and_explains_refusals(stack, sandbox_clean, team):
     refused = runner.invoke(cli, ["return", "open", "--order", order["order_id"], "--amount", "abc"])
     assert refused.exit_code == 2 and "must be a number" in refused.output
 
-    listed = runner.invoke(cli, ["waits", "list"])
+    listed = runner.invoke(cli, ["waits", "list"], env={"COLUMNS": "220"})
     assert case_id in listed.output and "seller-review-1" in listed.output
+    assert "主管 supervisors" in listed.output and "(UTC+08:00)" in listed.output  # whom, Chinese first; when, with its offset
     resumed = runner.invoke(cli, ["waits", "resume", case_id, "--staff", team["S002"], "--code", stack.code(team["S002"]), "--set", "decision=agree"])
     assert resumed.exit_code == 0 and "answered" in resumed.output, resumed.output
+    stack.waiting(case_id, "buyer-shipment")  # the run has moved on to the next step
     shown = runner.invoke(cli, ["case", "show", case_id], env={"COLUMNS": "100"})
     assert "wait.accepted" in shown.output and team["S002"] in shown.output
     assert "13812345678" not in shown.output
     assert "(UTC+08:00)" in shown.output  # times with their offset
+    # the stage in the shop's words (the line may wrap at the terminal's width)
+    assert "等待买家退货 waiting for the buyer to send the goods back" in " ".join(shown.output.split())
     trail = json.loads(runner.invoke(cli, ["case", "show", case_id, "--json"]).output)
     opened = next(event for event in trail["events"] if event["action"] == "case.opened")
     assert opened["details"]["reason"] == "尺码不合适" and opened["details"]["amount"] == "128.00"  # whole, not cut to the column
     assert trail["case_id"] == case_id and trail["amount"] == "128.00"
+    deadline = next(event for event in trail["events"] if event["action"] == "wait.opened")["details"]["deadline"]
+    assert deadline.endswith("+08:00")  # a moment inside an event is the shop's time too, with its offset
 
 
 def test_every_api_endpoint_requires_the_key(stack, intake_api):
-    for method, path in [("GET", "/health"), ("GET", "/waits"), ("POST", "/returns"), ("GET", "/cases/x"), ("POST", "/cases/x/waits/receipt")]:
+    for method, path in [("GET", "/health"), ("GET", "/waits"), ("POST", "/returns"), ("GET", "/cases/x"), ("POST", "/cases/x/waits/receipt"),
+                         ("GET", "/openapi.json")]:
         assert httpx.request(method, f"{intake_api}{path}", json={}).status_code == 401
         assert httpx.request(method, f"{intake_api}{path}", json={}, headers={"X-Api-Key": "wrong"}).status_code == 401
+    # the description with the key; no documentation page for anyone
+    described = httpx.get(f"{intake_api}/openapi.json", headers={"X-Api-Key": "test-api-key"})
+    assert described.status_code == 200 and "/returns" in described.json()["paths"]
+    for page in ("/docs", "/redoc"):
+        assert httpx.get(f"{intake_api}{page}").status_code == 404
 
 
 def test_api_opens_a_case_and_reports_the_buyers_shipment(stack, sandbox_clean, intake_api, team):
@@ -113,9 +125,10 @@ def test_api_opens_a_case_and_reports_the_buyers_shipment(stack, sandbox_clean, 
     stack.waiting(case_id, "receipt")
 
     shown = httpx.get(f"{intake_api}/cases/{case_id}", headers=key).json()
-    assert shown["stage"] == "receipt"
+    assert shown["stage"] == "receipt" and shown["stage_label"] == "等待仓库收货 waiting for the warehouse to confirm receipt"
     assert any(e["action"] == "parcel.shipped" and e["actor"] == "buyer" for e in shown["events"])
     assert "13812345678" not in str(shown)
     assert all(e["at"].endswith("+08:00") for e in shown["events"])  # the shop's time, with its offset
+    assert all(e["details"]["deadline"].endswith("+08:00") for e in shown["events"] if e["action"] == "wait.opened")
     waits = httpx.get(f"{intake_api}/waits", headers=key).json()
     assert all(w["deadline"].endswith("+08:00") for w in waits)

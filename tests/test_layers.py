@@ -105,3 +105,25 @@ def test_the_checker_sees_an_import_inside_a_function(tmp_path):
     known = {"aftersales.flows.a": tmp_path / "a.py", "aftersales.deployments.b": tmp_path / "b.py"}
     known["aftersales.flows.a"].write_text("def later():\n    from aftersales.deployments.b import thing\n", encoding="utf-8")
     assert imports_of("aftersales.flows.a", known["aftersales.flows.a"], known) == {"aftersales.deployments.b"}
+
+
+MOVES_MONEY = {"refund", "charge", "reship", "issue_coupon"}  # the platform calls that move money or goods
+
+
+def platform_movements(path: Path) -> list[str]:
+    """Where ``path`` calls one of the platform's money or goods calls (``….refund(…)`` and so on)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MOVES_MONEY:
+            found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} .{node.func.attr}()")
+    return found
+
+
+def test_money_and_goods_move_only_through_the_one_money_task():
+    """Refunds, charges, coupons and parcels reach the platform from ``tasks/money.py`` alone (its
+    ``move_money``: idempotency key → platform → ledger → event → message); the platform clients
+    themselves define the calls."""
+    allowed = {PACKAGE / "tasks" / "money.py"} | set((PACKAGE / "integrations" / "platform").glob("*.py"))
+    elsewhere = [where for name, path in modules().items() if path not in allowed for where in platform_movements(path)]
+    assert elsewhere == []
+    assert platform_movements(PACKAGE / "tasks" / "money.py"), "the checker must see the money task's own calls"

@@ -225,7 +225,7 @@ def test_buyer_message_by_email_reaches_the_smtp_server(case_db, monkeypatch):
             notify.enqueue(session, case_id=case_id, key="refund-paid:customer", audience="customer",
                            template="refund_paid", language="en", to_url=notify.customer_url(buyer),
                            context={"order_id": "O20261122-001", "customer_name": "Alice",
-                                    "refund_amount": Decimal("199")})
+                                    "refund_amount": Decimal("199"), "refund_note": ""})
 
         assert notify.deliver_pending().sent == 1
 
@@ -596,3 +596,32 @@ def test_apprise_log_never_shows_the_buyer_phone(buyer_inbox, caplog):
     assert "JSON Payload" in caplog.text  # Apprise did log the message it sent ...
     assert BUYER_PHONE not in caplog.text  # ... masked
     assert BUYER_PHONE in buyer_inbox[0].json["message"]  # while the buyer got it whole
+
+
+def test_staff_texts_are_written_for_staff():
+    """A review of every staff text, in both languages (issue 16): whom a step was for is said in
+    the reader's language (a role tag is English: the Chinese half uses its Chinese word), a staff
+    text never speaks to the buyer, and an amount appears only where money is being decided."""
+    from aftersales.integrations.notify.templates import _catalog
+
+    catalog = _catalog()
+    role_placeholders = {"handler", "next_level"} | {"level"}  # level: §1.3's approver (a complaint's level is a number)
+    reviewed = 0
+    for template_id in notify.template_ids():
+        template = catalog.template(template_id)
+        if "staff" not in template.texts:
+            continue
+        zh, en = template.text("staff", "zh-CN"), template.text("staff", "en")
+        zh_text, en_text = zh.subject + zh.body, en.subject + en.body
+        roles_in_zh = {name for name in role_placeholders if "{" + name + "}" in zh_text}
+        if template_id.startswith("complaint_"):
+            roles_in_zh.discard("level")
+        assert not roles_in_zh, f"{template_id}: the Chinese half shows the English role tag {roles_in_zh}; use the _zh word"
+        for buyer_words in ("您已寄出", "您的订单", "您的退款", "您的包裹"):
+            assert buyer_words not in zh_text, f"{template_id}: a staff text addressing the buyer ({buyer_words})"
+        for buyer_words in ("you have sent", "your order", "your refund", "your parcel"):
+            assert buyer_words not in en_text.lower(), f"{template_id}: a staff text addressing the buyer ({buyer_words})"
+        if template_id.startswith(("work_", "deadline_")):
+            assert "{amount}" not in zh_text + en_text, f"{template_id}: a step that decides no money shows an amount"
+        reviewed += 1
+    assert reviewed > 40

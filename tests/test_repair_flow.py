@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from aftersales.domain.calendar import business_calendar
+from aftersales.domain.calendar import business_calendar, shop_time
 from aftersales.domain.models import Case
 from aftersales.domain.repair_rules import RepairStage
 from aftersales.domain.rules import InvalidRequest
@@ -138,6 +138,10 @@ def test_an_overdue_stage_escalates_and_receipt_is_taken_as_given(stack, sandbox
     assert escalated.deadline == business_calendar().add_working_days(first.deadline, days)
     told = [m for m in stack.messages("/staff/supervisor") if case_id in json.dumps(m.json, ensure_ascii=False)]
     assert "escalated to the supervisor" in text(told)  # it says it is late, not just "to do"
+    # since when, and whose it was, in each language's words; one message, not also a generic "to do"
+    assert f"截至 {shop_time(first.deadline)} 仍未处理" in text(told) and "原处理人:仓库。" in text(told) and "warehouse。" not in text(told)
+    assert "待您处理" not in text(told), text(told)
+    assert any(case_id in text([m]) and "/approve/" in text([m]) for m in stack.messages(f"/person/{team['S002']}"))  # their link
     warehouse = [m for m in stack.messages("/staff/warehouse") if case_id in json.dumps(m.json, ensure_ascii=False)]
     # a stage decides no money: neither message shows the order's value (1279.00) as an amount
     assert warehouse and "1279.00" not in text(warehouse) + text(told) and "金额" not in text(warehouse) + text(told)

@@ -5,19 +5,41 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from uuid import UUID
 
+import httpx
 import pyotp
 import pytest
+from prefect.input.run_input import keyset_from_paused_state
 from sqlmodel import select
 
 from aftersales.approvals.auth import DEMO_STAFF
 from aftersales.approvals.resume import ResumeRefused, resume_wait
 from aftersales.domain.models import Case
+from aftersales.domain.outcomes import Outcome
 from aftersales.integrations.db import session_scope
 from aftersales.domain.calendar import shop_time
-from tests.support.records import case_view, events, ledger, wait_row
+from tests.support.records import card_shows_the_close, card_shows_the_wait, case_view, events, ledger, wait_row
+from tests.support.stack import wait_until
 
 PHONE = "13812345678"
+
+
+def form_input(stack, run_id, key: str):
+    """One of a paused run's form inputs (its schema, its description) as the Prefect server keeps
+    it for the UI, or None while there is none."""
+    try:
+        return json.loads(stack.prefect().read_flow_run_input(run_id, key))
+    except httpx.HTTPStatusError as missing:
+        if missing.response.status_code != 404:
+            raise
+        return None
+
+
+def describe_form(stack, wait) -> str:
+    """The description above the Resume form (Prefect saves it just after the run pauses)."""
+    run = stack.prefect().read_flow_run(UUID(wait.flow_run_id))
+    return wait_until(lambda: form_input(stack, run.id, keyset_from_paused_state(run.state)["description"]), 30, f"the form of {wait.key}")
 
 
 def ship(stack, case_id: str, postage: str = "10.00"):
@@ -32,7 +54,7 @@ def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean, team):
     assert review.addressed_to == "supervisor"  # 128 CNY is above the agent's 20 CNY (§1.3)
     # the run page shows the case without opening the form, and the run sits in the supervisors' queue
     card, tags, money = case_view(stack, case_id)
-    assert order["order_id"] in card and "¥128.00" in card and "主管 a supervisor" in card
+    assert order["order_id"] in card and "¥128.00" in card and "主管 supervisors" in card
     assert shop_time(review.deadline) in card and "+08:00" in card and review.default_action in card
     assert "waiting:supervisor" in tags and f"deadline:{shop_time(review.deadline)[:10]}" in tags and "process:return" in tags
     assert PHONE not in card
@@ -41,17 +63,22 @@ def test_happy_path_refunds_once_and_tells_everyone(stack, sandbox_clean, team):
     card, tags, _ = case_view(stack, case_id)
     assert "买家 the buyer" in card and "waiting:buyer" in tags and "waiting:supervisor" not in tags
     assert team["S002"] in card  # who decided, in the timeline
+    card_shows_the_wait(stack, case_id, stack.waiting(case_id, "buyer-shipment"), mask=PHONE)
     assert ship(stack, case_id).status == "answered"
+    card = card_shows_the_wait(stack, case_id, stack.waiting(case_id, "receipt"), mask=PHONE)
+    assert "YT1234567890" in card and "buyer" in card  # the waybill the buyer reported, and who reported it
     assert stack.approve(case_id, "receipt", team["S004"], note="外箱完好").status == "answered"
+    card = card_shows_the_wait(stack, case_id, stack.waiting(case_id, "inspection"), mask=PHONE)
+    assert team["S004"] in card  # who signed for the parcel, in the timeline
     assert stack.approve(case_id, "inspection", team["S004"], result="pass", refund_amount="128.00").status == "answered"
 
     case = stack.finished(case_id)
     assert case.outcome == "refunded"
     refunds = stack.refunds(order["order_id"])
     assert [Decimal(r["amount"]) for r in refunds] == [Decimal("128.00")]
-    card, tags, money = case_view(stack, case_id)
-    assert "已结束 closed" in card and "等待 Waiting for" not in card
-    assert not [t for t in tags if t.startswith(("waiting:", "deadline:"))] and "process:return" in tags
+    card, money = card_shows_the_close(stack, case_id, Outcome(case.outcome).label)
+    _, tags, _ = case_view(stack, case_id)
+    assert "process:return" in tags
     assert {(row["kind"], row["amount"], row["approved_by"]) for row in money} >= {("refund", "128.00", team["S004"])}
 
     lines = {(line.kind, line.bearer): line for line in ledger(case_id)}
@@ -238,7 +265,7 @@ def test_the_form_the_ui_receives_keeps_descriptions_and_constraints(stack, sand
     assert props["refund_amount"]["default"] == "128.00"  # prefilled from the case …
     assert props["refund_amount"]["pattern"]  # … keeping its constraint
     assert "Refund amount" in props["refund_amount"]["title"] and props["refund_amount"]["description"]
-    assert props["code"]["pattern"] == r"^\d{6}$" and "authenticator" in props["code"]["description"]
+    assert props["code"]["pattern"] == r"^(\d{6}|[0-9a-f]{64})$" and "authenticator" in props["code"]["description"]
     result_ref = props["result"]["$ref"].split("/")[-1]
     assert schema["definitions"][result_ref]["enum"] == ["pass", "partial", "fail"]
     assert case_id in description and "138****5678" in description and PHONE not in description
@@ -252,9 +279,17 @@ def test_refund_paid_once_under_retries_repeated_resume_and_restart(stack, sandb
     ship(stack, case_id)
     wait = stack.waiting(case_id, "receipt")
 
-    # a restart while the case waits: the wait survives and can still be answered
+    # a restart while the case waits: the wait survives and can still be answered, also when the
+    # machine died in the instant between Prefect's pausing the run and its saving the form (the
+    # record that leaves: a suspended run without its form); serve puts the form back as it starts
+    run = stack.prefect().read_flow_run(UUID(wait.flow_run_id))
+    form_keys = keyset_from_paused_state(run.state)
+    for part in ("schema", "description"):
+        stack.prefect().delete_flow_run_input(run.id, form_keys[part])
     stack.stop_serving(hard=True)
     stack.start_serving()
+    schema = wait_until(lambda: form_input(stack, run.id, form_keys["schema"]), 60, "the receipt form back")
+    assert "staff_id" in schema["properties"] and case_id in form_input(stack, run.id, form_keys["description"])
     stack.approve(case_id, "receipt", team["S007"])
     inspection = stack.waiting(case_id, "inspection")
 
@@ -356,13 +391,20 @@ def test_free_shipping_return_exports_what_the_platform_paid(stack, sandbox_clea
     case_id = stack.open_return(order, reason="不喜欢 changed my mind")  # a no-reason return
     stack.approve(case_id, "seller-review", team["S002"], decision="agree")
     ship(stack, case_id, postage="10.00")
+    receipt = stack.waiting(case_id, "receipt")
+    assert "YT1234567890" in describe_form(stack, receipt) and "yuantong" in case_view(stack, case_id)[0]  # the waybill the buyer reported
     stack.approve(case_id, "receipt", team["S004"], note="外箱完好")
-    stack.waiting(case_id, "inspection")
+    inspection_form = describe_form(stack, stack.waiting(case_id, "inspection"))
     stack.sweep(case_id, days=5)  # 2 working days without inspection: passes, full refund
     assert stack.finished(case_id).outcome == "refunded"
 
     # §1.1 free shipping: the buyer's half of the outbound postage is deducted from the refund
     buyer_half = (get_settings().rules.standard_postage / 2).quantize(Decimal("0.01"))
+    # the inspection form and the buyer's message both say what the platform pays, and why
+    explained = f"¥128.00 − ¥{buyer_half:.2f}（包邮商品无理由退货"
+    assert explained in inspection_form and f"= ¥{Decimal('128.00') - buyer_half:.2f}" in inspection_form
+    paid_message = [m for m in stack.customer_messages(order) if "退款已原路退回" in json.dumps(m.json, ensure_ascii=False)]
+    assert paid_message and explained in json.dumps(paid_message[0].json, ensure_ascii=False)
     platform = {r["refund_id"]: Decimal(r["amount"]) for r in stack.refunds(order["order_id"])}
     assert list(platform.values()) == [Decimal("128.00") - buyer_half]  # 122.00 at the platform
 

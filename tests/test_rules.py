@@ -135,3 +135,13 @@ def test_business_times_must_be_timezone_aware():
         calendar.add_days(datetime(2026, 11, 23, 10, 0), 5)
     utc = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)  # already the 24th in Shanghai
     assert calendar.add_days(utc, 5).date() == date(2026, 11, 29)
+
+
+def test_a_declared_return_postage_is_refunded_up_to_the_standard_postage_unless_staff_vouch():
+    from aftersales.domain.rules import declared_return_postage
+
+    standard = Decimal("12.00")
+    assert declared_return_postage(Decimal("30.00"), False, standard) == Decimal("12.00")  # the buyer's word, refunded
+    assert declared_return_postage(Decimal("8.00"), False, standard) == Decimal("8.00")
+    assert declared_return_postage(Decimal("30.00"), True, standard) == Decimal("30.00")  # staff saw the receipt
+    assert declared_return_postage(Decimal("30.00"), False, standard, refunded=False) == Decimal("30.00")  # the buyer bears it

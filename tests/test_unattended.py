@@ -13,8 +13,10 @@ import os
 import signal
 import time
 from decimal import Decimal
+from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -85,7 +87,7 @@ def waiting_at(live: LiveStack, case_id: str, step: str, timeout: float = 120) -
 def _prefect(live: LiveStack):
     from prefect.client.orchestration import PrefectClient
 
-    return PrefectClient(api=live.prefect_api)
+    return PrefectClient(api=live.prefect_api, auth_string=live.prefect_auth)
 
 
 def _run(coroutine):
@@ -149,6 +151,35 @@ def test_make_run_comes_up_and_says_how_long_it_took(live):
     assert len(list((live.home / "user-home").glob("**/prefect.db"))) == 0
 
 
+def test_the_prefect_api_of_make_run_answers_nobody_without_its_credentials(live):
+    """`make run` wrote the credentials on first start (var/prefect-auth, this user's only) and said
+    how to log in. Without them the API reads nothing and resumes nothing — the forged "buyer
+    shipped" answer of the security review is refused and the case does not move. (The CLI in a new
+    terminal reads them by itself: every `waits resume` of this module goes through them.)"""
+    import stat
+
+    auth = live.var / "prefect-auth"
+    assert stat.S_IMODE(auth.stat().st_mode) == 0o600
+    assert live.prefect_auth.startswith("aftersales:") and len(live.prefect_auth) > 30
+    assert f"cat {auth}" in live.output()
+    case_id = "return-O20261120-003"
+    waiting_at(live, case_id, "seller-review")
+    (run_id,) = rows(live, "SELECT flow_run_id FROM \"case\" WHERE id = :case", case=case_id)[0]
+    events = count(live, "SELECT count(*) FROM case_event WHERE case_id = :case", case=case_id)
+
+    forged = {"reported_by": "buyer", "carrier": "yuantong", "tracking_number": "YT0000000000"}
+    for credentials in (None, ("aftersales", "guessed"), ("admin", "pass")):
+        assert httpx.post(f"{live.prefect_api}/flow_runs/filter", json={}, auth=credentials, timeout=10).status_code == 401
+        assert httpx.post(f"{live.prefect_api}/flow_runs/{run_id}/resume", json={"run_input": forged}, auth=credentials,
+                          timeout=10).status_code == 401
+        assert httpx.delete(f"{live.prefect_api}/flow_runs/{run_id}", auth=credentials, timeout=10).status_code == 401
+    user, password = live.prefect_auth.split(":", 1)
+    assert httpx.post(f"{live.prefect_api}/flow_runs/filter", json={"limit": 1}, auth=(user, password), timeout=10).status_code == 200
+    assert _run_paused(live, case_id)
+    assert count(live, "SELECT count(*) FROM case_event WHERE case_id = :case", case=case_id) == events
+    assert httpx.get(f"{live.prefect_api}/health", timeout=10).status_code == 200  # probes stay open
+
+
 def test_the_scheduler_itself_runs_the_sweeper_and_the_outbox_retry(live):
     """No schedule fired with SQLAlchemy 2.1 (the scheduler failed every loop); here the server's
     own scheduler creates the runs and serve completes them."""
@@ -204,6 +235,9 @@ def test_the_readme_walkthrough_typed_in_a_second_terminal(live):
     """README "Try it": each command as written, in a new terminal (no variable exported by hand)."""
     case_id = "return-O20261120-002"
     waiting_at(live, case_id, "seller-review")
+    pictures = os.environ.get("AFTERSALES_TEST_DB", "sqlite") == "sqlite"  # the UI is the same on either leg: once
+    if pictures:  # the README's pictures, each checked for what it must show (scripts/screenshots.py)
+        the_pictures_of_the_readme(live, case_id, "seller-review")
     started = time.monotonic()
     listed = ok(live.cli("waits", "list"))
     assert case_id in listed
@@ -213,16 +247,39 @@ def test_the_readme_walkthrough_typed_in_a_second_terminal(live):
     resumed = ok(live.cli("waits", "resume", case_id, "--staff", "S002", "--code", code))
     assert "answered" in resumed
     waiting_at(live, case_id, "buyer-shipment")
+    if pictures:
+        the_pictures_of_the_readme(live, case_id, "buyer-shipment")
     ok(live.cli("waits", "resume", case_id, "--set", "carrier=yuantong", "--set", "tracking_number=YT1234567890"))
     waiting_at(live, case_id, "receipt")
+    if pictures:
+        the_pictures_of_the_readme(live, case_id, "receipt")
     ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004")))
     waiting_at(live, case_id, "inspection")
+    if pictures:
+        the_pictures_of_the_readme(live, case_id, "inspection")
     ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004"), "--set", "result=pass"))
     assert closed(live, case_id).outcome == "refunded"
     shown = ok(live.cli("case", "show", case_id))
     assert "refund.paid" in shown
+    assert "已结束 closed refunded 已退款" in " ".join(shown.split()) and "closed / 已结束" not in shown  # closed, said once
     assert not (live.home / "user-home" / ".prefect").exists(), "the CLI used a Prefect home of its own"
     the_buyer_rates_the_service_from_the_link_in_their_message(live, case_id)
+
+
+def the_pictures_of_the_readme(live: LiveStack, case_id: str, step: str) -> None:
+    """Each return form as the person it waits for sees it; at the first step also the run page with
+    its case card and the supervisors' queue saved as a view through the UI's own "Save View"."""
+    # what each form must show: its fields, and on the receipt the waybill the buyer reported
+    expect = {"seller-review": ["审核结果 Decision", "主管 supervisors", "¥128.00"], "buyer-shipment": ["运单号 Tracking number", "买家 the buyer"],
+              "receipt": ["YT1234567890", "仓库 the warehouse"], "inspection": ["验货结果 Result", "部分通过时"]}[step]
+    picture = live.screenshot("form", case_id, *[arg for text in expect for arg in ("--expect", text)], f"form-{step}.png")
+    assert picture.stat().st_size > 20_000  # a rendered page, not a blank one
+    if step == "seller-review":
+        # the UI asks for var/prefect-auth's line first; pasted, the runs show
+        assert live.screenshot("login", "login.png").with_name("login-done.png").stat().st_size > 20_000
+        run_page = live.screenshot("card", case_id, "--expect", "等待 Waiting for", "--expect", "主管 supervisors", "run-page.png")
+        assert run_page.with_name("run-page-card.png").stat().st_size > 20_000
+        live.screenshot("queue", "waiting:supervisor", "主管待办 Supervisor queue", "queue-supervisor.png")
 
 
 def the_buyer_rates_the_service_from_the_link_in_their_message(live: LiveStack, case_id: str) -> None:
@@ -269,6 +326,52 @@ def the_buyer_rates_the_service_from_the_link_in_their_message(live: LiveStack, 
         browser.get(link[:-2] + ("xx" if not link.endswith("xx") else "yy"))  # a tampered link
         assert "链接无效" in browser.find_element(By.ID, "result").text
     assert len(answers()) == 1
+
+
+def test_a_supervisor_decides_from_the_link_in_their_message_on_a_phone(live):
+    """The out-of-scope repair waits for a supervisor's approval: S002's own message carries a link;
+    on a phone, with nothing but that link (no code, no key), the page shows the case and its form,
+    and submitting it moves the case on, decided by S002, once."""
+    import re
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.browser import phone_browser
+
+    (case_id,) = rows(live, "SELECT id FROM \"case\" WHERE process = 'repair' AND order_id = 'O20261120-003'")[0]
+    waiting_at(live, case_id, "repair-approval")
+
+    def link_in_inbox():
+        for message in live.sandbox("GET", "/sandbox/messages/staff-S002"):
+            found = re.search(r"(http://\S+/approve/[A-Za-z0-9_.-]+)", message["message"])
+            if found and case_id in message["message"]:
+                return found.group(1)
+
+    link = wait_until(link_in_inbox, 120, "S002's approval link", interval=1)
+    assert link.startswith(live.api_url), link
+    pictures = Path(os.environ.get("AFTERSALES_SCREENSHOTS_DIR") or live.home / "screenshots").resolve()
+    pictures.mkdir(parents=True, exist_ok=True)
+    with phone_browser() as browser:
+        browser.get(link)
+        assert "售后审批" in browser.title
+        summary = browser.find_element(By.ID, "summary").text
+        assert case_id in summary and "主管 supervisors" in summary
+        assert browser.find_element(By.CSS_SELECTOR, "input[name=decision][value=approve]").is_selected()
+        quote = browser.find_element(By.ID, "f-quote")
+        quote.clear()
+        quote.send_keys("80.00")
+        browser.save_screenshot(str(pictures / "approval-page.png"))
+        browser.find_element(By.ID, "submit").click()
+        WebDriverWait(browser, 60).until(seen.text_to_be_present_in_element((By.ID, "result"), "处理结果"))
+        assert browser.find_element(By.CSS_SELECTOR, ".verdict").get_attribute("data-outcome") == "accepted"
+        browser.save_screenshot(str(pictures / "approval-done.png"))
+        browser.get(link)  # once: the link no longer decides anything
+        assert "此事项已处理" in browser.find_element(By.ID, "result").text
+    (approval,) = rows(live, "SELECT status, actor FROM wait WHERE case_id = :case AND step = 'repair-approval'", case=case_id)
+    assert (approval.status, approval.actor) == ("answered", "S002")
+    waiting_at(live, case_id, "buyer-ships")
 
 
 def test_kill_9_of_serve_with_a_refund_in_flight(live):

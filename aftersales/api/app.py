@@ -1,7 +1,9 @@
 """Our HTTP intake API: open cases and report outside events (the platform's webhooks, pollers).
 
-Every endpoint requires the ``X-Api-Key`` header (``AFTERSALES_API_KEY``) but the buyer's
-satisfaction page, whose signed link is its credential (``api/satisfaction_page.py``). Customer
+Every endpoint requires the ``X-Api-Key`` header (``AFTERSALES_API_KEY``), its description
+(``/openapi.json``) too, but the buyer's satisfaction page and the staff's approval page, whose
+signed links are their credential (``api/satisfaction_page.py``, ``api/approval_page.py``); there
+are no open documentation pages. Customer
 phone numbers and addresses are masked in what it returns: its callers are staff systems.
 """
 
@@ -16,9 +18,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
 from aftersales.approvals.resume import ResumeRefused, resume_wait
+from aftersales.domain.calendar import in_shop_time
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.domain.settings import get_settings
+from aftersales.domain.stages import stage_label
 from aftersales.intake.registry import ProcessEntry, processes
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -33,8 +37,14 @@ def require_key(key: str | None = Security(api_key_header)) -> None:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Aftersales intake API 售后接口")
+    # no documentation pages open to anyone: the API's description is served behind the key
+    # (``GET /openapi.json``), and Swagger's pages would need a CDN and an anonymous schema
+    app = FastAPI(title="Aftersales intake API 售后接口", docs_url=None, redoc_url=None, openapi_url=None)
     staff = APIRouter(dependencies=[Depends(require_key)])  # every route but the buyer's page
+
+    @staff.get("/openapi.json", include_in_schema=False)
+    def describe_the_api() -> dict:
+        return app.openapi()
 
     @app.exception_handler(RequestValidationError)
     async def refuse_malformed(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -61,8 +71,8 @@ def create_app() -> FastAPI:
             events = case_store.timeline(session, case_id)
         return {
             "case_id": case.id, "process": case.process, "order_id": case.order_id, "status": case.status,
-            "stage": case.stage, "outcome": case.outcome, "amount": f"{case.amount:.2f}",
-            "events": [{"at": _shop(e.at), "actor": e.actor, "action": e.action, "details": _masked(e.details)} for e in events],
+            "stage": case.stage, "stage_label": stage_label(case.stage), "outcome": case.outcome, "amount": f"{case.amount:.2f}",
+            "events": [{"at": _shop(e.at), "actor": e.actor, "action": e.action, "details": _masked(in_shop_time(e.details))} for e in events],
         }
 
     @staff.get("/waits")
@@ -84,12 +94,14 @@ def create_app() -> FastAPI:
         return {"case_id": case_id, "wait": wait.key, "status": "submitted"}
 
     from aftersales.api.reporting import add_reporting_routes  # exports (reporting)
+    from aftersales.api.approval_page import add_approval_page
     from aftersales.api.satisfaction_page import add_satisfaction_page
 
     add_reporting_routes(staff)
     app.include_router(staff)
     buyers = APIRouter()
     add_satisfaction_page(buyers)
+    add_approval_page(buyers)  # the signed link is the credential, as for the buyer's page
     app.include_router(buyers)
     return app
 

@@ -1,4 +1,4 @@
-"""The buyer's satisfaction page (RULES.md §3; 000 §7.1.3): the link in the buyer's message after a
+"""The buyer's satisfaction page (docs/rulebook.md §3; 000 §7.1.3): the link in the buyer's message after a
 case closes, usable from a phone with nothing but the link.
 
 - ``GET /satisfaction/{token}``: a small page with the score (1–5) and an optional comment.

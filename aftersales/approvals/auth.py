@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from aftersales.domain.calendar import utcnow
-from aftersales.domain.models import OneTimeCodeUse, Role, Staff
+from aftersales.domain.models import OneTimeCodeUse, Role, Staff, addressee_label
 from aftersales.domain.rules import next_level
 
 ISSUER = "Aftersales"
@@ -76,25 +76,27 @@ def check_staff_decision(
     session: Session,
     *,
     staff_id: str,
-    code: str,
+    code: str | None,
     case_id: str,
     requested_by: str,
     allowed_roles: tuple[Role, ...],
     amount: Decimal | None,
     at: datetime | None = None,
 ) -> Verdict:
-    """Every check a staff decision must pass, in the order a person would want to be told."""
+    """Every check a staff decision must pass, in the order a person would want to be told.
+    ``code`` None: our approval page has identified the person already (a signed link, or their
+    code once for a batch: ``proof.page_signature``); everything else is checked the same."""
     staff = session.get(Staff, staff_id)
     if staff is None or not staff.active:
         return Verdict.rejected(f"工号 {staff_id} 不存在或已停用 unknown or inactive staff id {staff_id}")
     if staff.id == requested_by:
         return Verdict.rejected(f"不能审批自己提交的申请 {staff.id} opened this request and cannot approve it")
-    refused = burn_code(session, staff, code, case_id, at)
+    refused = burn_code(session, staff, code, case_id, at) if code is not None else None
     if refused:
         return Verdict.rejected(refused)
     if allowed_roles and staff.role not in allowed_roles:
-        allowed = ", ".join(r.value for r in allowed_roles)
-        return Verdict.rejected(f"{staff.id} 的角色 {staff.role} 无权处理此步骤 role {staff.role} may not decide this step (allowed: {allowed})")
+        allowed = "、".join(addressee_label(r.value) for r in allowed_roles)
+        return Verdict.rejected(f"{staff.id}（{addressee_label(staff.role)}）的角色无权处理此步骤 their role may not decide this step; 可处理 allowed: {allowed}")
     if amount is not None and amount > staff.approval_limit:
         # 001 §三(二): above one's authority the request goes up a level instead of passing.
         return Verdict(

@@ -22,7 +22,7 @@ from aftersales.approvals.ladder import escalate
 from aftersales.approvals.waits import WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.compensation_rules import approval_chain, next_approver
-from aftersales.domain.models import Case, Role
+from aftersales.domain.models import Case, Role, addressee_words
 from aftersales.domain.rules import approval_level
 from aftersales.domain.settings import get_settings
 
@@ -51,8 +51,9 @@ async def approve_compensation(case: Case, amount: Decimal, proposed_by: str, si
             up = next_approver(level)
             if up is None:
                 return CompensationVerdict(False, "system", unanswered(level), True, decision.answered_at)
-            await escalate(case, spec, up, "overdue", level.value, spec.deadline, notify="compensation_escalated", level=level.value,
-                           next_level=up.value, hours=rules.compensation_approval_hours, default_action=unanswered(up))
+            await escalate(case, spec, up, "overdue", level.value, spec.deadline, notify="compensation_escalated",
+                           level=addressee_words(level.value)[1], level_zh=addressee_words(level.value)[0],
+                           next_level=addressee_words(up.value)[1], next_level_zh=addressee_words(up.value)[0], hours=rules.compensation_approval_hours, default_action=unanswered(up))
             if up not in levels:
                 levels.append(up)
             index += 1

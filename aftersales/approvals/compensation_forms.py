@@ -21,7 +21,7 @@ class CompensationApproval(StaffForm):
         title="审批结果 Decision",
         description="approve 同意（如需更高一级审批，将转给上级）/ decline 不同意（须写明原因，告知提出人）. approve: goes on to the next level if one is needed; decline: give the reason for whoever proposed it.",
     )
-    note: str = Field(default="", title="审批意见 Note", description="不同意时必填 required when declining", max_length=500)
+    note: str = Field(default="", title="审批意见 Note（不同意时必填 required to decline）", description="不同意时必填 required when declining", max_length=500)
 
 
 class SupervisorCompensationApproval(CompensationApproval):

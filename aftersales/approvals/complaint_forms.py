@@ -72,6 +72,7 @@ class Solution(StaffForm):
     """002 §4.2 step 4 (propose a solution): the remedy proposed to the customer."""
 
     allowed_roles: ClassVar[tuple[Role, ...]] = HANDLERS
+    must_answer: ClassVar[tuple[str, ...]] = ("message",)
 
     remedy: Remedy = Field(
         default=Remedy.APOLOGY,
@@ -80,7 +81,7 @@ class Solution(StaffForm):
     )
     compensation_amount: str = Field(
         default="0.00",
-        title="补偿金额(元) Compensation (CNY)",
+        title="补偿金额(元) Compensation (CNY)（现金补偿时必填 required for compensation）",
         description="仅 compensation 时填写；超过您的权限将送上级审批。Only for compensation; above your limit it goes to a superior.",
         pattern=MONEY_PATTERN,
     )

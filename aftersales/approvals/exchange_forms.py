@@ -28,4 +28,4 @@ class ExchangeInspection(StaffForm):
         title="验货结果 Result",
         description="pass 通过，发出换货商品 the replacement ships / fail 不通过，商品退回买家，不换货（须写说明）no exchange, the goods go back to the buyer (give a note)",
     )
-    note: str = Field(default="", title="验货说明 Inspection note", description="不通过时必填，会发给买家 required for fail; sent to the buyer", max_length=500)
+    note: str = Field(default="", title="验货说明 Inspection note（不通过时必填 required for fail）", description="不通过时必填，会发给买家 required for fail; sent to the buyer", max_length=500)

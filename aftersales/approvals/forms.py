@@ -8,7 +8,7 @@ whose rule the pattern is.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
 import pydantic
@@ -25,11 +25,24 @@ MONEY_PATTERN = RULES_MONEY_PATTERN
 SYSTEM_ACTOR = "system"  # the deadline sweeper's staff id; accepted only with the sweeper's claim
 
 
+def required_in_the_form(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
+    """What a person must answer is required in the schema the UI receives, though it comes
+    prefilled: Prefect's UI marks every field outside ``required`` "(Optional)". That is each
+    choice (an enum or a yes/no field) and the free text a form names in ``must_answer``. A field
+    required for one choice only stays optional and says so in its title ("…时必填 required when…")."""
+    required = schema.setdefault("required", [])
+    for name, field in model.model_fields.items():
+        choice = isinstance(field.annotation, type) and issubclass(field.annotation, (Enum, bool))
+        if (choice or name in getattr(model, "must_answer", ())) and name not in required:
+            required.append(name)
+
+
 class StaffForm(RunInput):
     """A decision taken by a staff member, who proves who they are with a one-time code."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=required_in_the_form)
     allowed_roles: ClassVar[tuple[Role, ...]] = ()
+    must_answer: ClassVar[tuple[str, ...]] = ()  # free text that is never optional, though prefilled empty
 
     staff_id: str = Field(
         title="工号 Staff id",
@@ -41,14 +54,26 @@ class StaffForm(RunInput):
     code: str = Field(
         title="动态口令 One-time code",
         description="身份验证器 App 上当前的 6 位动态口令，每个口令只能用一次。The current 6-digit code from your authenticator app; each code works once.",
-        pattern=r"^\d{6}$",
+        # or the approval page's signature in its place (approvals/proof.page_signature)
+        pattern=r"^(\d{6}|[0-9a-f]{64})$",
     )
 
 
-class EventForm(RunInput):
-    """An outside event (the buyer ships, the platform reports); entered by the intake API or staff."""
+def event_first(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
+    """An event form shows the event (carrier, waybill …) first and who reports it last."""
+    required_in_the_form(schema, model)
+    properties = schema.get("properties") or {}
+    who = [name for name in EventForm.model_fields if name in properties]
+    schema["properties"] = {**{k: v for k, v in properties.items() if k not in who}, **{k: properties[k] for k in who}}
 
-    model_config = ConfigDict(extra="forbid")
+
+class EventForm(RunInput):
+    """An outside event (the buyer ships, the platform reports). Accepted with the proof our intake
+    attaches (the API, the CLI: ``approvals/proof.py``), or from a staff member who enters it here
+    with their staff id and one-time code — then the trail names that person, not the buyer."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=event_first)
+    must_answer: ClassVar[tuple[str, ...]] = ()
 
     reported_by: str = Field(
         default="buyer",
@@ -56,6 +81,26 @@ class EventForm(RunInput):
         description="buyer（买家/平台回传）或录入人工号 'buyer' (from the platform) or the staff id who entered it",
         min_length=1,
         max_length=32,
+    )
+    staff_id: str = Field(
+        default="",
+        title="工号 Staff id（在此录入时必填 required to enter it here）",
+        description="在此页面录入时填写您的工号和动态口令，记录为您录入。Entering it on this page: your staff id and code; the trail names you.",
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_-]*$",
+    )
+    code: str = Field(
+        default="",
+        title="动态口令 One-time code（在此录入时必填 required to enter it here）",
+        description="身份验证器 App 上当前的 6 位动态口令。The current 6-digit code from your authenticator app.",
+        pattern=r"^(\d{6})?$",
+    )
+    proof: str = Field(
+        default="",
+        title="凭证 Proof（由接入系统填写 filled in by our intake）",
+        description="接入接口自动生成，人工录入请留空。Made by our intake API; leave it empty when you enter the event yourself.",
+        max_length=128,
+        pattern=r"^[0-9a-f]*$",
     )
 
 
@@ -84,7 +129,7 @@ class SellerReview(StaffForm):
     )
     note: str = Field(
         default="",
-        title="说明 Note",
+        title="说明 Note（拒绝时必填 required to refuse）",
         description="拒绝时必填，会发给买家。Required when refusing; sent to the buyer.",
         max_length=500,
     )
@@ -136,11 +181,11 @@ class Inspection(StaffForm):
         description="pass 通过，全额退款 full refund / partial 部分通过，按下方金额退款 refund the amount below / fail 不通过，不退款并退回商品 no refund, goods go back",
     )
     refund_amount: str = Field(
-        title="退款金额(元) Refund amount (CNY)",
+        title="退款金额(元) Refund amount (CNY)（部分通过时按此退款 used for partial）",
         description="部分通过时的退款金额，不超过申请金额。For a partial pass; at most the amount requested.",
         pattern=MONEY_PATTERN,
     )
-    note: str = Field(default="", title="验货说明 Inspection note", description="部分通过或不通过时必填 required for partial or fail", max_length=500)
+    note: str = Field(default="", title="验货说明 Inspection note（部分通过或不通过时必填 required for partial or fail）", description="部分通过或不通过时必填 required for partial or fail", max_length=500)
 
 
 class Remedy(StrEnum):

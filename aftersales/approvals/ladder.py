@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar, shop_time
-from aftersales.domain.models import Case, Role
+from aftersales.domain.models import Case, Role, addressee_words
 from aftersales.tasks.cases import record_step
 
 
@@ -44,6 +44,9 @@ class Ladder:
     # the default actions of the first two rungs, when the general wording does not fit
     warning_action: str = ""
     overdue_action: str = ""
+    # whom the first escalation goes to: the supervisor, or the manager when the supervisors are the
+    # handler (an emergency's plan); then the second rung is the manager's and reminders follow
+    first_up: Role = Role.SUPERVISOR
 
     @classmethod
     def warn_before(cls, handler: str, warn_at: datetime, due: datetime, remind_every: timedelta, **wording: str) -> Ladder:
@@ -81,21 +84,26 @@ async def await_with_escalation(case: Case, spec: WaitSpec, ladder: Ladder) -> D
     if not decision.by_deadline:
         return decision
     deadline = ladder.then(first.deadline)
-    await escalate(case, spec, Role.SUPERVISOR, "warning" if ladder.due else "overdue", ladder.handler, deadline)
+    up = ladder.first_up
+    await escalate(case, spec, up, "warning" if ladder.due else "overdue", ladder.handler,
+                   deadline if up == Role.SUPERVISOR else first.deadline, passed=first.deadline)
 
+    # the escalation message has told them; the rung's own opening only sends their links
     second = replace(
-        spec, step=f"{spec.step}-supervisor", addressed_to=Role.SUPERVISOR.value, deadline=deadline,
-        default_action=ladder.overdue_action or f"截止 {due} 已过：升级给经理 the {due} deadline passed: escalated to the manager",
+        spec, step=f"{spec.step}-{up.value}", addressed_to=up.value, deadline=deadline, announced=True,
+        default_action=(ladder.overdue_action or f"截止 {due} 已过：升级给经理 the {due} deadline passed: escalated to the manager")
+        if up == Role.SUPERVISOR else f"仍未处理，{shop_time(deadline)} 再次提醒经理 still not done: the manager is reminded at {shop_time(deadline)}",
     )
     decision = await await_decision(case, second)
     if not decision.by_deadline:
         return decision
-    await escalate(case, spec, Role.MANAGER, "overdue", ladder.handler, second.deadline)
+    if up == Role.SUPERVISOR:
+        await escalate(case, spec, Role.MANAGER, "overdue", ladder.handler, second.deadline, passed=second.deadline)
 
     reminder, deadline = 1, ladder.then(second.deadline)
     while True:
         overdue = replace(
-            spec, step=f"{spec.step}-overdue-{reminder}", addressed_to=Role.MANAGER.value, deadline=deadline,
+            spec, step=f"{spec.step}-overdue-{reminder}", addressed_to=Role.MANAGER.value, deadline=deadline, announced=True,
             default_action=f"已超期，{shop_time(deadline)} 再次提醒经理 overdue: the manager is reminded again at {shop_time(deadline)}",
         )
         decision = await await_decision(case, overdue)
@@ -117,13 +125,15 @@ async def await_stage(case: Case, spec: WaitSpec, working_days: int) -> Decision
 
 
 async def escalate(case: Case, spec: WaitSpec, to: Role, why: str, handler: str, deadline: datetime,
-                   notify: str | None = None, **context) -> None:
+                   notify: str | None = None, passed: datetime | None = None, **context) -> None:
     """Record an escalation of ``spec``'s step to ``to`` (once) and tell them and the handler, who
-    still may answer. ``why``: ``warning`` (before the deadline) or ``overdue`` (it passed)."""
+    still may answer. ``why``: ``warning`` (before the deadline) or ``overdue`` (it passed);
+    ``passed``: the deadline (or warning point) that passed, said in the message."""
     tags = list(dict.fromkeys([to.value, handler]))
     await record_step(
         case.id, f"{spec.step}:escalated-{to.value}", "case.escalated", "system",
-        details={"step": spec.step, "to": to.value, "why": why, "handler": handler, "deadline": deadline},
+        details={"step": spec.step, "to": to.value, "why": why, "handler": handler, "deadline": deadline, "passed": passed},
         notify=notify or ("deadline_warning_escalated" if to == Role.SUPERVISOR else "deadline_passed_escalated"),
-        staff_tags=tags, step=spec.title, deadline=deadline, handler=handler, **context,
+        staff_tags=tags, step=spec.title, deadline=deadline, handler=addressee_words(handler)[1], handler_zh=addressee_words(handler)[0],
+        passed=passed or "", **context,
     )

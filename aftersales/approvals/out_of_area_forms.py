@@ -23,13 +23,13 @@ class RemedyChoice(EventForm):
     )
     new_carrier: str = Field(
         default="",
-        title="新快递公司编码 New carrier code",
+        title="新快递公司编码 New carrier code（换快递时填写 for switch_carrier）",
         description="换快递时填写，快递100 编码，如 ems、shunfeng；不能与原快递相同。For switch_carrier: Kuaidi100 code, e.g. ems; not the current carrier.",
         pattern=r"^([a-z0-9]{2,20})?$",
     )
     pickup_point: str = Field(
         default="",
-        title="自提点 Pickup point",
+        title="自提点 Pickup point（自提时必填，已预填 required for self_pickup, prefilled）",
         description="自提时填写网点或驿站名称和地址（已按物流轨迹预填）。For self_pickup: the outlet or station, name and address (prefilled from the tracking).",
         max_length=200,
     )

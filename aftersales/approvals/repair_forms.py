@@ -29,7 +29,7 @@ class RepairApproval(StaffForm):
         description="买家承担的维修费（含来回运费）；0 表示本店免费维修。What the buyer pays for the repair incl. postage both ways; 0 = the shop repairs free of charge.",
         pattern=MONEY_PATTERN,
     )
-    note: str = Field(default="", title="说明 Note", description="不予维修时必填，会发给买家。Required when declining; sent to the buyer.", max_length=500)
+    note: str = Field(default="", title="说明 Note（不予维修时必填 required to decline）", description="不予维修时必填，会发给买家。Required when declining; sent to the buyer.", max_length=500)
 
 
 class ShipmentAction(StrEnum):
@@ -45,8 +45,8 @@ class RepairShipment(EventForm):
         title="买家操作 Buyer's action",
         description="shipped 已寄出（有报价时即表示接受报价）sent, which accepts any quote / withdrawn 撤销返修 withdraw the repair",
     )
-    carrier: str = Field(default="", title="快递公司编码 Carrier code", description="快递100 编码，如 zhongtong Kuaidi100 code, e.g. zhongtong", pattern=r"^([a-z0-9]{2,20})?$")
-    tracking_number: str = Field(default="", title="运单号 Tracking number", description="寄修包裹的运单号 waybill of the parcel sent in", pattern=r"^([A-Za-z0-9]{6,32})?$")
+    carrier: str = Field(default="", title="快递公司编码 Carrier code（已寄出时必填 required when shipped）", description="快递100 编码，如 zhongtong Kuaidi100 code, e.g. zhongtong", pattern=r"^([a-z0-9]{2,20})?$")
+    tracking_number: str = Field(default="", title="运单号 Tracking number（已寄出时必填 required when shipped）", description="寄修包裹的运单号 waybill of the parcel sent in", pattern=r"^([A-Za-z0-9]{6,32})?$")
     postage_paid: str = Field(
         default="0.00",
         title="买家支付的寄修运费(元) Postage the buyer paid (CNY)",

@@ -16,10 +16,12 @@ from uuid import UUID
 import httpx
 
 from prefect import get_client
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.input.run_input import keyset_from_paused_state
 from sqlmodel import select
 
+from aftersales.approvals.proof import complete, event_proof, page_signature
 from aftersales.domain.masking import mask_text
 from aftersales.domain.models import Wait, WaitStatus
 from aftersales.integrations import case_store
@@ -39,15 +41,27 @@ def current_wait(case_id: str, step: str | None = None) -> Wait:
     return wait
 
 
-async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = None) -> Wait:
-    """Answer the case's open wait with ``values`` (the form's fields)."""
+async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = None, *, page_for: str | None = None,
+                      key: str | None = None) -> Wait:
+    """Answer the case's open wait with ``values`` (the form's fields). ``page_for``: the approval
+    page has identified this staff member (``approvals/links.py``) and signs their answer for wait
+    ``key`` in the code's place."""
     wait = current_wait(case_id, step)
+    if key is not None and wait.key != key:
+        raise ResumeRefused(f"案件 {case_id} 的 {key} 已处理完毕 {key} of case {case_id} is no longer open (now: {wait.key})")
     async with get_client() as client:
-        run = await client.read_flow_run(UUID(wait.flow_run_id))
+        run = await suspended_at(client, UUID(wait.flow_run_id), wait.key)
         if not (run.state and run.state.is_paused() and run.state.state_details.pause_key == wait.key):
             raise ResumeRefused(f"case {case_id} is not waiting at {wait.key} right now (run state: {run.state.name if run.state else 'unknown'}); try again in a moment")
-        schema = await _form_schema(client, run)
-        answer = await client.resume_flow_run(run.id, run_input=typed(values, schema))
+        schema = await form_schema(client, run)
+        run_input = as_form_input(values, schema)
+        if page_for is not None:
+            run_input["staff_id"] = page_for
+            run_input["code"] = page_signature(case_id, wait.key, complete(run_input, schema))
+        elif "proof" in (schema.get("properties") or {}) and not run_input.get("staff_id"):
+            # an outside event through our intake: signed, so the flow believes it (approvals/proof.py)
+            run_input["proof"] = event_proof(case_id, wait.key, complete(run_input, schema))
+        answer = await client.resume_flow_run(run.id, run_input=run_input)
     if answer.status != SetStateStatus.ACCEPT:
         reason = getattr(answer.details, "reason", "") or str(answer.details)
         # Prefect's validation message quotes the input it refused: never echo more than a prefix
@@ -55,7 +69,26 @@ async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = N
     return wait
 
 
-async def _form_schema(client: Any, run: Any, patience: float = 10.0) -> dict[str, Any]:
+ON_ITS_WAY = {StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING}
+
+
+async def suspended_at(client: Any, run_id: UUID, key: str, patience: float = 10.0) -> Any:
+    """The wait's run, once it is suspended at ``key``. A run that has just recorded the wait is
+    still on its way to suspending (its form copy, its card): it is given a few seconds, so an
+    answer or the sweeper's default that comes at once goes through. A run that was already resumed
+    from ``key`` (Prefect keeps the keys it paused at) is not waited for."""
+    give_up = time.monotonic() + patience
+    while True:
+        run = await client.read_flow_run(run_id)
+        state = run.state
+        paused_here = state is not None and state.is_paused() and state.state_details.pause_key == key
+        passed = key in (run.empirical_policy.pause_keys or ()) and not paused_here
+        if paused_here or passed or state is None or state.type not in ON_ITS_WAY or time.monotonic() > give_up:
+            return run
+        await asyncio.sleep(0.2)
+
+
+async def form_schema(client: Any, run: Any, patience: float = 10.0) -> dict[str, Any]:
     """The paused run's form schema. Prefect saves it just after the run enters Paused, so a
     resume that comes at once can find the run paused and the schema not yet there (404)."""
     key = keyset_from_paused_state(run.state)["schema"]
@@ -74,22 +107,44 @@ async def _form_schema(client: Any, run: Any, patience: float = 10.0) -> dict[st
 TRUE, FALSE = {"true", "yes", "y", "1", "是"}, {"false", "no", "n", "0", "否"}
 
 
-def typed(values: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """Text typed on a command line (``--set review_updated=true``) as the form's field types: a
-    yes/no field gets a boolean, a whole-number field an integer. Anything else is left as given,
-    for the server to check against the form."""
+def as_form_input(values: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """An answer as the form takes it. Text typed on a command line (``--set review_updated=true``)
+    gets the form's field types: a yes/no field a boolean, a whole-number field an integer. A
+    required field left out gets the value the form shows prefilled (its default), as the UI
+    sends it: a choice is required in the form (``forms.required_in_the_form``) yet prefilled.
+    Anything else is left as given, for the server to check against the form."""
     fields = schema.get("properties") or {}
     result = dict(values)
+    for name in schema.get("required") or ():
+        if name not in result and "default" in (fields.get(name) or {}):
+            result[name] = fields[name]["default"]
     for name, value in values.items():
         kind = (fields.get(name) or {}).get("type")
         if not isinstance(value, str):
             continue
         text = value.strip().lower()
-        if kind == "boolean" and text in TRUE | FALSE:
+        choices = _choices(fields.get(name) or {}, schema)
+        if choices and value not in choices:
+            raise ResumeRefused(f"{name}={value!r} 不是可选项 is not one of the form's choices: {', '.join(choices)}")
+        if kind == "boolean":
+            if text not in TRUE | FALSE:
+                raise ResumeRefused(f"{name}={value!r} 须为是/否 is a yes/no field: true or false")
             result[name] = text in TRUE
         elif kind == "integer" and text.lstrip("-").isdigit():
             result[name] = int(text)
     return result
+
+
+def _choices(field: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """The values a choice field takes (its enum, inline or behind a ``$ref``), else []."""
+    if "enum" in field:
+        return [str(choice) for choice in field["enum"]]
+    refs = [field.get("$ref")] + [part.get("$ref") for part in field.get("allOf", [])]
+    for ref in filter(None, refs):
+        target = (schema.get("definitions") or schema.get("$defs") or {}).get(ref.rsplit("/", 1)[-1]) or {}
+        if "enum" in target:
+            return [str(choice) for choice in target["enum"]]
+    return []
 
 
 async def wait_for_verdict(case_id: str, key: str, timeout: float = 120) -> Wait:

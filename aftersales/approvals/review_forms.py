@@ -38,8 +38,8 @@ class CauseFinding(StaffForm):
         title="建议补偿方式 Proposed compensation",
         description="none 不补偿（致歉说明）apology only / cash 现金 / goods 商品（从订单商品中赠送 an item of the order, sent free）. 须上级审批 a superior must approve",
     )
-    offer_amount: str = Field(default="0.00", title="建议金额(元) Proposed amount (CNY)", description="现金金额或赠品价值 the cash, or the goods' value", pattern=MONEY_PATTERN)
-    goods_sku: str = Field(default="", title="赠品 SKU Goods SKU", description="商品补偿时填写 for goods: the SKU to send", max_length=64)
+    offer_amount: str = Field(default="0.00", title="建议金额(元) Proposed amount (CNY)（建议补偿时必填 required with an offer）", description="现金金额或赠品价值 the cash, or the goods' value", pattern=MONEY_PATTERN)
+    goods_sku: str = Field(default="", title="赠品 SKU Goods SKU（赠品补偿时必填 required for goods）", description="商品补偿时填写 for goods: the SKU to send", max_length=64)
 
 
 class VerificationResult(StrEnum):
@@ -57,7 +57,7 @@ class MaliciousVerification(StaffForm):
         title="核实结果 Result",
         description="malicious 确认恶意，向平台举报 confirmed, report it to the platform / genuine 真实评价，按正常流程跟进 genuine, follow up as usual (the buyer stays protected)",
     )
-    evidence: str = Field(default="", title="证据 Evidence", description="确认恶意时必填，随举报提交平台 required for malicious; sent with the report", max_length=1000)
+    evidence: str = Field(default="", title="证据 Evidence（确认恶意时必填 required for malicious）", description="确认恶意时必填，随举报提交平台 required for malicious; sent with the report", max_length=1000)
 
 
 class OfferDecision(StrEnum):
@@ -77,7 +77,7 @@ class OfferApproval(StaffForm):
     )
     offer_form: OfferForm = Field(default=OfferForm.CASH, title="补偿方式 Form", description="cash 现金 / goods 商品")
     amount: str = Field(title="补偿金额(元) Amount (CNY)", description="不得高于建议金额 not above the proposed amount", pattern=MONEY_PATTERN)
-    goods_sku: str = Field(default="", title="赠品 SKU Goods SKU", description="商品补偿时 for goods", max_length=64)
+    goods_sku: str = Field(default="", title="赠品 SKU Goods SKU（赠品补偿时必填 required for goods）", description="商品补偿时 for goods", max_length=64)
     note: str = Field(default="", title="说明 Note", max_length=500)
 
 

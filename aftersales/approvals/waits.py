@@ -4,7 +4,8 @@
 
 1. records the wait (key, deadline, default action, who it is addressed to) and tells them,
 2. suspends the flow run with a typed form (``suspend_flow_run``: no process is held; the run
-   survives restarts and shows a Resume form in the Prefect UI),
+   survives restarts and shows a Resume form in the Prefect UI; a copy of the form is kept first,
+   see ``paused_forms``),
 3. when resumed, checks the input once (one-time code, role, limit, not the requester) and records
    the verdict on the wait row, in the same transaction as the burnt code,
 4. on a rejected or escalated input opens the next wait (``<step>-2``, …) with the reason shown above
@@ -28,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from prefect import get_client
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
@@ -35,9 +37,12 @@ from sqlmodel import select
 
 from aftersales.approvals.auth import Verdict, check_staff_decision
 from aftersales.approvals.forms import SYSTEM_ACTOR, EventForm, StaffForm, prefilled
+from aftersales.approvals.links import link_for, personal_channel, who_decides
+from aftersales.approvals.paused_forms import keep_copy
+from aftersales.approvals.proof import is_page_signature, proven, signed_by_page
 from aftersales.domain.calendar import shop_time, utcnow
 from aftersales.domain.masking import mask_phone, mask_text
-from aftersales.domain.models import Case, CaseStatus, Role, Wait, WaitStatus
+from aftersales.domain.models import Case, CaseStatus, Role, Wait, WaitStatus, addressee_label
 from aftersales.domain.rules import InvalidRequest
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -64,6 +69,8 @@ class WaitSpec:
     amount: Decimal | None = None  # checked against the approver's limit
     decides: Decimal | None = None  # the money this step decides, for the staff message (default: amount)
     check: Callable[[Any], str | None] | None = None  # form-specific rule; returns a reason to refuse
+    facts: tuple[str, ...] = ()  # what the person needs to see to decide (markdown lines: the waybill, what the platform pays)
+    announced: bool = False  # the addressee was told already (the ladder's escalation message): only their links go
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,9 @@ async def await_decision(case: Case, spec: WaitSpec) -> Decision:
             attempt += 1
             continue
         form = prefilled(spec.form, description=describe(case, spec, wait), **spec.prefill)
-        await show_case(case.id, wait, spec.title, flow_run_id=flow_run.id)
+        await show_case(case.id, wait, spec.title, flow_run_id=flow_run.id, facts=spec.facts)
+        async with get_client() as client:  # a crash as the run suspends must not lose its form
+            await keep_copy(client, flow_run.id, key, form)
         data = await suspend_flow_run(wait_for_input=form, key=key, timeout=None)
         settle(case, spec, key, data)
 
@@ -125,12 +134,29 @@ def open_wait(case: Case, spec: WaitSpec, key: str, addressed_to: str, previous:
             kind = "approval" if decides is not None else "work"
             template = {None: f"{kind}_needed", WaitStatus.ESCALATED: f"{kind}_escalated", WaitStatus.REJECTED: "approval_rejected"}[previous.status if previous else None]
             amount = {"amount": f"{decides:.2f}"} if decides is not None else {}
-            notify_in_session(
-                session, case, f"{key}:opened", template, staff_tags=[addressed_to],
-                step=spec.title, deadline=spec.deadline, default_action=spec.default_action, reason=notice, **amount,
-            )
+            if not (spec.announced and previous is None):
+                notify_in_session(
+                    session, case, f"{key}:opened", template, staff_tags=[addressed_to],
+                    step=spec.title, deadline=spec.deadline, default_action=spec.default_action, reason=notice, **amount,
+                )
+            send_links(session, case, wait, spec, decides)
     send_pending(case.id)
     return wait
+
+
+def send_links(session, case: Case, wait: Wait, spec: WaitSpec, decides: Decimal | None) -> None:
+    """Each member of the role gets the wait through their own channel with their approval link."""
+    money = ((f"待审批金额:¥{decides:.2f}", f"Amount to decide: CNY {decides:.2f}") if decides is not None else
+             ("此步骤不涉及审批金额", "No amount is decided at this step"))
+    for member in who_decides(session, wait.addressed_to, case.requested_by):
+        channel = personal_channel(member)
+        if channel is None:
+            continue
+        notify_in_session(
+            session, case, f"{wait.key}:link:{member.id}", "decide_by_link", staff_url=channel,
+            staff_name=member.name, step=spec.title, deadline=spec.deadline, default_action=spec.default_action,
+            decides=money[0], decides_en=money[1], approve_link=link_for(member.id, wait).url,
+        )
 
 
 def settle(case: Case, spec: WaitSpec, key: str, data: Any) -> Verdict:
@@ -140,7 +166,7 @@ def settle(case: Case, spec: WaitSpec, key: str, data: Any) -> Verdict:
         if wait.status not in (WaitStatus.OPEN, WaitStatus.EXPIRING):
             return Verdict(wait.status.value if hasattr(wait.status, "value") else str(wait.status), wait.reason)
         actor, verdict = _judge(session, case, spec, wait, data)
-        values = {k: v for k, v in data.model_dump(mode="json").items() if k != "code"}
+        values = {k: v for k, v in data.model_dump(mode="json").items() if k not in ("code", "proof")}
         wait.actor = actor
         wait.answered_at = utcnow()
         wait.reason = verdict.reason
@@ -175,19 +201,41 @@ def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any) -> tuple[
         if problem:
             return claimed_actor, Verdict.rejected(problem)
     if isinstance(data, StaffForm):
+        code: str | None = data.code
+        if is_page_signature(data.code):
+            if not signed_by_page(case.id, wait.key, data.model_dump(mode="json")):
+                return data.staff_id, Verdict.rejected("审批页面签名与此等待及所填内容不符 the approval page's signature does not match this wait and these values")
+            code = None  # the page identified the person (their link, or their code for a batch)
         verdict = check_staff_decision(
-            session, staff_id=data.staff_id, code=data.code, case_id=case.id, requested_by=case.requested_by,
+            session, staff_id=data.staff_id, code=code, case_id=case.id, requested_by=case.requested_by,
             allowed_roles=spec.form.allowed_roles, amount=spec.amount,
         )
         return data.staff_id, verdict
     if isinstance(data, EventForm):
-        return data.reported_by, Verdict.accepted()
+        return _judge_event(session, case, wait, data)
     raise TypeError(f"unsupported wait form {type(data).__name__}")
+
+
+def _judge_event(session, case: Case, wait: Wait, data: EventForm) -> tuple[str, Verdict]:
+    """An outside event is believed with our intake's proof for this wait and these values; or
+    entered by a staff member with their code, and then it is theirs (any active role may)."""
+    if data.staff_id or data.code:
+        verdict = check_staff_decision(session, staff_id=data.staff_id, code=data.code, case_id=case.id,
+                                       requested_by=case.requested_by, allowed_roles=(), amount=None)
+        return data.staff_id or data.reported_by, verdict
+    if not data.proof:
+        return data.reported_by, Verdict.rejected(
+            "外部事件须经接入接口提交，或由员工填写工号和动态口令录入 an outside event needs our intake's proof, "
+            "or a staff member's id and one-time code")
+    if not proven(case.id, wait.key, data.model_dump(mode="json")):
+        return data.reported_by, Verdict.rejected(
+            "凭证与此等待及所填内容不符 the proof does not match this wait and these values")
+    return data.reported_by, Verdict.accepted()
 
 
 def _decision_from_row(spec: WaitSpec, wait: Wait) -> Decision:
     values = dict(wait.decision)
-    if issubclass(spec.form, StaffForm):
+    if issubclass(spec.form, StaffForm) or (issubclass(spec.form, EventForm) and values.get("staff_id")):
         values["code"] = SWEEPER_CODE  # codes are burnt and not kept; the form only needs a value
     data = spec.form.model_validate(values)
     return Decision(data=data, actor=wait.actor or "", by_deadline=wait.actor == SYSTEM_ACTOR, wait_key=wait.key, answered_at=wait.answered_at)
@@ -202,8 +250,9 @@ def describe(case: Case, spec: WaitSpec, wait: Wait) -> str:
         f"**案件 Case** `{case.id}` · **订单 Order** `{case.order_id}` · **金额 Amount** ¥{case.amount}",
         # the form (and its description) is stored in Prefect: the reason is free text and may quote a contact
         f"**买家 Buyer** {ctx['customer_name']} {mask_phone(ctx['customer_phone'])} · **原因 Reason** {mask_text(case.reason) or '-'}",
-        f"**处理人 Addressed to** {wait.addressed_to} · **截止 Deadline** {tz_deadline} Asia/Shanghai",
+        f"**处理人 Addressed to** {addressee_label(wait.addressed_to)} · **截止 Deadline** {tz_deadline} Asia/Shanghai",
         f"**到期默认 Default at deadline** {spec.default_action}",
+        *(mask_text(fact) for fact in spec.facts),
     ]
     if wait.notice:
         lines.append(f"> ⚠️ 上次提交未通过 Previous answer not accepted: {wait.notice}")

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from aftersales.domain.calendar import shop_time
+from aftersales.domain.calendar import in_shop_time, shop_time
 from aftersales.domain.settings import get_settings
 
 app = typer.Typer(help="E-commerce after-sales processes run as Prefect flows. 售后流程。", no_args_is_help=True)
@@ -83,15 +83,16 @@ def db_upgrade() -> None:
 @waits_app.command("list")
 def waits_list(process: Optional[str] = typer.Option(None, help="only this process, e.g. return")) -> None:
     """Open waits, soonest deadline first."""
+    from aftersales.domain.models import addressee_label
     from aftersales.integrations import case_store
     from aftersales.integrations.db import session_scope
 
     # ids are copied into the next command: never wrapped
-    table = Table(Column("case", no_wrap=True), Column("step", no_wrap=True), "waiting for", "deadline (Asia/Shanghai)",
-                  "default action", "notice")
+    table = Table(Column("case", no_wrap=True), Column("step", no_wrap=True), "等待谁 waiting for", "截止 deadline (Asia/Shanghai)",
+                  "到期默认 default action", "notice")
     with session_scope() as session:
         for wait, case in case_store.open_waits(session, process):
-            table.add_row(case.id, wait.key, wait.addressed_to, _local(wait.deadline), wait.default_action, wait.notice or "")
+            table.add_row(case.id, wait.key, addressee_label(wait.addressed_to), _local(wait.deadline), wait.default_action, wait.notice or "")
     console.print(table)
 
 
@@ -143,6 +144,7 @@ def case_show(case_id: str, as_json: bool = typer.Option(False, "--json", help="
     from aftersales.domain.masking import mask_text
     from aftersales.domain.models import CaseStatus
     from aftersales.domain.outcomes import Outcome
+    from aftersales.domain.stages import stage_label
     from aftersales.integrations import case_store
     from aftersales.integrations.db import session_scope
 
@@ -156,21 +158,22 @@ def case_show(case_id: str, as_json: bool = typer.Option(False, "--json", help="
     if as_json:
         print(json.dumps({
             "case_id": case.id, "process": case.process, "order_id": case.order_id, "amount": f"{case.amount:.2f}",
-            "status": case.status, "stage": case.stage, "outcome": case.outcome, "outcome_label": outcome.label if outcome else None,
+            "status": case.status, "stage": case.stage, "stage_label": stage_label(case.stage), "outcome": case.outcome, "outcome_label": outcome.label if outcome else None,
             "opened_at": _local(case.opened_at), "closed_at": _local(case.closed_at),
             "events": [{"at": _local(e.at), "actor": e.actor, "action": e.action,
-                        "details": json.loads(mask_text(json.dumps(e.details, ensure_ascii=False)))} for e in events],
+                        "details": json.loads(mask_text(json.dumps(in_shop_time(e.details), ensure_ascii=False)))} for e in events],
         }, ensure_ascii=False, indent=2))
         return
     from rich.markup import escape
 
     ending = f" {case.outcome} {outcome.label}" if outcome else (f" {case.outcome}" if case.outcome else "")
     standing = CaseStatus(case.status).label if case.status in set(CaseStatus) else case.status
-    console.print(f"[bold]{escape(case.id)}[/] {escape(f'{case.process} order {case.order_id} ¥{case.amount:.2f} — {standing} / {case.stage}{ending}')}",
+    where = standing if stage_label(case.stage) == standing else f"{standing} / {stage_label(case.stage)}"  # a closed case: once
+    console.print(f"[bold]{escape(case.id)}[/] {escape(f'{case.process} order {case.order_id} ¥{case.amount:.2f} — {where}{ending}')}",
                   highlight=False)
     table = Table(Column("time (Asia/Shanghai)", no_wrap=True), "actor", "action", Column("details", overflow="fold"))
     for event in events:
-        table.add_row(_local(event.at), escape(event.actor), escape(event.action), escape(mask_text(json.dumps(event.details, ensure_ascii=False))))
+        table.add_row(_local(event.at), escape(event.actor), escape(event.action), escape(mask_text(json.dumps(in_shop_time(event.details), ensure_ascii=False))))
     console.print(table)
 
 
@@ -208,6 +211,42 @@ def staff_add(staff_id: str, name: str = typer.Option(...), role: str = typer.Op
             _fail(f"staff {staff_id} already exists")
         session.add(member)
     console.print(f"enrolled {staff_id}; scan this in an authenticator app:\n{enrolment_uri(member)}")
+
+
+@staff_app.command("revoke")
+def staff_revoke(staff_id: str) -> None:
+    """Stop a staff member's decisions at once (they left, or their phone is lost): their codes are
+    refused from now on; what they decided stays in the trail under their id."""
+    from aftersales.domain.models import Staff
+    from aftersales.integrations.db import session_scope
+
+    with session_scope() as session:
+        member = session.get(Staff, staff_id)
+        if member is None:
+            _fail(f"no staff member {staff_id}")
+        member.active = False
+        session.add(member)
+    console.print(f"revoked {staff_id}: their codes are refused from now on (`aftersales staff rekey {staff_id}` enrols them again)")
+
+
+@staff_app.command("rekey")
+def staff_rekey(staff_id: str) -> None:
+    """Give a staff member a new authenticator secret (a new phone) and make them active again;
+    codes from the old secret are refused. Prints the new enrolment URI."""
+    import pyotp
+
+    from aftersales.approvals.auth import enrolment_uri
+    from aftersales.domain.models import Staff
+    from aftersales.integrations.db import session_scope
+
+    with session_scope() as session:
+        member = session.get(Staff, staff_id)
+        if member is None:
+            _fail(f"no staff member {staff_id}")
+        member.totp_secret, member.active = pyotp.random_base32(), True
+        session.add(member)
+        uri = enrolment_uri(member)
+    console.print(f"new secret for {staff_id}; the old one's codes are refused. Scan this in an authenticator app:\n{uri}")
 
 
 @staff_app.command("code")

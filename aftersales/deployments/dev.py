@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from aftersales.domain.settings import get_settings
+from aftersales.domain.settings import get_settings, prefect_auth_header
 
 RESTART_WINDOW_SECONDS = 600
 
@@ -112,7 +112,7 @@ def main() -> int:
                   f"intake API on http://{settings.api_host}:{settings.api_port} (X-Api-Key)", {"X-Api-Key": api_key}, 60),
         # serve registers its deployments one after the other: it is ready once the last one exists
         Component("serve", ["-m", "aftersales.deployments.serve"], f"{prefect_api}/deployments/name/{last_served()}",
-                  "flows served (deployments with schedules)"),
+                  "flows served (deployments with schedules)", prefect_auth_header()),
     ]
     supervised: list[Component] = []
 
@@ -149,7 +149,8 @@ def main() -> int:
             component.wait_ready(logs)
         asyncio.run(open_demo_cases())
         print(f"  ✓ ready in {time.monotonic() - started:.0f} s", flush=True)
-        print(GUIDE.format(ui=settings.ui_url, platform=settings.platform_url.rstrip("/"), sandbox_key=sandbox_key), flush=True)
+        print(GUIDE.format(ui=settings.ui_url, platform=settings.platform_url.rstrip("/"), sandbox_key=sandbox_key,
+                           auth_file=settings.prefect_auth_file), flush=True)
         while True:
             time.sleep(1)
             for component in supervised:
@@ -217,6 +218,8 @@ async def open_demo_cases(timeout: float = 300) -> None:
 
 GUIDE = """
 Ready. Open {ui} → Runs: the demo return cases are Suspended, waiting for a person.
+The UI asks for a password first: paste the line of {auth_file} (`cat {auth_file}`); the Prefect
+API answers nobody without it, and the CLI and every component read it from there by themselves.
 
 Approve one (in another terminal, `source .venv/bin/activate` first):
   aftersales waits list                       # who waits for what, with deadlines

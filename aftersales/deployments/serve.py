@@ -38,7 +38,8 @@ def deployments(schedule=None) -> list:
 
 
 async def recover_interrupted_runs(served: list) -> list[str]:
-    """Put back in the queue the runs a stopped `serve` left Running or Crashed (kill -9, reboot).
+    """Put back in the queue the runs a stopped `serve` left Running or Crashed (kill -9, reboot),
+    and put back the form of a run that was suspending as it died.
 
     `serve` is the only runner of its deployments on this machine, so at start-up no run of theirs
     can really be running; those still marked Running died with the previous process (`make run`'s
@@ -52,6 +53,7 @@ async def recover_interrupted_runs(served: list) -> list[str]:
     from prefect.client.schemas.objects import StateType
     from prefect.exceptions import ObjectNotFound
 
+    from aftersales.approvals.paused_forms import restore_lost_forms
     from aftersales.tasks.recovery import requeue
 
     recovered: list[str] = []
@@ -73,11 +75,22 @@ async def recover_interrupted_runs(served: list) -> list[str]:
             )
             orphans = [run for run in runs if not run.infrastructure_pid and run.id not in seen]
             if not orphans:
-                return recovered
+                break
             for run in orphans:
                 seen.add(run.id)
                 if await requeue(run.id, run.name):
                     recovered.append(run.name)
+        # a run suspended as the process died may have lost its form (approvals/paused_forms.py)
+        offset = 0
+        while True:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)), limit=200, offset=offset,
+            )
+            if not runs:
+                return recovered
+            await restore_lost_forms(client, runs)  # each one it puts back is logged
+            offset += len(runs)
 
 
 def main() -> None:

@@ -6,8 +6,10 @@ Working days are Monday to Friday, minus holidays, plus make-up working days (è°
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 
@@ -78,3 +80,20 @@ def business_calendar() -> BusinessCalendar:
     settings = get_settings()
     holidays, workdays = load_calendar_days(settings.holidays_file)
     return BusinessCalendar(settings.tz, frozenset(holidays), frozenset(workdays))
+
+
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def in_shop_time(value: Any) -> Any:
+    """``value`` (a case event's details: JSON) with every moment in it moved to the shop's time
+    zone, ISO 8601 with its offset (``2026-12-11T14:03:00+08:00``): stored in UTC, read by people."""
+    from aftersales.domain.settings import get_settings
+
+    if isinstance(value, dict):
+        return {key: in_shop_time(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [in_shop_time(item) for item in value]
+    if isinstance(value, str) and _MOMENT.fullmatch(value):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(get_settings().tz).isoformat()
+    return value

@@ -7,11 +7,12 @@ responsible department, the responsible person and the penalty/assessment, and i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
 
 from aftersales.domain.rules import InvalidRequest, parse_amount, shown
 
@@ -89,8 +90,12 @@ class RootCause(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True)
-class Closing:
+class Closing(BaseModel):
+    """§1.8: how a dispute ended and who was responsible: what the closing form decides, checked by
+    ``closing_problem`` and kept in the case's details (``details.DisputeDetails.closing``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     result: DisputeResult
     final_explanation: str
     handling_opinion: str

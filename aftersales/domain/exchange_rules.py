@@ -59,14 +59,10 @@ class ExchangeTerms:
         return PriceDifference.NONE
 
     def as_details(self) -> dict:
+        """The terms as the case keeps them (``details.ExchangeDetails``) and the trail shows them."""
         return {"sku": self.sku, "new_sku": self.new_sku, "quantity": self.quantity,
                 "unit_price": str(self.unit_price), "new_unit_price": str(self.new_unit_price),
                 "difference": str(self.difference), "settlement": self.settlement.value}
-
-    @classmethod
-    def from_details(cls, details: dict) -> ExchangeTerms:
-        return cls(sku=details["sku"], new_sku=details["new_sku"], quantity=int(details["quantity"]),
-                   unit_price=Decimal(details["unit_price"]), new_unit_price=Decimal(details["new_unit_price"]))
 
 
 def exchange_kind(raw: ReturnKind | str) -> ReturnKind:

@@ -17,6 +17,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import JSON, Column, Field, SQLModel, UniqueConstraint
 
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.stages import Stage
 
 
 class UTCDateTime(TypeDecorator):
@@ -75,6 +76,8 @@ class Process(StrEnum):  # stored as plain strings: a new process needs no ALTER
     DISPUTE = "dispute"
     COMPLAINT = "complaint"
     TRACKING = "tracking"  # §1.9: a proactive contact raised by the 15-day tracker
+    ENQUIRY = "enquiry"  # §1.11: a customer's question as a ticket, from any channel
+    EMERGENCY = "emergency"  # §3: an incident affecting many customers, with its plan, updates and review
 
 
 class CaseStatus(StrEnum):
@@ -104,6 +107,24 @@ class Role(StrEnum):
     LOGISTICS = "logistics"
 
 
+ADDRESSEE_LABELS = {
+    "buyer": "买家 the buyer", "agent": "客服 agents", "supervisor": "主管 supervisors", "manager": "经理 managers",
+    "warehouse": "仓库 the warehouse", "finance": "财务 finance", "review": "评价组 the review team",
+    "dispute": "维权组 the dispute team", "quality": "质检 quality", "logistics": "物流 logistics",
+}
+
+
+def addressee_label(addressed_to: str) -> str:
+    """Whom a wait is for, Chinese first (a role, or the buyer)."""
+    return ADDRESSEE_LABELS.get(addressed_to, addressed_to)
+
+
+def addressee_words(addressed_to: str) -> tuple[str, str]:
+    """Whom a wait is for in each language apart (主管, supervisors), for the two halves of a message."""
+    zh, _, en = addressee_label(addressed_to).partition(" ")
+    return zh, en or zh
+
+
 class WaitStatus(StrEnum):
     OPEN = "open"
     EXPIRING = "expiring"  # the deadline sweeper has claimed it and is applying the default
@@ -118,7 +139,7 @@ class Case(SQLModel, table=True):
     order_id: str = Field(index=True, max_length=64)
     customer_id: str = Field(index=True, max_length=64)
     status: CaseStatus = Field(default=CaseStatus.OPEN, index=True, sa_type=sa.String(16))
-    stage: str = Field(default="opened", max_length=64)  # where in the flow chart the case is
+    stage: Stage = Field(default=Stage.OPENED, sa_type=sa.String(64))  # where in the flow chart (domain/stages.py)
     outcome: Optional[str] = Field(default=None, max_length=64)
     level: Optional[int] = None
     requested_by: str = Field(max_length=64)  # "buyer" or the staff id who opened it

@@ -1,14 +1,19 @@
-"""How a case ended, in the shop's words — one list for every process — and which of the
-rulebook's three results each one is (002 §7.1: resolved / partly resolved / unresolved; withdrawn
-requests and malicious reviews are no customer problem and are left out of the split).
+"""How a case ended, in the shop's words: each process's own words (``OUTCOMES``, declared once
+here) and which of the rulebook's three results each word is (002 §7.1: resolved / partly resolved
+/ unresolved; withdrawn or lapsed requests — a buyer who never shipped — and malicious reviews are
+no customer problem and are left out of the split).
 
-A flow closes a case with an ``Outcome``; a word not on this list is refused when the case closes,
-so the monthly statistics never meet an outcome they cannot count.
+A flow closes a case with an ``Outcome`` of its own process; any other word — not on this list, or
+another process's (a repair closed as "settled") — is refused when the case closes
+(``integrations/case_store.close_case``), so the monthly statistics never meet an outcome they
+cannot count, nor a case counted under a word its process cannot end with.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from aftersales.domain.models import Process
 
 
 class Result(StrEnum):
@@ -48,8 +53,8 @@ class Outcome(StrEnum):
     OFFER_DECLINED = "offer_declined"
     NO_RESPONSE = "no_response"
     REPORTED_MALICIOUS = "reported_malicious"
+    RESHIPPED = "reshipped"  # §1.1: a short shipment's missing items re-shipped
     # §1.7 wrong shipment
-    RESHIPPED = "reshipped"
     RESHIPPED_CORRECT_ITEMS = "reshipped_correct_items"
     CORRECTED_BEFORE_DISPATCH = "corrected_before_dispatch"
     REFUNDED_WRONG_ITEMS = "refunded_wrong_items"
@@ -63,6 +68,9 @@ class Outcome(StrEnum):
     RESOLVED = "resolved"
     PARTLY_RESOLVED = "partly_resolved"
     UNRESOLVED = "unresolved"
+    # §1.11 enquiry ticket (unresolved as above)
+    ANSWERED = "answered"
+    CONVERTED = "converted"  # handed over as a return or a complaint: counted there
 
     @property
     def result(self) -> Result:
@@ -87,6 +95,7 @@ RESULT: dict[Outcome, Result] = {
     O.OUT_OF_STOCK_REFUNDED: _R,
     O.SETTLED: _R, O.REJECTED: _U, O.WITHDRAWN: _X,
     O.BUYER_CONTACTED: _R, O.RESOLVED: _R, O.PARTLY_RESOLVED: _P, O.UNRESOLVED: _U,
+    O.ANSWERED: _R, O.CONVERTED: _X,
 }
 
 LABEL: dict[Outcome, str] = {
@@ -100,4 +109,50 @@ LABEL: dict[Outcome, str] = {
     O.CORRECTED_BEFORE_DISPATCH: "发货前已更正", O.REFUNDED_WRONG_ITEMS: "错发商品退款", O.OUT_OF_STOCK_REFUNDED: "无货退款",
     O.SETTLED: "协商解决", O.REJECTED: "平台驳回", O.WITHDRAWN: "买家撤诉",
     O.BUYER_CONTACTED: "已联系买家", O.RESOLVED: "已解决", O.PARTLY_RESOLVED: "部分解决", O.UNRESOLVED: "未解决",
+    O.ANSWERED: "已解答", O.CONVERTED: "已转为售后或投诉案件",
 }
+
+
+# Which words each process may close with — the words its flow (``flows/<process>.py``,
+# ``tasks/<process>.py``, the deadlines it waits on) actually closes with; ``close_case`` refuses the rest.
+P = Process
+OUTCOMES: dict[Process, frozenset[Outcome]] = {
+    # §1.1: refused at review, failed inspection, refunded in full or in part, lapsed (never shipped),
+    # refunded automatically (receipt unconfirmed, or a refused parcel), a short shipment re-shipped
+    P.RETURN: frozenset({O.REFUSED, O.INSPECTION_FAILED, O.REFUNDED, O.PARTLY_REFUNDED, O.CLOSED_NOT_SHIPPED,
+                         O.REFUNDED_AUTOMATICALLY, O.RESHIPPED}),
+    # §1.2: an unconfirmed receipt counts as received (the replacement ships), never an automatic refund
+    P.EXCHANGE: frozenset({O.REFUSED, O.INSPECTION_FAILED, O.CLOSED_NOT_SHIPPED, O.REFUNDED_OUT_OF_STOCK, O.EXCHANGED}),
+    P.COMPENSATION: frozenset({O.COMPENSATED, O.DECLINED, O.DECLINED_NO_ANSWER}),
+    P.OUT_OF_AREA: frozenset({O.CARRIER_SWITCHED, O.SELF_PICKUP_ARRANGED, O.RETURNED_REFUNDED}),
+    P.REPAIR: frozenset({O.REPAIRED, O.REPAIR_DECLINED, O.REPAIR_WITHDRAWN, O.CLOSED_NOT_SHIPPED}),
+    P.REVIEW: frozenset({O.APOLOGISED, O.NO_OFFER_MADE, O.OFFER_DECLINED, O.NO_RESPONSE, O.REPORTED_MALICIOUS, O.COMPENSATED}),
+    P.WRONG_SHIPMENT: frozenset({O.RESHIPPED_CORRECT_ITEMS, O.CORRECTED_BEFORE_DISPATCH, O.REFUNDED_WRONG_ITEMS,
+                                 O.OUT_OF_STOCK_REFUNDED}),
+    # §1.8: the closing form's results (dispute_rules.DisputeResult), "refunded" when the platform ruled for the buyer
+    P.DISPUTE: frozenset({O.SETTLED, O.REFUNDED, O.REJECTED, O.WITHDRAWN}),
+    P.COMPLAINT: frozenset({O.RESOLVED, O.PARTLY_RESOLVED, O.UNRESOLVED}),
+    P.TRACKING: frozenset({O.BUYER_CONTACTED}),
+    # §1.11: answered, handed over as a return or a complaint (its result counted there), or not resolved
+    P.ENQUIRY: frozenset({O.ANSWERED, O.CONVERTED, O.UNRESOLVED}),
+    # §3: an emergency closes only after its post-incident review
+    P.EMERGENCY: frozenset({O.RESOLVED}),
+}
+
+
+class WrongOutcome(ValueError):
+    """A word the case's process cannot close with."""
+
+
+def outcome_for_process(process: Process | str, outcome: Outcome | str) -> Outcome:
+    """``outcome`` as one of ``process``'s words, or ``WrongOutcome`` (a ``ValueError``) naming the
+    process and the words it may close with."""
+    process = Process(process)
+    allowed = OUTCOMES[process]
+    word = outcome.value if isinstance(outcome, Outcome) else str(outcome)
+    if word in allowed:  # StrEnum: the stored string is the member
+        return Outcome(word)
+    words = ", ".join(sorted(o.value for o in allowed))
+    owners = "/".join(p.value for p in OUTCOMES if word in OUTCOMES[p])
+    what = f"a {owners} outcome" if owners else "no outcome of any process"
+    raise WrongOutcome(f"a {process.value} case cannot close as {word!r}, {what}; {process.value} closes with: {words}")

@@ -1,6 +1,6 @@
 """The rulebook's decisions as pure functions: who may approve, is a request valid, who pays postage.
 
-Each rule names its section in ``shared/domain/RULES.md``. Nothing here talks to the outside world:
+Each rule names its section in ``docs/rulebook.md``. Nothing here talks to the outside world:
 callers pass in the order, the time and the numbers.
 """
 
@@ -262,6 +262,13 @@ class PostageLine:
     add_to_refund: Decimal  # what this line changes in the buyer's refund
 
 
+def declared_return_postage(declared: Decimal, entered_by_staff: bool, standard_postage: Decimal, refunded: bool = True) -> Decimal:
+    """The return postage the shop goes by: what the buyer declared through the platform. When the
+    seller refunds it (``refunded``), up to the standard postage (nobody has seen a receipt); more
+    only when a staff member entered it with their one-time code (they saw the receipt)."""
+    return declared if entered_by_staff or not refunded else min(declared, standard_postage)
+
+
 def postage_lines(kind: ReturnKind, free_shipping: bool, return_postage: Decimal, outbound_postage: Decimal) -> list[PostageLine]:
     """§1.1 postage (004 §一): seller at fault pays all extra costs; otherwise the buyer pays the
     return postage; for free-shipping items the outbound postage is split between buyer and seller."""
@@ -277,3 +284,22 @@ def postage_lines(kind: ReturnKind, free_shipping: bool, return_postage: Decimal
         lines.append(PostageLine("outbound_postage", buyer_half, "buyer", "包邮商品无理由退货，发货运费买卖双方各半 free shipping: outbound postage split, buyer half deducted", -buyer_half))
         lines.append(PostageLine("outbound_postage", seller_half, "seller", "包邮商品无理由退货，发货运费买卖双方各半 free shipping: outbound postage split, seller half", Decimal("0")))
     return lines
+
+
+def refund_split(goods_amount: Decimal, postage: list[PostageLine]) -> tuple[Decimal, Decimal]:
+    """What the platform is asked to refund for goods (less the buyer's shares) and, separately,
+    the postage the seller owes the buyer."""
+    goods = goods_amount + sum((line.add_to_refund for line in postage if line.add_to_refund < 0), Decimal("0"))
+    owed_postage = sum((line.add_to_refund for line in postage if line.add_to_refund > 0), Decimal("0"))
+    return goods, owed_postage
+
+
+def refund_explained(goods_amount: Decimal, postage: list[PostageLine]) -> str:
+    """Why the refund differs from the goods' price, for the inspection form and the buyer's
+    message ("" when it does not): ¥128.00 − ¥6.00 (the rule) = ¥122.00."""
+    goods, owed_postage = refund_split(goods_amount, postage)
+    changes = [line for line in postage if line.add_to_refund != 0]
+    if not changes:
+        return ""
+    parts = [f"¥{goods_amount:.2f}"] + [f"{'+' if line.add_to_refund > 0 else '−'} ¥{abs(line.add_to_refund):.2f}（{line.note}）" for line in changes]
+    return " ".join(parts) + f" = ¥{goods + owed_postage:.2f}"

@@ -1,6 +1,6 @@
 """Settings from environment variables (prefix ``AFTERSALES_``) and the rulebook's numbers.
 
-Every number the rulebook gives (``shared/domain/RULES.md``) lives here once, as a setting with the
+Every number the rulebook gives (``docs/rulebook.md``) lives here once, as a setting with the
 rulebook's value as default, so a shop can change a deadline without touching a flow.
 """
 
@@ -91,6 +91,23 @@ class Rules(BaseSettings):
     # §1.10 the customer answers a proposed solution within this many days; silence is taken as
     # agreement and the solution is carried out (default)
     complaint_customer_answer_days: int = 3
+    # §1.11 enquiries (001 §二): the first response by channel, measured from the channel's own
+    # timestamps — online chat within 30 s, a phone call served within 60 s of connecting, an e-mail
+    # answered within 4 hours (a social-media message as an e-mail: a written answer; default)
+    enquiry_chat_response_seconds: int = 30
+    enquiry_phone_answer_seconds: int = 60
+    enquiry_email_reply_hours: int = 4
+    # a ticket is resolved (the customer told the result) within this many working days, else the
+    # supervisor, then the manager, is told (default)
+    enquiry_resolution_working_days: int = 2
+    # §3 emergencies (001 §四): a contingency plan within hours by severity (1 major … 3 general),
+    # affected customers updated at least every so many hours until it is resolved, and a
+    # post-incident review within working days (defaults: the rulebook gives no numbers)
+    emergency_plan_hours: dict[int, int] = {1: 1, 2: 4, 3: 24}
+    emergency_update_hours: dict[int, int] = {1: 2, 2: 4, 3: 24}
+    emergency_review_working_days: int = 3
+    # an early-warning breach this many times its threshold or more is an emergency (severity 2)
+    emergency_warning_ratio: float = 2.0
     # §1.9 order tracking: watch orders for 15 days after the signature (004 fig. 5.9);
     # no tracking update for this many days is a problem to raise with the buyer (default)
     tracking_watch_days: int = 15
@@ -99,7 +116,11 @@ class Rules(BaseSettings):
 
 # The secrets that ship with a built-in value so `make run` works on a fresh clone.
 DEFAULT_SECRETS = {"api_key": "dev-api-key-change-me", "platform_api_key": "sandbox-platform-key",
-                   "carrier_key": "sandbox-carrier-key"}
+                   "carrier_key": "sandbox-carrier-key", "event_secret": "dev-event-secret-change-me",
+                   "top_app_secret": "sandbox-top-app-secret", "top_session_key": "sandbox-top-session-key"}
+# The secrets only one platform backend uses: production refuses their built-in value only when
+# ``platform`` names that backend (a shop on today's gateway sets no TOP secret).
+BACKEND_SECRETS = {"top_app_secret": "taobao", "top_session_key": "taobao"}
 
 
 class Settings(BaseSettings):
@@ -127,13 +148,27 @@ class Settings(BaseSettings):
     platform_timeout_seconds: float = 10.0
     platform_retries: int = 4
 
-    # Carrier tracking aggregator (Kuaidi100 protocol, see shared/domain/CARRIERS.md).
+    # Which protocol the shop platform speaks: "gateway" (the HTTP API above, today's) or "taobao"
+    # (Taobao/Tmall's TOP, below). The flows still use the gateway whatever it says: choosing the
+    # client by it is the next step (integrations/platform/top.py).
+    platform: Literal["gateway", "taobao"] = "gateway"
+    # Taobao/Tmall Open Platform (淘宝开放平台, TOP): its /router/rest (live:
+    # https://gw.api.taobao.com/router/rest), the app's AppKey and AppSecret from the TOP console, and
+    # the session key the seller's authorisation (授权) gave the app. The defaults are the sandbox's.
+    top_url: str = "http://127.0.0.1:8765/router/rest"
+    top_app_key: str = "sandbox-app-key"
+    top_app_secret: SecretStr = SecretStr(DEFAULT_SECRETS["top_app_secret"])
+    top_session_key: SecretStr = SecretStr(DEFAULT_SECRETS["top_session_key"])
+
+    # Carrier tracking aggregator (Kuaidi100 protocol).
     carrier_url: str = "http://127.0.0.1:8765/poll/query.do"
     carrier_customer: str = "SANDBOXCUSTOMER"
     carrier_key: SecretStr = SecretStr(DEFAULT_SECRETS["carrier_key"])
 
     # Our own HTTP app (intake events, downloads): every endpoint requires this key.
     api_key: SecretStr = SecretStr(DEFAULT_SECRETS["api_key"])
+    # Signs the outside events our intake submits (approvals/proof.py); the flows refuse one without it.
+    event_secret: SecretStr = SecretStr(DEFAULT_SECRETS["event_secret"])
     api_host: str = "127.0.0.1"
     api_port: int = 8766
 
@@ -141,6 +176,11 @@ class Settings(BaseSettings):
     # buyer messages ({contact} is the buyer's own contact, {customer_id} their id).
     apprise_config: Path = PROJECT_ROOT / "config" / "apprise.yml"
     customer_notify_url: str = "json://127.0.0.1:8765/sandbox/messages/{customer_id}?+X-Api-Key=sandbox-platform-key"
+    # Each staff member's own channel, for the messages that carry their personal approval link
+    # (approvals/links.py): an Apprise URL with {staff_id} and/or {contact} (the staff table's
+    # contact), e.g. mailtos://notify:PASSWORD@smtp.example.com?to={contact}. Empty: no personal
+    # links are sent; the role's channels (apprise_config) get every message as before.
+    staff_notify_url: str = "json://127.0.0.1:8765/sandbox/messages/staff-{staff_id}?+X-Api-Key=sandbox-platform-key"
     outbox_max_attempts: int = 12
 
     timezone: str = "Asia/Shanghai"
@@ -205,7 +245,8 @@ class Settings(BaseSettings):
         if self.environment != "production":
             return self
         kept = [f"AFTERSALES_{name.upper()}" for name, default in DEFAULT_SECRETS.items()
-                if getattr(self, name).get_secret_value() == default]
+                if BACKEND_SECRETS.get(name, self.platform) == self.platform
+                and getattr(self, name).get_secret_value() == default]
         if kept:
             raise ValueError(f"AFTERSALES_ENVIRONMENT=production but {', '.join(kept)} still "
                              f"{'has its' if len(kept) == 1 else 'have their'} built-in development value: set "
@@ -225,6 +266,19 @@ class Settings(BaseSettings):
     @property
     def var_dir(self) -> Path:
         return self.home / "var"
+
+    @property
+    def prefect_auth_file(self) -> Path:
+        """The Prefect API's credentials (``user:password``, one line), when the environment does not
+        give ``PREFECT_API_AUTH_STRING``: `make run` writes it on first start, every component reads it."""
+        return self.var_dir / "prefect-auth"
+
+    @property
+    def public_url(self) -> str:
+        """Where people reach our HTTP app (``api_public_url``, else its own host and port)."""
+        if self.api_public_url:
+            return self.api_public_url.rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -266,6 +320,47 @@ def apply_prefect_defaults() -> None:
         os.environ.setdefault(name, value)
     # Prefect creates its home without parents; a fresh checkout has no var/ yet
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    credentials = prefect_credentials(settings)
+    if credentials is None:
+        raise SystemExit("aftersales: the Prefect API has no credentials: set PREFECT_API_AUTH_STRING (user:password, the same "
+                         f"as the server's PREFECT_SERVER_API_AUTH_STRING) or write them to {settings.prefect_auth_file}")
+    # the client sends them; a Prefect server started from here (`make run`) requires them
+    os.environ.setdefault("PREFECT_API_AUTH_STRING", credentials)
+    os.environ.setdefault("PREFECT_SERVER_API_AUTH_STRING", credentials)
+
+
+def prefect_credentials(settings: Settings) -> str | None:
+    """The Prefect API's basic-auth credentials: ``PREFECT_API_AUTH_STRING``, else the installation's
+    file (``var/prefect-auth``). In development a missing file is written with a new random
+    password, so a fresh checkout's `make run` and CLI agree without a step of set-up; in production
+    nothing is made up: None, and the caller refuses to start."""
+    import os
+    import secrets
+
+    given = os.environ.get("PREFECT_API_AUTH_STRING")
+    if given:
+        return given
+    path = settings.prefect_auth_file
+    if not path.exists():
+        if settings.environment == "production":
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # readable by this user only; exclusive, so two first starts do not write two passwords
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                file.write(f"aftersales:{secrets.token_urlsafe(24)}\n")
+        except FileExistsError:
+            pass
+    return path.read_text(encoding="utf-8").strip() or None
+
+
+def prefect_auth_header() -> dict[str, str]:
+    """The Authorization header for a plain HTTP call to the Prefect API (Prefect's own client adds
+    it by itself from ``PREFECT_API_AUTH_STRING``)."""
+    import base64
+    import os
+
+    credentials = os.environ.get("PREFECT_API_AUTH_STRING", "")
+    return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()} if credentials else {}
 
 
 @lru_cache

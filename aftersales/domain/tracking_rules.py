@@ -1,6 +1,6 @@
 """§1.9 post-delivery order tracking: what a parcel's tracking says the shop should do.
 
-Pure: given a parcel's carrier tracking (Kuaidi100 states, ``shared/domain/CARRIERS.md``) and the
+Pure: given a parcel's carrier tracking (Kuaidi100 states) and the
 time, return the findings. The tracker flow acts on each finding once.
 
 Kuaidi100's detailed values for state 2 (疑难) used here — check them against the provider's current

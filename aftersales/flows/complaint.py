@@ -41,6 +41,7 @@ from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain import complaint_rules as rules_
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.compensation_rules import CompensationForm
+from aftersales.domain.details import ComplaintDetails, details_of
 from aftersales.domain.complaint_rules import Clock, Satisfaction, feedback_channel_problem, outcome_for
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
@@ -152,7 +153,7 @@ async def carry_out(case: Case, agreed: Agreed, findings: Decision) -> None:
         reason = f"投诉补偿 complaint compensation ({case.id})"
         await pay_compensation(case.id, f"solution-{agreed.round}",
                                Compensation(form=CompensationForm.CASH, amount=agreed.amount, bearer=bearer, reason=reason, note=reason,
-                                            ledger_kind="compensation", department=case.details["routing"]["department"]),
+                                            ledger_kind="compensation", department=details_of(case, ComplaintDetails).routing.department.value),
                                agreed.approved_by, "complaint_compensation_paid", [Role.FINANCE.value], {"compensation": agreed.amount})
     await record_step(case.id, "handled", "complaint.handled", agreed.approved_by, stage="feedback",
                       details={"remedy": agreed.remedy.value, "amount": agreed.amount},
@@ -163,11 +164,11 @@ async def carry_out(case: Case, agreed: Agreed, findings: Decision) -> None:
 
 
 def handler(case: Case) -> str:
-    return case.details["routing"]["handler"]
+    return details_of(case, ComplaintDetails).routing.handler.value
 
 
 def received_at(case: Case) -> datetime:
-    return datetime.fromisoformat(case.details["received_at"])
+    return details_of(case, ComplaintDetails).received_at
 
 
 def response_clock(case: Case) -> Clock:
@@ -203,7 +204,7 @@ def first_response(case: Case) -> WaitSpec:
 def investigation(case: Case) -> WaitSpec:
     return WaitSpec(
         step="investigation",
-        title=f"投诉调查({case.details['category_label']}) Investigate the complaint",
+        title=f"投诉调查({details_of(case, ComplaintDetails).category_label}) Investigate the complaint",
         form=Investigation, deadline=plan_clock(case).due, default_action="", addressed_to=handler(case),
         default_input={"findings": "", "responsible_party": ResponsibleParty.SELLER.value},
         check=lambda form: _required(form.findings, "调查结果", "the findings"),

@@ -14,6 +14,7 @@ from prefect import flow, get_client, get_run_logger
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
 
+from aftersales.approvals.resume import ResumeRefused, as_form_input, form_schema, suspended_at
 from aftersales.approvals.waits import claim_expired, default_run_input, flow_run_uuid, release_claim
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.settings import get_settings
@@ -30,10 +31,17 @@ async def deadline_sweeper(as_of: datetime | None = None, limit: int = 500, case
     resumed, pending, stuck = [], [], []
     async with get_client() as client:
         for wait in claim_expired(moment, limit, case_id):
-            run = await client.read_flow_run(flow_run_uuid(wait))
+            run = await suspended_at(client, flow_run_uuid(wait), wait.key)
             state = run.state
             if state and state.is_paused() and state.state_details.pause_key == wait.key:
-                answer = await client.resume_flow_run(run.id, run_input=default_run_input(wait))
+                try:  # the default as the form takes it: a required choice left out gets its prefilled value
+                    answer_input = as_form_input(default_run_input(wait), await form_schema(client, run))
+                except ResumeRefused as refused:  # e.g. paused, its form not saved yet: the next sweep takes it
+                    logger.warning("%s %s: the default was not sent (%s); the next sweep tries again", wait.case_id, wait.key, refused)
+                    release_claim(wait.id)
+                    pending.append(wait.case_id)
+                    continue
+                answer = await client.resume_flow_run(run.id, run_input=answer_input)
                 if answer.status == SetStateStatus.ACCEPT:
                     resumed.append(wait.case_id)
                     continue
@@ -57,3 +65,4 @@ def deployments(schedule) -> list:
             description="到期处理 Applies the rulebook's default action to every wait past its deadline.",
         )
     ]
+

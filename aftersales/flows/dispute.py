@@ -65,7 +65,7 @@ async def dispute_flow(case_id: str) -> str:
                       notify="dispute_replied", buyer=True, position=reply.data.position.value, reply=reply.data.reply)
 
     closing = await await_with_escalation(case, close_dispute(case), closing_ladder(case))
-    facts = closing.data.model_dump(mode="json", include=set(Closing.__dataclass_fields__))
+    facts = closing.data.model_dump(mode="json", include=set(Closing.model_fields))
     await record_closing(case_id, closing.actor, facts)
     return await close_case(case_id, closing.data.result.value, closing.actor, notify="dispute_closed",
                             staff_tags=[Role.DISPUTE.value, Role.SUPERVISOR.value], **facts)
@@ -108,7 +108,7 @@ def shop_reply(case: Case) -> WaitSpec:
 
 def close_dispute(case: Case) -> WaitSpec:
     def check(form: DisputeClosing) -> str | None:
-        return closing_problem(Closing(**form.model_dump(include=set(Closing.__dataclass_fields__))))
+        return closing_problem(Closing(**form.model_dump(include=set(Closing.model_fields))))
 
     return WaitSpec(
         step="closing",

@@ -31,10 +31,11 @@ from aftersales.approvals.exchange_forms import ExchangeInspection, ExchangeInsp
 from aftersales.approvals.forms import ReviewDecision
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
-from aftersales.domain.exchange_rules import ExchangeTerms, exchange_postage
+from aftersales.domain.details import ExchangeDetails, details_of
+from aftersales.domain.exchange_rules import exchange_postage
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
-from aftersales.domain.rules import ReturnKind
+from aftersales.domain.rules import ReturnKind, declared_return_postage
 from aftersales.domain.settings import get_settings
 from aftersales.flows.returns import buyer_shipment, goods_come_back
 from aftersales.flows.returns import seller_review as return_seller_review
@@ -55,7 +56,7 @@ async def exchange_flow(case_id: str, order_id: str, sku: str, new_sku: str = ""
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"
-    terms = ExchangeTerms.from_details(case.details)
+    terms = details_of(case, ExchangeDetails).terms
 
     review = await await_decision(case, seller_review(case))
     if review.data.decision == ReviewDecision.REFUSE:
@@ -110,7 +111,7 @@ def buyer_ships(case: Case, review: Decision) -> WaitSpec:
 
 def confirm_receipt(case: Case, shipment: Decision, in_stock: bool) -> WaitSpec:
     days = get_settings().rules.receipt_confirm_days
-    zh, en = (("视为已收到并发出换货", "taken as received, the replacement ships") if in_stock else
+    zh, en = (("视为已收到并发出换货（届时售罄则退款）", "taken as received, the replacement ships (sold out by then: the refund is paid)") if in_stock else
               ("视为已收到并退款（换货商品缺货）", "taken as received, the refund is paid (the replacement is out of stock)"))
     return replace(return_receipt(case, shipment), title="确认收到换货退回的商品 Confirm the item sent back for an exchange arrived",
                    default_action=f"{days} 天未确认收货，{zh} not confirmed in {days} days: {en}")
@@ -120,7 +121,7 @@ def inspect_goods(case: Case, receipt: Decision, in_stock: bool = True) -> WaitS
     rules = get_settings().rules
     days = rules.inspection_working_days
     # what passing means for this case: the replacement ships, or (out of stock when agreed) the refund is paid
-    zh, en = (("视为通过并发出换货", "passes, the replacement ships") if in_stock else
+    zh, en = (("视为通过并发出换货（届时售罄则退款）", "passes, the replacement ships (sold out by then: the refund is paid)") if in_stock else
               ("视为通过并退款（换货商品缺货）", "passes, the refund is paid (the replacement is out of stock)"))
     return WaitSpec(
         step="inspection",
@@ -136,8 +137,11 @@ def inspect_goods(case: Case, receipt: Decision, in_stock: bool = True) -> WaitS
 
 def postage_paid_back(case: Case, shipment: Decision, seller_at_fault: bool | None = None) -> list:
     """§1.1 postage of the parcel sent back, by fault."""
-    paid = Decimal(shipment.data.return_postage) if not shipment.by_deadline else Decimal("0")
-    return exchange_postage(ReturnKind(case.details.get("kind", ReturnKind.NO_REASON.value)), paid, seller_at_fault)
+    kind = details_of(case, ExchangeDetails).kind
+    declared = Decimal(shipment.data.return_postage) if not shipment.by_deadline else Decimal("0")
+    paid = declared_return_postage(declared, bool(shipment.data.staff_id), get_settings().rules.standard_postage,
+                                   refunded=kind.seller_at_fault if seller_at_fault is None else seller_at_fault)
+    return exchange_postage(kind, paid, seller_at_fault)
 
 
 # --- running it ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Finance exports and management reporting, monthly (RULES.md §3).
+"""Finance exports and management reporting, monthly (docs/rulebook.md §3).
 
 ``compensation-export`` (1st of the month, 06:00 Asia/Shanghai): the previous month's compensation
 workbook into ``settings.exports_dir``, a link artifact to its download URL on our HTTP app

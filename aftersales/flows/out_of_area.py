@@ -1,4 +1,4 @@
-"""Express out-of-area (快递超区) — rulebook §1.4 (004 fig. 5.4; carrier states in CARRIERS.md).
+"""Express out-of-area (快递超区) — rulebook §1.4 (004 fig. 5.4; carrier states as Kuaidi100 gives them).
 
 The flow chart, step by step:
 
@@ -21,6 +21,7 @@ from prefect import flow
 
 from aftersales.approvals.out_of_area_forms import RemedyChoice
 from aftersales.approvals.waits import WaitSpec, await_decision
+from aftersales.domain.details import OutOfAreaDetails, details_of
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.out_of_area_rules import OutOfAreaRemedy, ParcelProblem, check_new_carrier, parse_remedy
@@ -41,18 +42,19 @@ async def out_of_area_flow(case_id: str, order_id: str, problem: ParcelProblem, 
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"
 
+    details = details_of(case, OutOfAreaDetails)
     choice = await await_decision(case, buyer_choice(case))
     remedy = choice.data.remedy
 
     if remedy == OutOfAreaRemedy.SWITCH_CARRIER:
-        await switch_carrier(case_id, choice.data.new_carrier or case.details["new_carrier"], choice.actor)
+        await switch_carrier(case_id, choice.data.new_carrier or details.new_carrier, choice.actor)
         return await close_case(case_id, Outcome.CARRIER_SWITCHED, choice.actor, notify="case_closed")
 
     if remedy == OutOfAreaRemedy.SELF_PICKUP:
-        point = choice.data.pickup_point or case.details.get("pickup_point", "")
+        point = choice.data.pickup_point or details.pickup_point
         await record_step(case_id, "self-pickup", "parcel.self_pickup", choice.actor, stage="self-pickup",
                           details={"pickup_point": point}, notify="ooa_pickup", staff_tags=[Role.LOGISTICS.value], buyer=True,
-                          carrier=case.details["carrier"], waybill=case.details["waybill"], pickup_point=point)
+                          carrier=details.carrier, waybill=details.waybill, pickup_point=point)
         return await close_case(case_id, Outcome.SELF_PICKUP_ARRANGED, choice.actor, notify="case_closed")
 
     await refund_buyer(case_id, "refund", case.amount, choice.actor, "问题件退回并退款 problem parcel: return and full refund")
@@ -63,12 +65,13 @@ async def out_of_area_flow(case_id: str, order_id: str, problem: ParcelProblem, 
 def buyer_choice(case: Case) -> WaitSpec:
     rules = get_settings().rules
     default = parse_remedy(rules.out_of_area_default_remedy)
-    current = case.details["carrier"]
+    details = details_of(case, OutOfAreaDetails)
+    current = details.carrier
 
     def check(form: RemedyChoice) -> str | None:
         if form.remedy == OutOfAreaRemedy.SWITCH_CARRIER and form.new_carrier:
             return check_new_carrier(form.new_carrier, current)
-        if form.remedy == OutOfAreaRemedy.SELF_PICKUP and not (form.pickup_point.strip() or case.details.get("pickup_point")):
+        if form.remedy == OutOfAreaRemedy.SELF_PICKUP and not (form.pickup_point.strip() or details.pickup_point):
             return "自提须填写自提点 self-pickup needs the pickup point"
         return None
 
@@ -78,10 +81,10 @@ def buyer_choice(case: Case) -> WaitSpec:
         form=RemedyChoice,
         deadline=choice_deadline(case),
         default_action=f"{rules.out_of_area_choice_hours} 小时未选择，默认 {default.value} no choice in {rules.out_of_area_choice_hours} h: {default.value}",
-        default_input={"remedy": default.value, "new_carrier": case.details["new_carrier"],
-                       "pickup_point": case.details.get("pickup_point", ""), "note": "超时按默认处理 default at the deadline"},
+        default_input={"remedy": default.value, "new_carrier": details.new_carrier,
+                       "pickup_point": details.pickup_point, "note": "超时按默认处理 default at the deadline"},
         addressed_to="buyer",
-        prefill={"remedy": default.value, "new_carrier": case.details["new_carrier"], "pickup_point": case.details.get("pickup_point", "")},
+        prefill={"remedy": default.value, "new_carrier": details.new_carrier, "pickup_point": details.pickup_point},
         check=check,
     )
 

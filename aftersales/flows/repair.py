@@ -38,10 +38,11 @@ from aftersales.approvals.repair_forms import (
 )
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
+from aftersales.domain.details import RepairDetails, details_of
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.repair_rules import RepairScope, RepairStage
-from aftersales.domain.rules import parse_amount
+from aftersales.domain.rules import declared_return_postage, parse_amount
 from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
@@ -61,7 +62,7 @@ async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: 
     days = get_settings().rules.repair_stage_working_days
 
     quote, approved_by, agreed = Decimal("0"), case.requested_by, None
-    if case.details["needs_approval"]:
+    if details_of(case, RepairDetails).needs_approval:
         approval = await await_decision(case, superior_approval(case))
         if approval.data.decision == ApprovalDecision.DECLINE:
             return await close_case(case_id, Outcome.REPAIR_DECLINED, approval.actor, notify="repair_declined",
@@ -86,7 +87,8 @@ async def repair_flow(case_id: str, order_id: str, sku: str, fault: str, scope: 
     back = await await_stage(case, ship_back(case, done), days)
     await book_repair_costs(case_id, quote, approved_by, parse_amount(done.data.repair_cost, "repair_cost", allow_zero=True),
                             parse_amount(back.data.postage, "postage", allow_zero=True),
-                            parse_amount(shipment.data.postage_paid, "postage_paid", allow_zero=True))
+                            declared_return_postage(parse_amount(shipment.data.postage_paid, "postage_paid", allow_zero=True),
+                                                    bool(shipment.data.staff_id), get_settings().rules.standard_postage))
     await stage(case_id, RepairStage.SHIPPED_BACK, back, f"{back.data.carrier} {back.data.tracking_number}")
 
     received = await await_decision(case, buyer_receipt(case, back))
@@ -116,7 +118,7 @@ def superior_approval(case: Case) -> WaitSpec:
 
     return WaitSpec(
         step="repair-approval",
-        title=f"返修审批（{case.details['why_approval']}）Repair approval",
+        title=f"返修审批（{details_of(case, RepairDetails).why_approval}）Repair approval",
         form=RepairApproval,
         deadline=business_calendar().add_working_days(case.opened_at, days),
         default_action=f"{days} 个工作日未审批，不予维修并告知买家 not approved in {days} working days: declined, the buyer is told",

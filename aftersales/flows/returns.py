@@ -32,9 +32,10 @@ from aftersales.approvals.forms import (
 )
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
+from aftersales.domain.details import ReturnDetails, details_of
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
-from aftersales.domain.rules import ReturnKind, approval_level, parse_amount, postage_lines
+from aftersales.domain.rules import ReturnKind, approval_level, declared_return_postage, parse_amount, postage_lines, refund_explained
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -73,7 +74,7 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
         return back
     _shipment, receipt, postage = back
 
-    inspection = await await_decision(case, inspect_goods(case, receipt))
+    inspection = await await_decision(case, inspect_goods(case, receipt, postage))
     result = inspection.data.result
     if result == InspectionResult.FAIL:
         return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
@@ -151,11 +152,14 @@ def receipt_confirmation(case: Case, shipment: Decision) -> WaitSpec:
         default_action=f"{rules.receipt_confirm_days} 天未确认收货，系统自动退款 not confirmed in {rules.receipt_confirm_days} days: automatic refund",
         default_input={"note": "超时未确认 not confirmed in time"},
         addressed_to=Role.WAREHOUSE.value,
+        facts=(f"**买家寄回 The buyer shipped** {shipment.data.carrier} `{shipment.data.tracking_number}`",) if shipment.data else (),
     )
 
 
-def inspect_goods(case: Case, receipt: Decision) -> WaitSpec:
+def inspect_goods(case: Case, receipt: Decision, postage: list | None = None) -> WaitSpec:
     rules = get_settings().rules
+    # a pass refunds the price; the platform pays it less the buyer's share of the postage (§1.1)
+    explained = refund_explained(case.amount, postage or [])
 
     def check(form: Inspection) -> str | None:
         if form.result != InspectionResult.PASS and not form.note.strip():
@@ -176,14 +180,17 @@ def inspect_goods(case: Case, receipt: Decision) -> WaitSpec:
         addressed_to=Role.WAREHOUSE.value,
         prefill={"refund_amount": f"{case.amount:.2f}"},
         check=check,
+        facts=(f"**通过时平台实退 The platform pays on a pass** {explained}",) if explained else (),
     )
 
 
 def return_postage(case: Case, shipment: Decision) -> list:
     """§1.1 postage: who pays the return and (free shipping) the outbound postage."""
-    kind = ReturnKind(case.details.get("kind", ReturnKind.NO_REASON.value))
-    paid = Decimal(shipment.data.return_postage) if not shipment.by_deadline else Decimal("0")
-    return postage_lines(kind, bool(case.details.get("free_shipping")), paid, get_settings().rules.standard_postage)
+    details = details_of(case, ReturnDetails)
+    standard = get_settings().rules.standard_postage
+    declared = Decimal(shipment.data.return_postage) if not shipment.by_deadline else Decimal("0")
+    paid = declared_return_postage(declared, bool(shipment.data.staff_id), standard, refunded=details.kind.seller_at_fault)
+    return postage_lines(details.kind, details.free_shipping, paid, standard)
 
 
 @task(name="send-return-address", cache_key_fn=per_case("return-address"), **OUTSIDE_EFFECT)
@@ -197,7 +204,7 @@ async def send_return_address(case_id: str, agreed_by: str, by_deadline: bool) -
         case_store.record_event(session, case_id, "agreed", agreed_by, "return.agreed", {"by_deadline": by_deadline, "return_address": address.model_dump(mode="json")})
         case = case_store.set_stage(session, case_id, "buyer-shipment")
         notify_in_session(session, case, "agreed", "return_agreed", buyer=True,
-                          return_address=f"{address.name} {address.phone} {address.address} {address.postcode}",
+                          return_address=address.text,
                           ship_days=rules.buyer_ship_days)
     send_pending(case_id)
     return address.model_dump(mode="json")
@@ -229,7 +236,7 @@ def refused_parcel_back(case: Case) -> WaitSpec:
 async def handle_short_shipment(case: Case) -> str:
     """Items missing from a signed parcel: refund the missing part or re-ship it within 3 working days."""
     remedy = await await_decision(case, short_shipment_remedy(case))
-    missing = case.details.get("missing_skus", [])
+    missing = details_of(case, ReturnDetails).missing_skus
     if remedy.data.remedy == Remedy.RESHIP_MISSING and not remedy.by_deadline:
         await reship_items(case.id, "reship", [{"sku": sku, "quantity": 1} for sku in missing], case.amount, remedy.actor, "少件补发 re-ship missing items")
         return await close_case(case.id, Outcome.RESHIPPED, remedy.actor, notify="case_closed")
@@ -241,7 +248,7 @@ def short_shipment_remedy(case: Case) -> WaitSpec:
     rules = get_settings().rules
     with session_scope() as session:
         notify_in_session(session, case, "short-shipment", "short_shipment", staff_tags=[Role.WAREHOUSE.value], buyer=True,
-                          missing=", ".join(case.details.get("missing_skus", [])), fix_days=rules.short_shipment_fix_working_days)
+                          missing=", ".join(details_of(case, ReturnDetails).missing_skus), fix_days=rules.short_shipment_fix_working_days)
     send_pending(case.id)
     return WaitSpec(
         step="short-shipment-remedy",

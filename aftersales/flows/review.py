@@ -34,6 +34,7 @@ from aftersales.approvals.review_forms import (
 )
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar
+from aftersales.domain.details import ReviewDetails, details_of
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.review_rules import OfferForm, offer_approver
@@ -59,7 +60,7 @@ async def review_followup_flow(case_id: str, review_id: str, department: str | N
     cause = await await_stage(case, find_cause(case), rules.review_cause_working_days)
     found = cause.data
     await record_step(case_id, "cause", "review.cause_found", cause.actor, stage="cause-found",
-                      details={"cause": found.cause, "verdict": found.verdict.value, "department": case.details["department"],
+                      details={"cause": found.cause, "verdict": found.verdict.value, "department": details_of(case, ReviewDetails).department.value,
                                "proposed": {"form": found.offer_form.value, "amount": found.offer_amount, "sku": found.goods_sku}})
 
     if found.verdict == ReviewVerdict.SUSPECTED_MALICIOUS:
@@ -106,7 +107,8 @@ async def apologise(case_id: str, outcome: str, actor: str) -> str:
 
 def find_cause(case: Case) -> WaitSpec:
     days = get_settings().rules.review_cause_working_days
-    items = case.details.get("items", {})
+    details = details_of(case, ReviewDetails)
+    items = details.prices
 
     def check(form: CauseFinding) -> str | None:
         if not form.cause.strip():
@@ -120,12 +122,12 @@ def find_cause(case: Case) -> WaitSpec:
 
     return WaitSpec(
         step="review-cause",
-        title=f"中差评查找原因 Find the cause of a {case.details['rating']} review",
+        title=f"中差评查找原因 Find the cause of a {details.rating} review",
         form=CauseFinding,
         deadline=cause_deadline(case),
         default_action=stage_default(days),
         default_input={"cause": "超时未查明 not found in time"},
-        addressed_to=case.details["department"],
+        addressed_to=details.department.value,
         check=check,
     )
 
@@ -154,7 +156,7 @@ def approve_offer(case: Case, cause: Decision) -> WaitSpec:
     rules = get_settings().rules
     days = rules.review_approval_working_days
     proposed = parse_amount(cause.data.offer_amount, "offer_amount")
-    items = case.details.get("items", {})
+    items = details_of(case, ReviewDetails).prices
 
     def check(form: OfferApproval) -> str | None:
         if form.decision == OfferDecision.REFUSE:

@@ -1,4 +1,4 @@
-"""The quarterly satisfaction survey (RULES.md §3; 000 §7.1.4): buyers of the previous quarter's
+"""The quarterly satisfaction survey (docs/rulebook.md §3; 000 §7.1.4): buyers of the previous quarter's
 closed cases who gave no score are asked once more. The per-case request after closing is sent by
 ``tasks/cases.py:close_case``; answers arrive at ``POST /satisfaction/{token}``."""
 

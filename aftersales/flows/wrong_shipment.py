@@ -26,6 +26,7 @@ from prefect import flow
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.approvals.wrong_shipment_forms import WrongShipmentAssessment, WrongShipmentChoice
 from aftersales.domain.calendar import business_calendar
+from aftersales.domain.details import WrongShipmentDetails, details_of
 from aftersales.domain.models import Case, CaseStatus, Role
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
@@ -49,7 +50,8 @@ async def wrong_shipment_flow(case_id: str, order_id: str, skus: list[str], reas
     case = load_case(case_id)
     if case.status == CaseStatus.CLOSED:
         return case.outcome or "closed"
-    left = bool(case.details["warehouse_left"])
+    details = details_of(case, WrongShipmentDetails)
+    left = details.warehouse_left
 
     if not left:
         # §1.7: still in the warehouse — re-ship correctly at once
@@ -58,7 +60,7 @@ async def wrong_shipment_flow(case_id: str, order_id: str, skus: list[str], reas
         choice = await await_decision(case, buyer_choice(case))
         outcome, actor, since = await put_it_right(case_id, choice.data.choice, choice.actor), choice.actor, choice.answered_at
 
-    if needs_assessment(left, bool(case.details.get("negative_effect"))):
+    if needs_assessment(left, details.negative_effect):
         assessment = await await_decision(case, assess_responsibility(case, since))
         await record_assessment(case_id, assessment)
     return await close_case(case_id, outcome, actor, notify="case_closed")
@@ -87,7 +89,8 @@ def buyer_choice(case: Case) -> WaitSpec:
 def assess_responsibility(case: Case, since: datetime) -> WaitSpec:
     rules = get_settings().rules
     days = rules.wrong_shipment_assessment_working_days
-    loss = direct_loss(bool(case.details.get("warehouse_left")), rules.standard_postage)
+    details = details_of(case, WrongShipmentDetails)
+    loss = direct_loss(details.warehouse_left, rules.standard_postage)
     with session_scope() as session:
         notify_in_session(session, case, "assessment-needed", "wrong_shipment_assessment_needed", staff_tags=[Role.SUPERVISOR.value],
                           economic_loss=f"{loss:.2f}")
@@ -99,9 +102,9 @@ def assess_responsibility(case: Case, since: datetime) -> WaitSpec:
         deadline=business_calendar().add_working_days(since, days),
         default_action=f"{days} 个工作日未记录，记为未指定并通知经理 not recorded in {days} working days: recorded as unassigned, the manager is told",
         default_input={"responsible_person": UNASSIGNED, "department": DEPARTMENT, "economic_loss": f"{loss:.2f}",
-                       "negative_effect": bool(case.details.get("negative_effect")), "assessment": "逾期未记录 not recorded in time"},
+                       "negative_effect": details.negative_effect, "assessment": "逾期未记录 not recorded in time"},
         addressed_to=Role.SUPERVISOR.value,
-        prefill={"economic_loss": f"{loss:.2f}", "negative_effect": bool(case.details.get("negative_effect"))},
+        prefill={"economic_loss": f"{loss:.2f}", "negative_effect": details.negative_effect},
     )
 
 

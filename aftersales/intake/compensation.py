@@ -4,6 +4,7 @@ then one flow run is started for the case (the case id is the idempotency key)."
 from __future__ import annotations
 
 from aftersales.domain.compensation_rules import approval_chain
+from aftersales.domain.details import CompensationDetails
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_text
 from aftersales.domain.settings import get_settings
@@ -33,8 +34,8 @@ async def open_compensation(order_id: str, form: str, amount: str | None, reason
     new = NewCase(
         fields=dict(id=case_id, process=Process.COMPENSATION, order_id=order_id, customer_id=order.customer.customer_id,
                     requested_by=requested_by, reason=mask_text(reason), amount=request.amount,
-                    details={"form": request.form.value, "bearer": request.bearer, "goods": [list(g) for g in request.goods],
-                             "approvals_needed": needed, "customer": order.customer.model_dump(mode="json")}),
+                    details=CompensationDetails(form=request.form, bearer=request.bearer, goods=list(request.goods),
+                                                approvals_needed=needed, customer=order.customer.model_dump(mode="json"))),
         opened={"form": request.form.value, "amount": request.amount, "bearer": request.bearer, "goods": request.goods_items(),
                 "approvals_needed": needed, "reason": mask_text(reason)},
         terms={"form": request.form.value, "amount": str(request.amount), "bearer": request.bearer,

@@ -10,6 +10,7 @@ from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, check_text
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import NewCase, Opened, open_case
+from aftersales.intake.emergency import open_emergency
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations.platform import OrderNotFound, PlatformClient
 from aftersales.tasks.complaint import case_fields, complaint_context
@@ -75,10 +76,14 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
                "contact": reach["contact"]},
         notice="complaint_opened", staff_tags=tuple(routing.intake_tags), buyer=True, say=lambda _case: complaint_context(complaint),
     )
-    return await open_case(
+    opened = await open_case(
         "complaint/complaint", new, {"case_id": case_id}, subject=("此工单", "this ticket"),
         tags=["process:complaint", f"level:{checked_level}", f"category:{code}", *(f"special:{s}" for s in routing.special)],
     )
+    if group:  # 002 §5.2 / 001 §四: a group complaint is an emergency too, linked to it (one per ticket)
+        await open_emergency(title=f"群体投诉 group complaint: {what}"[:200], severity=2 if checked_level > 1 else 1, ref=f"group-{ticket}"[:70],
+                             scope=f"{kind.value}: {why}"[:500], cases=[case_id], source="group_complaint", reported_by=requested_by)
+    return opened
 
 
 class ComplaintRequest(ProcessRequest):

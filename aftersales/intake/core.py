@@ -23,6 +23,7 @@ from typing import Any
 
 from prefect.deployments import run_deployment
 
+from aftersales.domain.details import details_of, store, stored, with_changes
 from aftersales.domain.masking import mask_contact, mask_text
 from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest, shown
@@ -46,7 +47,9 @@ class NewCase:
     (``tasks.cases.open_case``) gives the case its run and, once, records ``opened`` and enqueues
     ``notice`` — then the messages can link to the run."""
 
-    fields: dict[str, Any]  # the case's columns: id, process, order_id, customer_id, requested_by, reason, amount, details
+    # the case's columns: id, process, order_id, customer_id, requested_by, reason, amount, and details
+    # (the process's model of ``domain/details.py``: checked here, at the door, stored as JSON)
+    fields: dict[str, Any]
     opened: dict[str, Any]  # the first event's details (case.opened)
     terms: dict[str, Any]  # what a repeated request must agree on (labels in SAME_LABELS)
     actor: str  # who opened it, as the trail says
@@ -71,17 +74,17 @@ async def open_case(deployment: str, new: NewCase, parameters: dict, tags: list[
 
 def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this order")) -> tuple[Case, bool]:
     with session_scope() as session:
-        details = case_store.jsonable({**new.fields.get("details", {}), "request_terms": new.terms})
-        case, created = case_store.create_case(session, flow_run_id=None, **{**new.fields, "details": details})
+        details = with_changes(new.fields["details"], request_terms=case_store.jsonable(new.terms))
+        case, created = case_store.create_case(session, flow_run_id=None, **{**new.fields, "details": stored(details)})
         if not created:
-            refuse_a_different_repeat(case.id, (case.details or {}).get("request_terms", {}), new.terms, new.terms.keys(), subject)
+            refuse_a_different_repeat(case.id, details_of(case).request_terms or {}, new.terms, new.terms.keys(), subject)
             return case, False
         context = new.say(case) if new.say else {}
         opening = {"actor": new.actor, "event": new.opened, "notice": new.notice, "staff_tags": list(new.staff_tags), "buyer": new.buyer,
                    "context": context,
                    # kept as text in JSON; the messages show them as times again (with their offset)
                    "times": sorted(key for key, value in context.items() if isinstance(value, datetime))}
-        case.details = {**case.details, "opening": case_store.jsonable(opening)}  # a new dict: the JSON column sees the change
+        store(case, with_changes(details_of(case), opening=case_store.jsonable(opening)))  # a new dict: the JSON column sees the change
         session.add(case)
         return case, True
 

@@ -3,6 +3,7 @@ then one flow run is started for the case (the case id is the idempotency key)."
 
 from __future__ import annotations
 
+from aftersales.domain.details import ExchangeDetails
 from aftersales.domain.exchange_rules import exchange_kind
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import ReturnKind, approval_level, check_order_id, check_ref, check_skus, check_text
@@ -34,9 +35,9 @@ async def open_exchange(order_id: str, sku: str, new_sku: str = "", quantity: in
     new = NewCase(
         fields=dict(id=case_id, process=Process.EXCHANGE, order_id=order_id, customer_id=order.customer.customer_id,
                     requested_by=requested_by, reason=mask_text(reason), amount=terms.value,
-                    details={"kind": kind.value, **terms.as_details(), "new_name": replacement.name if replacement else terms.new_sku,
-                             "customer": order.customer.model_dump(mode="json"),
-                             "items": [item.model_dump(mode="json") for item in order.items]}),
+                    details=ExchangeDetails(kind=kind, **terms.as_details(), new_name=replacement.name if replacement else terms.new_sku,
+                                            customer=order.customer.model_dump(mode="json"),
+                                            items=[item.model_dump(mode="json") for item in order.items])),
         opened={"kind": kind.value, "reason": mask_text(reason), **terms.as_details()},
         terms={"sku": terms.sku, "new_sku": terms.new_sku, "quantity": terms.quantity, "kind": kind.value}, actor=requested_by,
         notice="exchange_opened", staff_tags=(Role.AGENT.value,), buyer=True,

@@ -1,11 +1,12 @@
 """Opening an express out-of-area case (§1.4): refuse a bad report at once, else start its run.
 
 Called by the CLI (`aftersales out-of-area open`), and by a tracking poller when the carrier
-reports state 2 (疑难) with an out-of-area, blind-area or stranded detail (CARRIERS.md).
+reports state 2 (疑难) with an out-of-area, blind-area or stranded detail (Kuaidi100).
 """
 
 from __future__ import annotations
 
+from aftersales.domain.details import OutOfAreaDetails
 from aftersales.domain.masking import mask_text
 from aftersales.domain.out_of_area_rules import ParcelProblem, parse_problem, validate_problem_parcel
 from aftersales.domain.rules import check_order_id, check_text
@@ -39,11 +40,11 @@ async def open_out_of_area(order_id: str, problem: ParcelProblem | str, requeste
     new = NewCase(
         fields=dict(id=case_id, process=Process.OUT_OF_AREA, order_id=order_id, customer_id=order.customer.customer_id,
                     requested_by=requested_by, reason=f"{problem.value} {note}".strip()[:500], amount=facts.paid_amount - facts.already_refunded,
-                    details={"problem": problem.value, "carrier": order.carrier, "waybill": order.waybill, "bearer": problem.bearer,
-                             "last_scan": scan, "pickup_point": pickup, "note": note,
-                             "new_carrier": fallback_carrier(order.carrier, rules.out_of_area_fallback_carrier),
-                             "customer": order.customer.model_dump(mode="json"),
-                             "items": [item.model_dump(mode="json") for item in order.items]}),
+                    details=OutOfAreaDetails(problem=problem, carrier=order.carrier, waybill=order.waybill, bearer=problem.bearer,
+                                             last_scan=scan, pickup_point=pickup, note=note,
+                                             new_carrier=fallback_carrier(order.carrier, rules.out_of_area_fallback_carrier),
+                                             customer=order.customer.model_dump(mode="json"),
+                                             items=[item.model_dump(mode="json") for item in order.items])),
         opened={"problem": problem.value, "carrier": order.carrier, "waybill": order.waybill, "last_scan": scan, "note": note},
         terms={"problem": problem.value}, actor=requested_by,
         # the buyer is contacted at once; the logistics team calls them

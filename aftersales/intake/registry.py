@@ -43,7 +43,7 @@ def cli(flag: str | None = None, description: str = "", default: Any = ..., **kw
 @dataclass(frozen=True)
 class ProcessEntry:
     name: str  # the CLI group (`aftersales return open`) and the run's `process:` tag
-    section: str  # the rulebook's section (../shared/domain/RULES.md)
+    section: str  # the rulebook's section (docs/rulebook.md)
     title: str  # "Returns 退货": the CLI group's help
     route: str  # the intake API's `POST /<route>`
     request: type[ProcessRequest]

@@ -4,6 +4,7 @@ its run. One repair order per order and item: a repeated request finds it alread
 from __future__ import annotations
 
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.details import RepairDetails
 from aftersales.domain.masking import mask_text
 from aftersales.domain.repair_rules import RepairScope, parse_scope, validate_repair_request
 from aftersales.domain.rules import check_order_id, check_skus, check_text
@@ -36,10 +37,10 @@ async def open_repair(order_id: str, sku: str, fault: str, scope: RepairScope | 
     new = NewCase(
         fields=dict(id=case_id, process=Process.REPAIR, order_id=order_id, customer_id=order.customer.customer_id,
                     requested_by=requested_by, reason=fault, amount=item.unit_price,
-                    details={"sku": sku, "item": item.name, "scope": scope.value, "in_warranty": terms.in_warranty,
-                             "warranty_ends": terms.warranty_ends.isoformat(), "needs_approval": terms.needs_approval,
-                             "why_approval": terms.why_approval, "delivered_at": order.delivered_at.isoformat(),
-                             "customer": order.customer.model_dump(mode="json")}),
+                    details=RepairDetails(sku=sku, item=item.name, scope=scope, in_warranty=terms.in_warranty,
+                                          warranty_ends=terms.warranty_ends, needs_approval=terms.needs_approval,
+                                          why_approval=terms.why_approval, delivered_at=order.delivered_at,
+                                          customer=order.customer.model_dump(mode="json"))),
         opened={"sku": sku, "fault": fault, "scope": scope.value, "in_warranty": terms.in_warranty,
                 "warranty_ends": terms.warranty_ends, "needs_approval": terms.needs_approval},
         terms={"scope": scope.value}, actor=requested_by,

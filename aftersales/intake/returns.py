@@ -4,6 +4,7 @@ then one flow run is started for the case (the case id is the idempotency key)."
 from __future__ import annotations
 
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.details import ReturnDetails
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import (
     InvalidRequest,
@@ -50,9 +51,9 @@ async def open_return(order_id: str, amount: str, reason: str = "", kind: Return
     new = NewCase(
         fields=dict(id=case_id, process=Process.RETURN, order_id=order_id, customer_id=order.customer.customer_id,
                     requested_by=requested_by, reason=mask_text(reason), amount=checked,
-                    details={"kind": kind.value, "missing_skus": missing_skus, "free_shipping": order.free_shipping,
-                             "customer": order.customer.model_dump(mode="json"),
-                             "items": [item.model_dump(mode="json") for item in order.items]}),
+                    details=ReturnDetails(kind=kind, missing_skus=missing_skus, free_shipping=order.free_shipping,
+                                          customer=order.customer.model_dump(mode="json"),
+                                          items=[item.model_dump(mode="json") for item in order.items])),
         opened={"kind": kind.value, "amount": checked, "reason": mask_text(reason), "missing_skus": missing_skus},
         terms={"amount": str(checked), "kind": kind.value, "missing_skus": missing_skus}, actor=requested_by,
         notice="return_opened", staff_tags=(Role.AGENT.value,), buyer=True, say=lambda _case: {"kind": kind.value},

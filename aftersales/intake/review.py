@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from aftersales.domain.details import ReviewDetails
 from aftersales.domain.review_rules import check_followed_up, parse_department
 from aftersales.domain.rules import check_id, check_text
 from aftersales.domain.models import Process, Role
@@ -35,9 +36,9 @@ async def open_review_followup(review_id: str, department: str | None = None, re
     new = NewCase(
         fields=dict(id=case_id, process=Process.REVIEW, order_id=review.order_id, customer_id=review.customer_id,
                     requested_by=requested_by, reason=review.text[:500], amount=Decimal("0"),
-                    details={"review_id": review_id, "rating": review.rating.value, "text": review.text, "department": dept.value,
-                             "review_created_at": review.created_at.isoformat(), "customer": order.customer.model_dump(mode="json"),
-                             "items": {item.sku: str(item.unit_price) for item in order.items}}),
+                    details=ReviewDetails(review_id=review_id, rating=review.rating.value, text=review.text, department=dept,
+                                          review_created_at=review.created_at, customer=order.customer.model_dump(mode="json"),
+                                          prices={item.sku: item.unit_price for item in order.items})),
         opened={"review_id": review_id, "rating": review.rating.value, "text": review.text, "department": dept.value},
         terms={"department": dept.value}, actor=requested_by,
         # the review specialist passes the buyer's words to the responsible department

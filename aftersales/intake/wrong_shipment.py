@@ -3,6 +3,7 @@ bad), then one flow run is started for the case (the case id is the idempotency 
 
 from __future__ import annotations
 
+from aftersales.domain.details import WrongShipmentDetails
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import check_order_id, check_ref, check_skus, check_text
 from aftersales.domain.models import Process, Role
@@ -31,9 +32,9 @@ async def open_wrong_shipment(order_id: str, skus: list[str], reason: str = "", 
     new = NewCase(
         fields=dict(id=case_id, process=Process.WRONG_SHIPMENT, order_id=order_id, customer_id=order.customer.customer_id,
                     requested_by=requested_by, reason=reason, amount=value,
-                    details={"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect,
-                             "customer": order.customer.model_dump(mode="json"),
-                             "items": [item.model_dump(mode="json") for item in order.items]}),
+                    details=WrongShipmentDetails(skus=skus, warehouse_left=order.warehouse_left, negative_effect=negative_effect,
+                                                 customer=order.customer.model_dump(mode="json"),
+                                                 items=[item.model_dump(mode="json") for item in order.items])),
         # whether the parcel has left the warehouse decides the way (§1.7)
         opened={"skus": skus, "warehouse_left": order.warehouse_left, "negative_effect": negative_effect, "reason": reason},
         terms={"skus": list(skus)}, actor=requested_by,

@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from aftersales.domain.calendar import utcnow
-from aftersales.domain.outcomes import Outcome
+from aftersales.domain.outcomes import Outcome, outcome_for_process
 from aftersales.domain.models import Case, CaseEvent, CaseStatus, LedgerLine, Process, Wait, WaitStatus
+from aftersales.domain.stages import Stage, stage_of
 
 
 class CaseNotFound(LookupError):
@@ -59,7 +60,10 @@ def record_event(session: Session, case_id: str, key: str, actor: str, action: s
     return event, True
 
 
-def set_stage(session: Session, case_id: str, stage: str, status: CaseStatus | None = None) -> Case:
+def set_stage(session: Session, case_id: str, step: str, status: CaseStatus | None = None) -> Case:
+    """The case is at ``step`` (a wait's step or a stage): its stage is the step without its round or
+    level (``stages.stage_of``; a ValueError for a step that is no stage)."""
+    stage = stage_of(step)
     case = get_case(session, case_id)
     if case.status == CaseStatus.CLOSED:
         return case  # a closed case stays closed; replays must not reopen it
@@ -72,13 +76,14 @@ def set_stage(session: Session, case_id: str, stage: str, status: CaseStatus | N
 
 
 def close_case(session: Session, case_id: str, outcome: Outcome | str) -> Case:
-    """Close the case with one of the outcomes of ``domain/outcomes.py`` (ValueError for any other
-    word: the statistics could not count it)."""
-    outcome = Outcome(outcome)
+    """Close the case with one of its process's outcomes (``domain/outcomes.OUTCOMES``); any other
+    word — unknown, or another process's — is a ``WrongOutcome`` (a ValueError) naming the process
+    and its words, and nothing changes."""
     case = get_case(session, case_id)
+    outcome = outcome_for_process(case.process, outcome)
     if case.status != CaseStatus.CLOSED:
         case.status = CaseStatus.CLOSED
-        case.stage = "closed"
+        case.stage = Stage.CLOSED
         case.outcome = outcome.value
         case.closed_at = case.updated_at = utcnow()
         session.add(case)
@@ -114,11 +119,23 @@ def timeline(session: Session, case_id: str) -> list[CaseEvent]:
     return list(session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.at, CaseEvent.id)))
 
 
-def open_waits(session: Session, process: str | None = None) -> list[tuple[Wait, Case]]:
-    query = select(Wait, Case).join(Case, Case.id == Wait.case_id).where(Wait.status.in_([WaitStatus.OPEN, WaitStatus.EXPIRING]))
+def open_waits(session: Session, process: str | None = None, *, addressed_to: str | None = None,
+               not_requested_by: str | None = None, claimed: bool = True) -> list[tuple[Wait, Case]]:
+    """Open waits, soonest deadline first; ``claimed`` False leaves out those the sweeper is
+    answering with their default (a person's queue)."""
+    statuses = [WaitStatus.OPEN, WaitStatus.EXPIRING] if claimed else [WaitStatus.OPEN]
+    query = select(Wait, Case).join(Case, Case.id == Wait.case_id).where(Wait.status.in_(statuses))
     if process:
         query = query.where(Case.process == process)
+    if addressed_to:
+        query = query.where(Wait.addressed_to == addressed_to)
+    if not_requested_by:
+        query = query.where(Case.requested_by != not_requested_by)
     return list(session.exec(query.order_by(Wait.deadline)))
+
+
+def wait_by_key(session: Session, case_id: str, key: str) -> Wait:
+    return session.exec(select(Wait).where(Wait.case_id == case_id, Wait.key == key)).one()
 
 
 def find_wait(session: Session, case_id: str, step: str | None = None) -> Wait | None:

@@ -1,4 +1,4 @@
-"""Early warning (RULES.md §3; 002 §9.2): returns and complaints per SKU and per category against
+"""Early warning (docs/rulebook.md §3; 002 §9.2): returns and complaints per SKU and per category against
 thresholds learnt from history, pushed to the responsible department.
 
 Windows are consecutive blocks of ``window_days`` (default 7) in Asia/Shanghai, aligned to Mondays,
@@ -56,6 +56,12 @@ class Breach:
     threshold: float
     mean: float
     stddev: float
+    cases: tuple[str, ...] = ()  # the window's cases behind the count
+
+    @property
+    def severe(self) -> bool:
+        """Far above its threshold (``emergency_warning_ratio`` times or more): an emergency (§3.1)."""
+        return self.count >= self.threshold * get_settings().rules.emergency_warning_ratio
 
     @property
     def key(self) -> str:
@@ -79,6 +85,10 @@ def window_bounds(moment: datetime, window_days: int, offset: int = 0) -> tuple[
 
 
 def subjects_of(details: dict) -> set[tuple[str, str]]:
+    # Reads the raw JSON column on purpose, not ``domain.details``: it counts one generic thing
+    # (SKUs and categories) over rows of several processes streamed from SQL, and a row that would
+    # not validate as its process's model (an old or partial one) must still be counted, not stop
+    # the hourly check. Only ``items``' sku/category, ``sku`` and ``category_code`` are read.
     found: set[tuple[str, str]] = set()
     for item in (details or {}).get("items") or []:
         if item.get("sku"):
@@ -103,7 +113,8 @@ def find_breaches(as_of: datetime | None = None, engine: Engine | None = None) -
     index_of = {start: i for i, start in enumerate(starts)}
 
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(starts))
-    query = select(Case.opened_at, Case.details).where(
+    current_cases: dict[tuple[str, str], list[str]] = defaultdict(list)
+    query = select(Case.id, Case.opened_at, Case.details).where(
         Case.opened_at >= oldest_start, Case.opened_at < min(current_end, moment + timedelta(seconds=1)),
         Case.process.in_([p.value for p in COUNTED]))
     with (engine or get_engine()).connect() as db:
@@ -113,6 +124,8 @@ def find_breaches(as_of: datetime | None = None, engine: Engine | None = None) -
                 continue
             for subject in subjects_of(row.details):
                 counts[subject][slot] += 1
+                if slot == len(starts) - 1:
+                    current_cases[subject].append(row.id)
 
     breaches = []
     for (kind, subject), series in counts.items():
@@ -123,7 +136,8 @@ def find_breaches(as_of: datetime | None = None, engine: Engine | None = None) -
         stddev = statistics.pstdev(earlier) if len(earlier) > 1 else 0.0
         threshold = max(float(floor), mean + k * stddev)
         if current >= threshold:
-            breaches.append(Breach(kind, subject, current_start, current_end, current, round(threshold, 2), round(mean, 2), round(stddev, 2)))
+            breaches.append(Breach(kind, subject, current_start, current_end, current, round(threshold, 2), round(mean, 2), round(stddev, 2),
+                                   tuple(current_cases[(kind, subject)])))
     return sorted(breaches, key=lambda b: (b.kind, b.subject))
 
 
@@ -193,4 +207,5 @@ def check(as_of: datetime | None = None) -> dict:
     breaches = find_breaches(as_of)
     new = record_breaches(breaches)
     delivery = deliver_alerts({b.key: b for b in breaches})
-    return {"breaches": [b.key for b in breaches], "new": [a.key for a in new], **delivery}
+    return {"breaches": [b.key for b in breaches], "new": [a.key for a in new], **delivery,
+            "severe": [b for b in breaches if b.severe]}

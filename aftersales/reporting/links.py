@@ -10,10 +10,7 @@ from aftersales.domain.settings import get_settings
 
 
 def api_public_url() -> str:
-    settings = get_settings()
-    if settings.api_public_url:
-        return settings.api_public_url.rstrip("/")
-    return f"http://{settings.api_host}:{settings.api_port}"
+    return get_settings().public_url
 
 
 def satisfaction_key() -> bytes:

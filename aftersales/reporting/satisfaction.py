@@ -1,11 +1,11 @@
-"""Satisfaction checks (RULES.md §3; 000 §7.1.3, §7.1.4; 001 §二 after handling).
+"""Satisfaction checks (docs/rulebook.md §3; 000 §7.1.3, §7.1.4; 001 §二 after handling).
 
 After a case closes the buyer gets a link ``{api}/satisfaction/{token}``: a small page where the buyer
 gives a score (1–5) and an optional comment (``api/satisfaction_page.py``); a platform may also relay
 the answer as JSON to the same address. The token is the case id signed with HMAC-SHA256 and is the
 only credential: a link cannot be forged or moved to another case, and it needs no table. The answer lands as the case
 event ``satisfaction-answer`` (its unique key makes it one answer per case, also under a race) and
-in ``Case.details["satisfaction"]`` for reading. A quarterly survey asks again where no answer came.
+in the case's details (``satisfaction``) for reading. A quarterly survey asks again where no answer came.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import and_, exists, select
 from sqlmodel import Session
 
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.details import SatisfactionAnswer, details_of, store, with_changes
 from aftersales.domain.models import Case, CaseEvent, CaseStatus
 from aftersales.integrations import case_store
 from aftersales.integrations import notify as outbox
@@ -82,7 +83,7 @@ def request_in_session(session: Session, case: Case, key: str = REQUEST_KEY, tem
 
     Returns False (and asks nothing) when the case has no buyer to ask or is already scored.
     """
-    customer = (case.details or {}).get("customer") or {}
+    customer = details_of(case).customer
     if not customer or has_answer(session, case.id):
         return False
     _event, created = case_store.record_event(session, case.id, key, "system", REQUESTED, {"template": template, **context})
@@ -91,7 +92,7 @@ def request_in_session(session: Session, case: Case, key: str = REQUEST_KEY, tem
     outbox.enqueue(
         session, case_id=case.id, key=f"{case.id}:{key}:buyer", audience=outbox.CUSTOMER, template=template,
         context={"order_id": case.order_id, "survey_link": survey_link(case.id), **context},
-        to_url=outbox.customer_url(customer), language=customer.get("language") or "zh-CN",
+        to_url=outbox.customer_url(customer), language=customer.language or "zh-CN",
     )
     return True
 
@@ -127,9 +128,9 @@ def link_state(token: str) -> LinkState:
     with session_scope() as session:
         case = case_store.get_case(session, case_id)
         answer = session.execute(select(CaseEvent.details).where(CaseEvent.case_id == case_id, CaseEvent.key == ANSWER_KEY)).first()
-        customer = (case.details or {}).get("customer") or {}
+        customer = details_of(case).customer
         return LinkState(case_id, case.order_id, case.status == CaseStatus.CLOSED,
-                         int(answer[0]["score"]) if answer else None, customer.get("language") or "zh-CN")
+                         int(answer[0]["score"]) if answer else None, (customer.language if customer else "") or "zh-CN")
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,9 @@ def record_answer(token: str, score: int, comment: str = "", now: datetime | Non
                                                  {"score": score, "comment": comment[:500]})
         if not created:
             raise AlreadyAnswered(f"case {case_id} was already rated")
-        # a new dict: SQLAlchemy does not see in-place changes of a JSON column
-        case.details = {**(case.details or {}), "satisfaction": {"score": score, "at": moment.isoformat(), "comment": comment[:500]}}
+        # through the case's details model; a new dict, so SQLAlchemy sees the JSON column change
+        answer = SatisfactionAnswer(score=score, at=moment, comment=comment[:500])
+        store(case, with_changes(details_of(case), satisfaction=answer))
         session.add(case)
     return Answer(case_id, score, moment)
 

@@ -1,4 +1,4 @@
-"""Monthly statistics (RULES.md §3; 000 §7.2, 002 §7.1), per process and per complaint level.
+"""Monthly statistics (docs/rulebook.md §3; 000 §7.2, 002 §7.1), per process and per complaint level.
 
 Definitions (also written into the workbook's ``口径 Definitions`` sheet):
 - first response: case opened → the first event by a staff member (actor is a Staff id) other than
@@ -9,9 +9,19 @@ Definitions (also written into the workbook's ``口径 Definitions`` sheet):
 - complaint rate: complaint cases opened / all after-sales cases opened in the month. The
   denominator is cases, not orders: orders live on the shop platform, not in our database.
 - outcomes of cases closed in the month: resolved / partly resolved / unresolved (``domain/outcomes.py``);
-  withdrawn cases are left out of the split, outcomes not listed count as "other".
+  withdrawn = closed with an outcome the rulebook leaves out of that split (a request withdrawn or
+  lapsed, e.g. a return the buyer never shipped, ``closed_not_shipped``; a review reported as
+  malicious), counted on their own; outcomes not listed count as "other".
+- resolved rate: resolved / (resolved + partly resolved + unresolved) of the cases closed in the
+  month; withdrawn and "other" cases are outside its denominator.
 - repeat complaint rate: complaints opened in the month by a customer who had already complained
   earlier in the same month / complaints opened in the month.
+- first response by channel (§1.11, enquiry tickets opened in the month): tickets, answered, the
+  mean seconds from the channel's receipt to the first answer, and late answers — over the channel's
+  limit (chat 30 s, phone 60 s, e-mail 4 h) or none by it; late rate = late / tickets whose first
+  response is settled (answered, or its deadline passed).
+- emergencies (§3.1): each emergency closed in the month with its post-incident review (cause,
+  actions, prevention), its severity, how many customers it touched and how many updates they got.
 - disputes (§1.8, read as symptoms of management gaps): disputes closed in the month, per
   responsible department and person — count, penalties given, root causes — from the responsibility
   recorded at each dispute's close; each dispute's findings on a line of its own.
@@ -30,6 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.enquiry_rules import EnquiryChannel
 from aftersales.domain.models import Case, CaseEvent, Process, Staff
 from aftersales.domain.outcomes import Outcome, Result
 from aftersales.domain.settings import get_settings
@@ -83,6 +94,7 @@ class GroupStats:
             "resolved": split[RESOLVED],
             "partly_resolved": split[PARTLY],
             "unresolved": split[UNRESOLVED],
+            "withdrawn": split[EXCLUDED],
             "other": split[OTHER],
             "resolved_rate": round(split[RESOLVED] / decided, 4) if decided else None,
         }
@@ -111,10 +123,30 @@ class DisputeFinding:
 
 
 @dataclass
+class ChannelResponse:
+    """§1.11: the first responses of one channel's tickets opened in the month."""
+    tickets: int = 0
+    seconds: list[float] = field(default_factory=list)
+    settled: int = 0
+    late: int = 0
+
+    def row(self) -> dict[str, Any]:
+        return {"tickets": self.tickets, "answered": len(self.seconds),
+                "avg_response_s": round(sum(self.seconds) / len(self.seconds), 1) if self.seconds else None,
+                "late": self.late, "late_rate": round(self.late / self.settled, 4) if self.settled else None}
+
+
+@dataclass
 class MonthlyStatistics:
     month: str
     groups: dict[str, GroupStats]
     disputes: list[DisputeFinding] = field(default_factory=list)
+    channels: dict[str, ChannelResponse] = field(default_factory=dict)
+    emergencies: list[dict[str, Any]] = field(default_factory=list)
+
+    def first_responses(self) -> list[dict[str, Any]]:
+        """One row per channel that had tickets, in the channels' order."""
+        return [{"channel": channel.value, **self.channels[channel.value].row()} for channel in EnquiryChannel if channel.value in self.channels]
 
     def responsibility(self) -> list[dict[str, Any]]:
         """Disputes per responsible department and person: count, penalties, root causes."""
@@ -207,9 +239,32 @@ def monthly_statistics(month: Month, engine: Engine | None = None) -> MonthlySta
             .order_by(Case.closed_at, Case.id)
         )
         disputes = [_finding(row) for row in db.execute(findings)]
+        channels: dict[str, ChannelResponse] = defaultdict(ChannelResponse)
+        tickets = select(Case.details).where(Case.process == Process.ENQUIRY, Case.opened_at >= start, Case.opened_at < end)
+        for (details,) in db.execution_options(yield_per=2000).execute(tickets):
+            ticket = details if isinstance(details, dict) else {}
+            figures = channels[str(ticket.get("channel", ""))]
+            figures.tickets += 1
+            if ticket.get("response_seconds") is not None:
+                figures.seconds.append(float(ticket["response_seconds"]))
+            if ticket.get("first_response_breached") is not None:
+                figures.settled += 1
+                figures.late += bool(ticket["first_response_breached"])
+        incidents = (select(Case.id, Case.opened_at, Case.closed_at, Case.details)
+                     .where(Case.process == Process.EMERGENCY, Case.closed_at >= start, Case.closed_at < end).order_by(Case.closed_at, Case.id))
+        emergencies = [_emergency(row) for row in db.execute(incidents)]
     ordered = {"all": groups["all"]}
     ordered.update({k: groups[k] for k in sorted(groups) if k != "all"})
-    return MonthlyStatistics(str(month), ordered, disputes)
+    return MonthlyStatistics(str(month), ordered, disputes, dict(channels), emergencies)
+
+
+def _emergency(row) -> dict[str, Any]:
+    details = row.details if isinstance(row.details, dict) else {}
+    review = details.get("review") or {}
+    return {"case_id": row.id, "title": details.get("title", ""), "severity": details.get("severity"),
+            "opened_at": _aware(row.opened_at), "closed_at": _aware(row.closed_at), "customers": len(details.get("customers") or []),
+            "updates": details.get("updates_sent", 0), "cause": review.get("cause", ""), "actions": review.get("actions", ""),
+            "prevention": review.get("prevention", "")}
 
 
 def _finding(row) -> DisputeFinding:
@@ -242,12 +297,21 @@ COLUMNS = [
     ("reply_rate", "回复率 Reply rate", 12), ("complaints", "投诉 Complaints", 10),
     ("complaint_rate", "投诉率 Complaint rate", 12), ("repeat_complaint_rate", "重复投诉率 Repeat complaint rate", 14),
     ("resolved", "已解决 Resolved", 10), ("partly_resolved", "部分解决 Partly", 10), ("unresolved", "未解决 Unresolved", 10),
-    ("other", "其他 Other", 8), ("resolved_rate", "解决率 Resolved rate", 12),
+    ("withdrawn", "撤回 Withdrawn", 10), ("other", "其他 Other", 8), ("resolved_rate", "解决率 Resolved rate", 12),
 ]
 RATES = {"reply_rate", "complaint_rate", "repeat_complaint_rate", "resolved_rate"}
 RESPONSIBILITY_COLUMNS = [
     ("department", "责任部门 Department", 18), ("person", "责任人 Person", 16), ("disputes", "维权数 Disputes", 10),
     ("penalised", "处罚数 Penalised", 10), ("penalties", "处罚/考核 Penalties", 40), ("root_causes", "根本原因 Root causes", 40),
+]
+CHANNEL_COLUMNS = [
+    ("channel", "渠道 Channel", 16), ("tickets", "工单 Tickets", 10), ("answered", "已首次响应 Answered", 12),
+    ("avg_response_s", "平均首次响应(秒) Avg first response (s)", 18), ("late", "超时 Late", 10), ("late_rate", "超时率 Late rate", 12),
+]
+EMERGENCY_COLUMNS = [
+    ("case_id", "事件 Emergency", 26), ("title", "标题 Title", 30), ("severity", "严重程度 Severity", 10),
+    ("opened_at", "发生 Opened (Asia/Shanghai)", 20), ("closed_at", "结案 Closed (Asia/Shanghai)", 20), ("customers", "受影响客户 Customers", 10),
+    ("updates", "通报次数 Updates", 10), ("cause", "原因 Cause", 40), ("actions", "措施 Actions", 40), ("prevention", "预防 Prevention", 40),
 ]
 FINDING_COLUMNS = [
     ("case_id", "案件 Case", 24), ("order_id", "订单 Order", 18), ("closed_at", "结案时间 Closed (Asia/Shanghai)", 24), ("result", "结果 Result", 12),
@@ -266,6 +330,16 @@ def to_markdown(stats: MonthlyStatistics) -> str:
             value = row[key]
             cells.append("—" if value is None else f"{value:.1%}" if key in RATES else str(value))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## 首次响应 First response by channel (§1.11)", ""]
+    if stats.channels:
+        lines += ["| " + " | ".join(label for _, label, _ in CHANNEL_COLUMNS) + " |", "|" + "---|" * len(CHANNEL_COLUMNS)]
+        lines += ["| " + " | ".join("—" if row[key] is None else f"{row[key]:.1%}" if key == "late_rate" else str(row[key])
+                                    for key, _, _ in CHANNEL_COLUMNS) + " |" for row in stats.first_responses()]
+    else:
+        lines.append("本月无咨询工单 No enquiry ticket this month.")
+    lines += ["", f"## 突发事件复盘 Emergencies reviewed ({len(stats.emergencies)} closed)", ""]
+    lines += [f"- {e['case_id']} {e['title']} (severity {e['severity']}, {e['customers']} customers, {e['updates']} updates): "
+              f"cause {e['cause']}; actions {e['actions']}; prevention {e['prevention']}" for e in stats.emergencies] or ["本月无 None this month."]
     lines += ["", f"## 维权责任 Disputes by responsibility ({len(stats.disputes)} closed)", ""]
     if stats.disputes:
         lines += ["| " + " | ".join(label for _, label, _ in RESPONSIBILITY_COLUMNS) + " |", "|" + "---|" * len(RESPONSIBILITY_COLUMNS)]
@@ -273,7 +347,9 @@ def to_markdown(stats: MonthlyStatistics) -> str:
     else:
         lines.append("本月无结案维权 No dispute closed this month.")
     lines += ["", "Definitions: complaint rate = complaint cases / all cases opened in the month (orders are not in "
-              "our database); outcomes mapped as in `aftersales/domain/outcomes.py`; repeat = "
+              "our database); outcomes mapped as in `aftersales/domain/outcomes.py`; withdrawn = closed outside the "
+              "resolved / partly / unresolved split (e.g. a return the buyer never shipped), not in the resolved rate's "
+              "denominator; repeat = "
               "a complaint from a customer who already complained that month."]
     return "\n".join(lines)
 
@@ -292,6 +368,19 @@ def write_statistics_workbook(stats: MonthlyStatistics, output: Path, generated_
         sheet.append([sheet.percent(row[key]) if key in RATES else (sheet.text(row[key]) if key == "group" else row[key])
                       for key, _, _ in COLUMNS])
     sheet.sheet.auto_filter.ref = f"A3:{chr(ord('A') + len(COLUMNS) - 1)}{sheet.rows}"
+    first = SheetWriter(workbook.create_sheet("首响 First response"))
+    first.columns([width for _, _, width in CHANNEL_COLUMNS])
+    first.header([label for _, label, _ in CHANNEL_COLUMNS])
+    for row in stats.first_responses():
+        first.append([first.percent(row[key]) if key == "late_rate" else first.text(row[key]) if key == "channel" else row[key]
+                      for key, _, _ in CHANNEL_COLUMNS])
+    incidents = SheetWriter(workbook.create_sheet("应急 Emergencies"))
+    incidents.columns([width for _, _, width in EMERGENCY_COLUMNS])
+    incidents.header([label for _, label, _ in EMERGENCY_COLUMNS])
+    for incident in stats.emergencies:
+        incidents.append([incidents.time(incident[key], tz) if key in ("opened_at", "closed_at") else
+                          incident[key] if key in ("severity", "customers", "updates") else incidents.text(incident[key])
+                          for key, _, _ in EMERGENCY_COLUMNS])
     responsibility = SheetWriter(workbook.create_sheet("维权责任 Disputes"))
     responsibility.columns([width for _, _, width in RESPONSIBILITY_COLUMNS])
     responsibility.header([label for _, label, _ in RESPONSIBILITY_COLUMNS])
@@ -307,7 +396,9 @@ def write_statistics_workbook(stats: MonthlyStatistics, output: Path, generated_
     notes.columns([110])
     for line in (__doc__ or "").strip().splitlines():
         notes.append([notes.text(line.strip())])
-    notes.append([notes.text("outcome mapping: " + "; ".join(f"{r.value}: {', '.join(sorted(o.value for o in Outcome if o.result is r))}" for r in Result))])
+    notes.append([notes.text("outcome mapping: " + "; ".join(
+        f"{'withdrawn (excluded)' if r is Result.EXCLUDED else r.value}: {', '.join(sorted(o.value for o in Outcome if o.result is r))}"
+        for r in Result))])
     output.parent.mkdir(parents=True, exist_ok=True)
     workbook.save(output)
     return output

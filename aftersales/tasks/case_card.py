@@ -23,21 +23,15 @@ from sqlmodel import select
 
 from aftersales.domain.calendar import shop_time
 from aftersales.domain.masking import mask_text
-from aftersales.domain.models import Case, CaseEvent, CaseStatus, LedgerLine, Wait, WaitStatus
+from aftersales.domain.models import Case, CaseEvent, CaseStatus, LedgerLine, Wait, WaitStatus, addressee_label
 from aftersales.domain.outcomes import Outcome
+from aftersales.domain.stages import stage_label
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 
 log = logging.getLogger(__name__)
 
 QUEUE_TAG_PREFIXES = ("waiting:", "deadline:")
-
-ADDRESSEE_WORDS = {
-    "buyer": "买家 the buyer", "agent": "客服 an agent", "supervisor": "主管 a supervisor", "manager": "经理 a manager",
-    "warehouse": "仓库 the warehouse", "finance": "财务 finance", "review": "评价组 the review team",
-    "dispute": "维权组 the dispute team", "quality": "质检 quality", "logistics": "物流 logistics",
-}
-
 
 def card_key(case_id: str) -> str:
     """Prefect artifact keys are lowercase letters, digits and dashes."""
@@ -50,7 +44,7 @@ def queue_tags(wait: Wait | None) -> list[str]:
     return [f"waiting:{wait.addressed_to}", f"deadline:{shop_time(wait.deadline)[:10]}"]
 
 
-def card_markdown(case: Case, wait: Wait | None, events: list[CaseEvent], title: str = "") -> str:
+def card_markdown(case: Case, wait: Wait | None, events: list[CaseEvent], title: str = "", facts: tuple[str, ...] = ()) -> str:
     outcome = Outcome(case.outcome) if case.outcome in set(Outcome) else None
     standing = CaseStatus(case.status).label if case.status in set(CaseStatus) else case.status
     lines = [
@@ -63,7 +57,7 @@ def card_markdown(case: Case, wait: Wait | None, events: list[CaseEvent], title:
         f"| 金额 Amount | ¥{case.amount:.2f} |",
         f"| 买家 Buyer | {mask_text(case.customer_id)} |",
         f"| 状态 Status | {standing} |",
-        f"| 环节 Step | {title or case.stage} |",
+        f"| 环节 Step | {title or stage_label(case.stage)} |",
     ]
     if outcome is not None:
         lines.append(f"| 结果 Outcome | {outcome.label} |")
@@ -77,12 +71,13 @@ def card_markdown(case: Case, wait: Wait | None, events: list[CaseEvent], title:
             "",
             "## 等待 Waiting for",
             "",
-            f"- **谁 Who:** {ADDRESSEE_WORDS.get(wait.addressed_to, wait.addressed_to)}",
+            f"- **谁 Who:** {addressee_label(wait.addressed_to)}",
             f"- **截止 Until:** {shop_time(wait.deadline)}",
             f"- **到期 At the deadline:** {mask_text(wait.default_action)}",
         ]
         if wait.notice:
             lines.append(f"- **为何重开 Why it reopened:** {mask_text(wait.notice)}")
+        lines += [f"- {mask_text(fact)}" for fact in facts]
     lines += ["", "## 经过 Timeline", "", "| 时间 Time (Asia/Shanghai) | 谁 Who | 做了什么 What |", "|---|---|---|"]
     for event in events:
         lines.append(f"| {shop_time(event.at)} | {mask_text(event.actor)} | {mask_text(event.action)} |")
@@ -97,7 +92,8 @@ def money_rows(lines: list[LedgerLine]) -> list[dict[str, str]]:
     } for line in lines]
 
 
-async def show_case(case_id: str, wait: Wait | None = None, title: str = "", flow_run_id: str | UUID | None = None) -> None:
+async def show_case(case_id: str, wait: Wait | None = None, title: str = "", flow_run_id: str | UUID | None = None,
+                    facts: tuple[str, ...] = ()) -> None:
     """Write the case card and money table and set the run's queue tags (``wait`` None: none).
     The run is the case's own unless ``flow_run_id`` says otherwise."""
     try:
@@ -110,8 +106,8 @@ async def show_case(case_id: str, wait: Wait | None = None, title: str = "", flo
             flow_run_id = flow_run_id or case.flow_run_id
             session.expunge_all()
         key = card_key(case_id)
-        await acreate_markdown_artifact(key=key, markdown=card_markdown(case, wait, events, title),
-                                        description=f"{case_id}: {title or case.stage}")
+        await acreate_markdown_artifact(key=key, markdown=card_markdown(case, wait, events, title, facts),
+                                        description=f"{case_id}: {title or stage_label(case.stage)}")
         await acreate_table_artifact(key=f"{key}-money", table=money_rows(ledger) or [{"kind": "-", "amount": "0.00"}],
                                      description=f"{case_id}: 资金往来 money moved")
         if flow_run_id:

@@ -7,11 +7,11 @@ the top and skips them through their persisted results. The database writes are 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from prefect import task
 
+from aftersales.domain.details import Opening, details_of
 from aftersales.domain.models import Case, CaseStatus
 from aftersales.domain.outcomes import Outcome
 from aftersales.integrations import case_store
@@ -51,14 +51,12 @@ async def open_case(case_id: str, flow_run_id: str) -> str:
         if not case.flow_run_id:
             case.flow_run_id = flow_run_id
             session.add(case)
-        opening = (case.details or {}).get("opening") or {}
-        _event, created = case_store.record_event(session, case_id, "opened", opening.get("actor") or case.requested_by,
-                                                  "case.opened", opening.get("event") or {})
-        if created and opening.get("notice"):
-            context = dict(opening.get("context") or {})
-            context.update({key: datetime.fromisoformat(context[key]) for key in opening.get("times", ()) if context.get(key)})
-            notify_in_session(session, case, "opened", opening["notice"], staff_tags=opening.get("staff_tags") or None,
-                              buyer=bool(opening.get("buyer")), **context)
+        opening = details_of(case).opening or Opening(actor=case.requested_by)
+        _event, created = case_store.record_event(session, case_id, "opened", opening.actor or case.requested_by,
+                                                  "case.opened", opening.event)
+        if created and opening.notice:
+            notify_in_session(session, case, "opened", opening.notice, staff_tags=opening.staff_tags or None,
+                              buyer=opening.buyer, **opening.message_context())
     send_pending(case_id)
     return case_id
 

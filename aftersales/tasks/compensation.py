@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from aftersales.domain.compensation_rules import CompensationForm, CompensationRequest, parse_goods, validate_compensation_request
+from aftersales.domain.details import CompensationDetails, details_of
 from aftersales.domain.models import Role, Staff
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import Order, PlatformClient
@@ -35,9 +36,7 @@ async def compensation_request(platform: PlatformClient, order_id: str, form: st
 
 
 def request_from_details(case) -> CompensationRequest:
-    details = case.details
-    return CompensationRequest(CompensationForm(details["form"]), case.amount, details["bearer"],
-                               tuple((sku, int(quantity)) for sku, quantity in details.get("goods", [])))
+    return details_of(case, CompensationDetails).request(case.amount)
 
 
 def compensation_of(case) -> Compensation:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from prefect import task
 
+from aftersales.domain.details import ComplaintDetails
 from aftersales.domain.models import Process
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -19,7 +20,8 @@ def case_fields(case_id: str, complaint: dict) -> dict:
         id=case_id, process=Process.COMPLAINT, order_id=complaint.get("order_id") or "",
         # the customer is the requester; the staff member who entered it may handle it
         customer_id=complaint["customer"]["customer_id"], requested_by="buyer",
-        reason=f"{complaint['object']}: {complaint['cause']}"[:500], amount=Decimal("0"), level=complaint["level"], details=complaint,
+        reason=f"{complaint['object']}: {complaint['cause']}"[:500], amount=Decimal("0"), level=complaint["level"],
+        details=ComplaintDetails.model_validate(complaint),  # validated once, at the door
     )
 
 

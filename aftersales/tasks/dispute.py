@@ -10,9 +10,12 @@ import apprise
 from prefect import task
 from sqlmodel import select
 
+from aftersales.domain.details import DisputeDetails, details_of, store, with_changes
+from aftersales.domain.dispute_rules import Closing
 from aftersales.domain.models import Case, CaseStatus, Process, Role, Wait, WaitStatus
 from aftersales.domain.rules import parse_amount
 from aftersales.domain.settings import get_settings
+from aftersales.domain.stages import stage_label
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.notify import render
@@ -25,7 +28,8 @@ def case_fields(case_id: str, dispute: dict) -> dict:
     return dict(
         id=case_id, process=Process.DISPUTE, order_id=dispute["order_id"], customer_id=dispute["customer"]["customer_id"],
         requested_by="buyer", reason=f"{dispute['reason_label']}: {dispute['buyer_statement']}"[:500],
-        amount=parse_amount(dispute["claimed_amount"], "claimed_amount", allow_zero=True), details=dispute,
+        amount=parse_amount(dispute["claimed_amount"], "claimed_amount", allow_zero=True),
+        details=DisputeDetails.model_validate(dispute),  # validated once, at the door
     )
 
 
@@ -36,8 +40,9 @@ async def record_closing(case_id: str, closed_by: str, closing: dict) -> None:
     with session_scope() as session:
         case_store.record_event(session, case_id, "closing", closed_by, "dispute.responsibility", closing)
         case = case_store.get_case(session, case_id)
-        if case.details.get("closing") != closing:
-            case.details = {**case.details, "closing": closing, "closed_by": closed_by}
+        details = details_of(case, DisputeDetails)
+        if details.closing != Closing.model_validate(closing):
+            store(case, with_changes(details, closing=closing, closed_by=closed_by))
             session.add(case)
 
 
@@ -51,8 +56,8 @@ def disputes_for_register(start: datetime, end: datetime, limit: int = 500) -> t
     def rows(query) -> list[dict]:
         found = []
         for case, wait in session.exec(query.limit(limit)):
-            found.append({"case_id": case.id, "order_id": case.order_id, "reason": case.details.get("reason_label", ""),
-                          "stage": case.stage, "status": case.status, "opened_at": case.opened_at,
+            found.append({"case_id": case.id, "order_id": case.order_id, "reason": details_of(case, DisputeDetails).reason_label,
+                          "stage": stage_label(case.stage), "status": case.status, "opened_at": case.opened_at,
                           "waiting_for": wait.addressed_to if wait else "", "deadline": wait.deadline if wait else None})
         return found
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from aftersales.domain.rules import InvalidRequest, OrderFacts
 from aftersales.integrations.platform import CarrierClient, NoTrackingRecord, Order, OrderNotFound, PlatformClient, RefundKind, TrackingResult
 
-REFUSED_STATE = 14  # Kuaidi100 state 拒签: the recipient refused the parcel (CARRIERS.md)
+REFUSED_STATE = 14  # Kuaidi100 state 拒签: the recipient refused the parcel (Kuaidi100)
 
 
 def refused_at(tracking: TrackingResult | None):

@@ -1,95 +1,241 @@
-"""Money and goods that move, each exactly once: refunds (``refund_buyer``), re-shipments
-(``reship_items``) and compensation in every form (``pay_compensation``: the compensation process,
-a review's offer, a complaint's remedy).
+"""Money and goods that move, each exactly once, through one task: ``move_money``.
+
+A step says what the platform moves (``Movement``: a refund, a postage or compensation refund, a
+charge, a coupon, a parcel) and how it is booked once the platform has answered (a ``Booking``:
+finance's ledger lines, the case event, the message). ``move_money`` then does it in one order for
+every process: idempotency key → platform → ledger lines → case event → message.
 
 Three guards, from the inside out: the platform call carries an idempotency key derived from case
 and step (a retried HTTP call or task is answered with the first result); the task's business cache
-key skips it on a resumed run; the ledger line has the same key as a unique column. Then, in the
-same transaction as the ledger line, the case event and the messages — so finance's ledger, the
-trail and what the buyer was told cannot disagree.
+key skips it on a resumed run; each ledger line has its own key as a unique column. The ledger
+lines, the event and the messages are written in one transaction, so finance's ledger, the trail and
+what the buyer was told cannot disagree.
+
+Here: refunds (``refund_buyer``), re-shipments (``reship_items``) and compensation in every form
+(``pay_compensation``: the compensation process, a review's offer, a complaint's remedy). The
+exchange's price difference, the repair's costs, the out-of-area parcel and the wrong shipment
+declare their movements and bookings beside their own rules, in ``tasks/<process>.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from functools import partial
+from typing import Any, Callable
 
 from prefect import task
 
 from aftersales.domain.compensation_rules import CompensationForm
-from aftersales.domain.rules import PostageLine
+from aftersales.domain.models import Case
+from aftersales.domain.rules import PostageLine, refund_explained, refund_split
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient, Refund, RefundKind
+from aftersales.integrations.platform import PlatformClient, RefundKind
 from aftersales.tasks.cases import load_case
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
-
-def _per_case_step(prefix: str):
-    def key(_context, parameters) -> str:
-        return f"{prefix}-{parameters['case_id']}-{parameters['step']}"
-
-    return key
+ZERO = Decimal("0.00")
 
 
-@task(name="refund-buyer", cache_key_fn=_per_case_step("refund"), **OUTSIDE_EFFECT)
+class Moves(StrEnum):
+    """What the platform moves for a case."""
+
+    REFUND = "refund"  # goods money back to the buyer (capped by the platform at the price paid)
+    POSTAGE_REFUND = "postage_refund"  # postage the seller owes, on top of the price
+    COMPENSATION_REFUND = "compensation_refund"  # cash compensation, on top of the price
+    CHARGE = "charge"  # money the buyer pays (the dearer replacement)
+    COUPON = "coupon"  # a voucher: no money moves
+    PARCEL = "parcel"  # goods shipped again (a replacement, missing items, compensation in goods)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One thing to move, under the platform idempotency key ``key``."""
+
+    moves: Moves
+    key: str
+    amount: Decimal  # money; for a parcel, the goods' value (nothing is paid)
+    reason: str  # on the platform's record
+    items: tuple[tuple[str, int], ...] = ()  # a parcel's (sku, quantity)
+    carrier: str | None = None  # a parcel sent with another carrier (§1.4); else the order's
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What the platform confirmed for one movement."""
+
+    movement: Movement
+    reference: str  # the platform's refund, charge, coupon or re-shipment id
+    amount: Decimal  # the amount the platform confirmed; a parcel's goods value
+    carrier: str = ""
+    waybill: str = ""
+    coupon_code: str = ""
+    coupon_expires: datetime | None = None
+
+    @property
+    def paid_to_buyer(self) -> bool:
+        """A payment the platform made: a ``platform_paid`` ledger line that must reconcile with its statement."""
+        return self.movement.moves in (Moves.REFUND, Moves.POSTAGE_REFUND, Moves.COMPENSATION_REFUND)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of finance's ledger, under its own unique key."""
+
+    key: str
+    kind: str
+    amount: Decimal
+    bearer: str
+    note: str
+    platform_ref: str = ""
+    platform_paid: bool = False
+    department: str = ""
+
+
+@dataclass
+class Booking:
+    """How a step is written down once the platform has answered: ledger, trail, message."""
+
+    entries: list[Entry]
+    event_key: str
+    action: str
+    event: dict[str, Any]
+    notice: str = ""  # the message template; none when empty
+    staff_tags: list[str] = field(default_factory=list)
+    buyer: bool = False
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+Book = Callable[[Case, list[Moved]], Booking]
+
+_REFUND_KINDS = {Moves.REFUND: RefundKind.GOODS, Moves.POSTAGE_REFUND: RefundKind.POSTAGE,
+                 Moves.COMPENSATION_REFUND: RefundKind.COMPENSATION}
+
+
+async def _through_platform(platform: PlatformClient, case: Case, movement: Movement) -> Moved:
+    order, key = case.order_id, movement.key
+    if movement.moves in _REFUND_KINDS:
+        refund = await platform.refund(order, movement.amount, movement.reason, case.id, key, _REFUND_KINDS[movement.moves])
+        return Moved(movement, refund.refund_id, refund.amount)
+    if movement.moves is Moves.CHARGE:
+        charge = await platform.charge(order, movement.amount, movement.reason, case.id, key)
+        return Moved(movement, charge.charge_id, charge.amount)
+    if movement.moves is Moves.COUPON:
+        coupon = await platform.issue_coupon(order, movement.amount, movement.reason, case.id, key,
+                                             get_settings().rules.compensation_coupon_valid_days)
+        return Moved(movement, coupon.coupon_id, coupon.amount, coupon_code=coupon.code, coupon_expires=coupon.expires_at)
+    items = [{"sku": sku, "quantity": quantity} for sku, quantity in movement.items]
+    shipment = await platform.reship(order, items, movement.reason, case.id, key, carrier=movement.carrier)
+    return Moved(movement, shipment.reshipment_id, movement.amount, carrier=shipment.carrier, waybill=shipment.waybill)
+
+
+def _money_cache_key(_context, parameters) -> str:
+    return f"money-{parameters['key']}"
+
+
+@task(name="move-money", cache_key_fn=_money_cache_key, **OUTSIDE_EFFECT)
+async def move_money(case_id: str, key: str, movements: list[Movement], approved_by: str, book: Book) -> list[Moved]:
+    """The one way money and goods move: each movement through the platform under its idempotency
+    key, then ``book``'s ledger lines, case event and message in one transaction. Once per ``key``
+    (the business cache key): a resumed run is answered with what moved the first time.
+
+    Callers use it under a name saying what moves (``move_money.with_options(name=…)``), so the
+    run page reads "refund-buyer", "reship-items", "pay-compensation"."""
+    case = load_case(case_id)
+    moved: list[Moved] = []
+    if movements:
+        async with PlatformClient() as platform:
+            for movement in movements:
+                moved.append(await _through_platform(platform, case, movement))
+    with session_scope() as session:
+        case = case_store.get_case(session, case_id)
+        booking = book(case, moved)
+        for entry in booking.entries:
+            case_store.add_ledger_line(session, idempotency_key=entry.key, case=case, kind=entry.kind, amount=entry.amount,
+                                       bearer=entry.bearer, approved_by=approved_by, platform_ref=entry.platform_ref,
+                                       platform_paid=entry.platform_paid, note=entry.note[:500],
+                                       responsible_department=entry.department)
+        case_store.record_event(session, case_id, booking.event_key, approved_by, booking.action, booking.event)
+        if booking.notice:
+            notify_in_session(session, case, booking.event_key, booking.notice, staff_tags=booking.staff_tags,
+                              buyer=booking.buyer, **booking.context)
+    send_pending(case_id)
+    return moved
+
+
+# ``move_money`` under names that say what moves, for the run page and the task-run filters
+REFUND_BUYER = move_money.with_options(name="refund-buyer")
+RESHIP_ITEMS = move_money.with_options(name="reship-items")
+PAY_COMPENSATION = move_money.with_options(name="pay-compensation")
+
+
+# --- refunds -------------------------------------------------------------------------------------
+
+
 async def refund_buyer(case_id: str, step: str, goods_amount: Decimal, approved_by: str, reason: str,
-                       postage: list[PostageLine] | None = None) -> dict:
+                       postage: list[PostageLine] | None = None) -> list[Moved]:
     """Refund the buyer once: the goods (less any postage share of theirs), and separately the
-    postage the rulebook puts on the seller — the platform caps goods refunds at the price paid.
+    postage the rulebook puts on the seller — the platform caps goods refunds at the price paid."""
+    postage = postage or []
+    goods, owed_postage = refund_split(goods_amount, postage)
+    key = f"refund-{case_id}-{step}"
+    movements = []
+    if goods > 0:
+        movements.append(Movement(Moves.REFUND, key, goods, reason))
+    if owed_postage > 0:
+        movements.append(Movement(Moves.POSTAGE_REFUND, f"{key}-postage", owed_postage, f"{reason}（运费 postage）"))
+    book = partial(_book_refund, step=step, key=key, goods_amount=goods_amount, goods=goods, owed_postage=owed_postage,
+                   postage=postage, reason=reason)
+    return await REFUND_BUYER(case_id, key, movements, approved_by, book)
 
-    The ledger records what the platform confirmed: the refund line's amount is the platform's
+
+def _book_refund(case: Case, moved: list[Moved], *, step: str, key: str, goods_amount: Decimal, goods: Decimal,
+                 owed_postage: Decimal, postage: list[PostageLine], reason: str) -> Booking:
+    """The ledger records what the platform confirmed: the refund line's amount is the platform's
     refund amount under its reference (for a free-shipping no-reason return, the price less the
     buyer's half of the outbound postage), and each platform refund is one ``platform_paid`` line,
     so finance's platform-paid total reconciles with the platform's statement. The postage lines
     that moved no money (the buyer's return postage, the buyer's deducted half, the seller's half)
     stay as informational lines with their bearer; they name the refund in the note, not as their
     platform reference, so the lines under a reference add up to what the platform paid."""
-    postage = postage or []
-    goods = goods_amount + sum((line.add_to_refund for line in postage if line.add_to_refund < 0), Decimal("0"))
-    owed_postage = sum((line.add_to_refund for line in postage if line.add_to_refund > 0), Decimal("0"))
-    key = f"refund-{case_id}-{step}"
-    case = load_case(case_id)
-    paid: dict[str, Refund] = {}
-    async with PlatformClient() as platform:
-        if goods > 0:
-            paid["goods"] = await platform.refund(case.order_id, goods, reason, case_id, key)
-        if owed_postage > 0:
-            paid["postage"] = await platform.refund(case.order_id, owed_postage, f"{reason}（运费 postage）", case_id, f"{key}-postage", RefundKind.POSTAGE)
-    refs = {name: refund.refund_id for name, refund in paid.items()}
-    goods_paid = paid["goods"].amount if "goods" in paid else Decimal("0.00")
-    postage_paid = paid["postage"].amount if "postage" in paid else Decimal("0.00")
+    paid = {m.movement.moves: m for m in moved}
+    refunded = paid.get(Moves.REFUND)
+    postage_refund = paid.get(Moves.POSTAGE_REFUND)
+    goods_ref = refunded.reference if refunded else ""
+    goods_paid = refunded.amount if refunded else ZERO
+    postage_paid = postage_refund.amount if postage_refund else ZERO
+    entries = [Entry(key, "refund", goods_paid, "seller", reason if refunded else f"{reason}（平台未退款 nothing refunded by the platform）",
+                     platform_ref=goods_ref, platform_paid=refunded is not None)]
     # the postage refund covers the lines that add to the refund; their amounts add up to what the
     # platform confirmed (one line in practice: the seller-at-fault return postage)
-    postage_shares = _shares(postage_paid, [line.add_to_refund for line in postage if line.add_to_refund > 0]) if "postage" in paid else []
-    with session_scope() as session:
-        case = case_store.get_case(session, case_id)
-        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="refund", amount=goods_paid, bearer="seller",
-                                   approved_by=approved_by, platform_ref=refs.get("goods", ""), platform_paid="goods" in paid,
-                                   note=reason if "goods" in paid else f"{reason}（平台未退款 nothing refunded by the platform）")
-        for index, line in enumerate(postage):
-            line_key = f"{key}-{line.kind}-{line.bearer}-{index}"
-            if line.add_to_refund > 0 and postage_shares:
-                case_store.add_ledger_line(session, idempotency_key=line_key, case=case, kind=line.kind, amount=postage_shares.pop(0),
-                                           bearer=line.bearer, approved_by=approved_by, platform_ref=refs["postage"], platform_paid=True,
-                                           note=line.note)
-                continue
-            case_store.add_ledger_line(session, idempotency_key=line_key, case=case, kind=line.kind, amount=line.amount,
-                                       bearer=line.bearer, approved_by=approved_by, note=_informational_note(line, refs.get("goods", "")))
-        total = goods_paid + postage_paid
-        case_store.record_event(session, case_id, f"{step}:refunded", approved_by, "refund.paid",
-                                {"amount": total, "goods_amount": goods_paid, "postage": postage_paid, "platform_refs": refs,
-                                 "requested": {"goods": goods, "postage": owed_postage}, "reason": reason})
-        notify_in_session(session, case, f"{step}:refunded", "refund_paid", staff_tags=["finance"], buyer=True,
-                          refund_amount=f"{total:.2f}", reason=reason)
-    send_pending(case_id)
-    return {"refunds": refs, "amount": str(total)}
+    shares = confirmed_shares(postage_paid, [line.add_to_refund for line in postage if line.add_to_refund > 0]) if postage_refund else []
+    for index, line in enumerate(postage):
+        line_key = f"{key}-{line.kind}-{line.bearer}-{index}"
+        if line.add_to_refund > 0 and shares:
+            entries.append(Entry(line_key, line.kind, shares.pop(0), line.bearer, line.note, platform_ref=postage_refund.reference,
+                                 platform_paid=True))
+        else:
+            entries.append(Entry(line_key, line.kind, line.amount, line.bearer, _informational_note(line, goods_ref)))
+    total = goods_paid + postage_paid
+    refs = {name: m.reference for name, m in (("goods", refunded), ("postage", postage_refund)) if m is not None}
+    return Booking(entries, f"{step}:refunded", "refund.paid",
+                   {"amount": total, "goods_amount": goods_paid, "postage": postage_paid, "platform_refs": refs,
+                    "requested": {"goods": goods, "postage": owed_postage}, "reason": reason},
+                   notice="refund_paid", staff_tags=["finance"], buyer=True,
+                   context=dict(refund_amount=f"{total:.2f}", reason=reason, refund_note=_refund_note(goods_amount, postage)))
 
 
-def _shares(confirmed: Decimal, asked: list[Decimal]) -> list[Decimal]:
+def _refund_note(goods_amount: Decimal, postage: list[PostageLine]) -> str:
+    explained = refund_explained(goods_amount, postage)
+    return f"\n{explained}" if explained else ""
+
+
+def confirmed_shares(confirmed: Decimal, asked: list[Decimal]) -> list[Decimal]:
     """Split what the platform confirmed over the lines it pays: each line as asked, the last one
     taking any difference, so the lines add up to the platform's amount exactly."""
     shares = list(asked[:-1])
@@ -107,26 +253,28 @@ def _informational_note(line: PostageLine, goods_ref: str) -> str:
     return f"{line.note}{suffix}"[:500]
 
 
-@task(name="reship-items", cache_key_fn=_per_case_step("reship"), **OUTSIDE_EFFECT)
-async def reship_items(case_id: str, step: str, items: list[dict], value: Decimal, approved_by: str, reason: str) -> dict:
+# --- parcels -------------------------------------------------------------------------------------
+
+
+async def reship_items(case_id: str, step: str, items: list[dict], value: Decimal, approved_by: str, reason: str) -> list[Moved]:
     """Re-ship goods once; the goods and the postage are the seller's cost (§1.1)."""
     key = f"reship-{case_id}-{step}"
-    case = load_case(case_id)
-    async with PlatformClient() as platform:
-        shipment = await platform.reship(case.order_id, items, reason, case_id, key)
-    with session_scope() as session:
-        case = case_store.get_case(session, case_id)
-        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind="reshipment", amount=value, bearer="seller",
-                                   approved_by=approved_by, platform_ref=shipment.reshipment_id, note=reason)
-        case_store.add_ledger_line(session, idempotency_key=f"{key}-postage", case=case, kind="outbound_postage",
-                                   amount=get_settings().rules.standard_postage, bearer="seller", approved_by=approved_by,
-                                   platform_ref=shipment.reshipment_id, note="补发运费 postage of the re-shipment")
-        case_store.record_event(session, case_id, f"{step}:reshipped", approved_by, "goods.reshipped",
-                                {"items": items, "carrier": shipment.carrier, "waybill": shipment.waybill})
-        notify_in_session(session, case, f"{step}:reshipped", "reshipped", staff_tags=["warehouse"], buyer=True,
-                          carrier=shipment.carrier, waybill=shipment.waybill)
-    send_pending(case_id)
-    return {"reshipment_id": shipment.reshipment_id, "waybill": shipment.waybill}
+    parcel = Movement(Moves.PARCEL, key, value, reason, items=tuple((item["sku"], int(item["quantity"])) for item in items))
+    return await RESHIP_ITEMS(case_id, key, [parcel], approved_by, partial(_book_reshipment, step=step, key=key, reason=reason))
+
+
+def _book_reshipment(case: Case, moved: list[Moved], *, step: str, key: str, reason: str) -> Booking:
+    [parcel] = moved
+    return Booking([Entry(key, "reshipment", parcel.amount, "seller", reason, platform_ref=parcel.reference),
+                    Entry(f"{key}-postage", "outbound_postage", get_settings().rules.standard_postage, "seller",
+                          "补发运费 postage of the re-shipment", platform_ref=parcel.reference)],
+                   f"{step}:reshipped", "goods.reshipped",
+                   {"items": [{"sku": sku, "quantity": quantity} for sku, quantity in parcel.movement.items],
+                    "carrier": parcel.carrier, "waybill": parcel.waybill},
+                   notice="reshipped", staff_tags=["warehouse"], buyer=True, context=dict(carrier=parcel.carrier, waybill=parcel.waybill))
+
+
+# --- compensation (§1.3) --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -142,59 +290,52 @@ class Compensation:
     goods: tuple[tuple[str, int], ...] = ()  # (sku, quantity) for goods
     department: str = ""  # the responsible department, when one is known
 
+    def movement(self, key: str) -> Movement:
+        """Cash → a compensation refund on top of the price; a partial refund → a goods refund
+        (capped at what was paid); a coupon; goods → a parcel."""
+        moves = {CompensationForm.CASH: Moves.COMPENSATION_REFUND, CompensationForm.PARTIAL_REFUND: Moves.REFUND,
+                 CompensationForm.COUPON: Moves.COUPON, CompensationForm.GOODS: Moves.PARCEL}[self.form]
+        return Movement(moves, key, self.amount, self.reason, items=self.goods if self.form is CompensationForm.GOODS else ())
 
-def _per_case_optional_step(_context, parameters) -> str:
-    return f"compensation-{parameters['case_id']}" + (f"-{parameters['step']}" if parameters["step"] else "")
 
-
-@task(name="pay-compensation", cache_key_fn=_per_case_optional_step, **OUTSIDE_EFFECT)
 async def pay_compensation(case_id: str, step: str, compensation: Compensation, approved_by: str, notice: str,
-                           staff_tags: list[str], context: dict[str, Any] | None = None) -> dict:
+                           staff_tags: list[str], context: dict[str, Any] | None = None) -> list[Moved]:
     """Give the approved compensation once (key ``compensation-<case>[-<step>]``: one per case, or
-    one per step where a case may compensate more than once) and write finance's ledger line.
-
-    Cash → a platform refund of kind ``compensation`` (on top of the price); a partial refund → a
-    goods refund (capped at what was paid); both are ``platform_paid`` lines at the amount the
-    platform confirmed under its reference, so the platform-paid total reconciles with the
-    platform's statement. A coupon (a voucher) and goods (a re-shipment, plus its postage line)
-    move no money through the platform: their lines stay informational."""
+    one per step where a case may compensate more than once) and write finance's ledger line."""
     key = f"compensation-{case_id}" + (f"-{step}" if step else "")
-    case = load_case(case_id)
-    amount, platform_paid, detail = compensation.amount, False, ""
-    async with PlatformClient() as platform:
-        if compensation.form in (CompensationForm.CASH, CompensationForm.PARTIAL_REFUND):
-            kind = RefundKind.COMPENSATION if compensation.form is CompensationForm.CASH else RefundKind.GOODS
-            paid = await platform.refund(case.order_id, compensation.amount, compensation.reason, case_id, key, kind)
-            reference, amount, platform_paid = paid.refund_id, paid.amount, True
-            delivery = (f"款项已退至您的原支付方式 paid to your original payment method ({paid.refund_id})"
-                        if compensation.form is CompensationForm.CASH else
-                        f"部分货款已原路退回 part of the price paid back to your original payment method ({paid.refund_id})")
-        elif compensation.form is CompensationForm.COUPON:
-            coupon = await platform.issue_coupon(case.order_id, compensation.amount, compensation.reason, case_id, key,
-                                                 get_settings().rules.compensation_coupon_valid_days)
-            expires = coupon.expires_at.astimezone(get_settings().tz).date().isoformat()
-            reference, delivery = coupon.coupon_id, f"券码 coupon code {coupon.code},有效期至 valid until {expires}"
-        else:
-            items = [{"sku": sku, "quantity": quantity} for sku, quantity in compensation.goods]
-            shipment = await platform.reship(case.order_id, items, compensation.reason, case_id, key)
-            reference, detail = shipment.reshipment_id, f"{shipment.carrier} {shipment.waybill}"
-            delivery = f"商品已寄出 sent with {shipment.carrier},运单号 tracking number {shipment.waybill}"
-    with session_scope() as session:
-        case = case_store.get_case(session, case_id)
-        case_store.add_ledger_line(session, idempotency_key=key, case=case, kind=compensation.ledger_kind, amount=amount,
-                                   bearer=compensation.bearer, approved_by=approved_by, platform_ref=reference, platform_paid=platform_paid,
-                                   note=compensation.note[:500], responsible_department=compensation.department)
-        if compensation.form is CompensationForm.GOODS:
-            case_store.add_ledger_line(session, idempotency_key=f"{key}-postage", case=case, kind="outbound_postage",
-                                       amount=get_settings().rules.standard_postage, bearer=compensation.bearer, approved_by=approved_by,
-                                       platform_ref=reference, responsible_department=compensation.department,
-                                       note="补偿商品运费 postage of the goods given as compensation")
-        event = f"{step}:paid" if step else "paid"
-        case_store.record_event(session, case_id, event, approved_by, "compensation.paid",
-                                {"form": compensation.form.value, "amount": amount, "bearer": compensation.bearer, "platform_ref": reference,
-                                 "goods": [list(g) for g in compensation.goods]})
-        notify_in_session(session, case, event, notice, staff_tags=staff_tags, buyer=True, compensation_form=compensation.form.value,
-                          paid_amount=amount, delivery=delivery, detail=detail, bearer=compensation.bearer, approved_by=approved_by,
-                          platform_ref=reference, department=compensation.department, **(context or {}))
-    send_pending(case_id)
-    return {"platform_ref": reference, "amount": str(amount)}
+    book = partial(_book_compensation, step=step, key=key, compensation=compensation, notice=notice, staff_tags=staff_tags,
+                   context=context or {}, approved_by=approved_by)
+    return await PAY_COMPENSATION(case_id, key, [compensation.movement(key)], approved_by, book)
+
+
+def _book_compensation(case: Case, moved: list[Moved], *, step: str, key: str, compensation: Compensation, notice: str,
+                       staff_tags: list[str], context: dict[str, Any], approved_by: str) -> Booking:
+    """Cash and a partial refund are ``platform_paid`` lines at the amount the platform confirmed
+    under its reference, so the platform-paid total reconciles with the platform's statement. A
+    coupon and goods (plus the parcel's postage line) move no money through the platform: their
+    lines stay informational."""
+    [given] = moved
+    detail = ""
+    if compensation.form is CompensationForm.CASH:
+        delivery = f"款项已退至您的原支付方式 paid to your original payment method ({given.reference})"
+    elif compensation.form is CompensationForm.PARTIAL_REFUND:
+        delivery = f"部分货款已原路退回 part of the price paid back to your original payment method ({given.reference})"
+    elif compensation.form is CompensationForm.COUPON:
+        expires = given.coupon_expires.astimezone(get_settings().tz).date().isoformat()
+        delivery = f"券码 coupon code {given.coupon_code},有效期至 valid until {expires}"
+    else:
+        detail = f"{given.carrier} {given.waybill}"
+        delivery = f"商品已寄出 sent with {given.carrier},运单号 tracking number {given.waybill}"
+    entries = [Entry(key, compensation.ledger_kind, given.amount, compensation.bearer, compensation.note, platform_ref=given.reference,
+                     platform_paid=given.paid_to_buyer, department=compensation.department)]
+    if compensation.form is CompensationForm.GOODS:
+        entries.append(Entry(f"{key}-postage", "outbound_postage", get_settings().rules.standard_postage, compensation.bearer,
+                             "补偿商品运费 postage of the goods given as compensation", platform_ref=given.reference,
+                             department=compensation.department))
+    return Booking(entries, f"{step}:paid" if step else "paid", "compensation.paid",
+                   {"form": compensation.form.value, "amount": given.amount, "bearer": compensation.bearer, "platform_ref": given.reference,
+                    "goods": [list(g) for g in compensation.goods]},
+                   notice=notice, staff_tags=staff_tags, buyer=True,
+                   context=dict(compensation_form=compensation.form.value, paid_amount=given.amount, delivery=delivery, detail=detail,
+                                bearer=compensation.bearer, approved_by=approved_by, platform_ref=given.reference,
+                                department=compensation.department, **context))

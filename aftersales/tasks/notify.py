@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from aftersales.domain.details import details_of
 from aftersales.domain.models import Case
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import notify as outbox
@@ -21,16 +22,16 @@ log = logging.getLogger(__name__)
 
 def case_context(case: Case) -> dict[str, Any]:
     """The placeholders every template may use. Staff rendering masks the buyer's data."""
-    buyer = case.details.get("customer", {})
+    buyer = details_of(case).customer
     settings = get_settings()
     return {
         "case_id": case.id,
         "order_id": case.order_id,
         "amount": f"{case.amount:.2f}",
         "reason": case.reason,
-        "customer_name": buyer.get("name", ""),
-        "customer_phone": buyer.get("phone", ""),
-        "address": buyer.get("address", ""),
+        "customer_name": buyer.name if buyer else "",
+        "customer_phone": buyer.phone if buyer else "",
+        "address": buyer.address if buyer else "",
         "link": f"{settings.ui_url.rstrip('/')}/runs/flow-run/{case.flow_run_id}" if case.flow_run_id else settings.ui_url,
     }
 
@@ -42,18 +43,21 @@ def notify_in_session(
     template: str,
     *,
     staff_tags: list[str] | None = None,
+    staff_url: str | None = None,
     buyer: bool = False,
     **extra: Any,
 ) -> None:
-    """Enqueue the staff and/or buyer message for one case event (idempotent by event key)."""
+    """Enqueue the staff and/or buyer message for one case event (idempotent by event key); staff
+    messages go to the role channels ``staff_tags`` or to one person's own channel ``staff_url``."""
     context = {**case_context(case), **extra}
-    if staff_tags:
-        outbox.enqueue(session, case_id=case.id, key=f"{case.id}:{event_key}:staff", audience="staff", template=template, context=context, tags=staff_tags)
+    if staff_tags or staff_url:
+        outbox.enqueue(session, case_id=case.id, key=f"{case.id}:{event_key}:staff", audience="staff", template=template, context=context,
+                       tags=staff_tags, to_url=staff_url)
     if buyer:
-        customer = case.details.get("customer", {})
+        customer = details_of(case).customer
         outbox.enqueue(
             session, case_id=case.id, key=f"{case.id}:{event_key}:buyer", audience="customer", template=template,
-            context=context, to_url=outbox.customer_url(customer), language=customer.get("language") or "zh-CN",
+            context=context, to_url=outbox.customer_url(customer or {}), language=(customer.language if customer else "") or "zh-CN",
         )
 
 

@@ -10,6 +10,7 @@ from prefect import task
 
 from aftersales.domain.calendar import business_calendar
 from aftersales.domain.compensation_rules import CompensationForm
+from aftersales.domain.details import ReviewDetails, details_of
 from aftersales.domain.models import Case, Role
 from aftersales.domain.review_rules import OfferForm
 from aftersales.domain.rules import InvalidRequest
@@ -38,7 +39,7 @@ def cause_deadline(case: Case):
 async def report_malicious_review(case_id: str, cause: str, evidence: str, verified_by: str) -> dict:
     """000 §5.2.2: a verified malicious review is reported to the platform, once."""
     case = load_case(case_id)
-    review_id = case.details["review_id"]
+    review_id = details_of(case, ReviewDetails).review_id
     async with PlatformClient() as platform:
         report = await platform.report_review(review_id, cause or "恶意评价 malicious review", evidence, case_id, f"review-report-{case_id}")
     with session_scope() as session:
@@ -55,8 +56,9 @@ def review_compensation(case: Case, offer_form: OfferForm, amount: Decimal, good
     """The approved offer (cash, or one item of the order shipped free), on the shop's account and
     the responsible department's."""
     form = CompensationForm.CASH if offer_form == OfferForm.CASH else CompensationForm.GOODS
+    details = details_of(case, ReviewDetails)
     return Compensation(form=form, amount=amount, bearer="seller", goods=((goods_sku, 1),) if form is CompensationForm.GOODS else (),
-                        reason=f"中差评补偿 compensation for review {case.details['review_id']}",
+                        reason=f"中差评补偿 compensation for review {details.review_id}",
                         note=f"中差评补偿（{offer_form.value}）review compensation ({offer_form.value}) {goods_sku}".strip(),
                         # booked as compensation in both forms (the compensation process books goods as goods)
-                        ledger_kind="compensation", department=case.details["department"])
+                        ledger_kind="compensation", department=details.department.value)

@@ -14,6 +14,7 @@ from prefect.cache_policies import NONE
 from sqlmodel import select
 
 from aftersales.domain.calendar import utcnow
+from aftersales.domain.details import TrackingDetails, stored
 from aftersales.domain.models import Case, Checkpoint, Process, TrackedOrder
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import InvalidRequest
@@ -262,8 +263,9 @@ async def contact_buyer(row: dict, finding: Finding) -> None:
     with session_scope() as session:
         case, created = case_store.create_case(
             session, id=case_id, process=Process.TRACKING, order_id=order.order_id, customer_id=order.customer.customer_id,
-            requested_by="system", reason=finding.detail, details={"customer": order.customer.model_dump(mode="json"), "finding": finding.problem,
-                                                                  "carrier": row["carrier"], "waybill": row["waybill"]},
+            requested_by="system", reason=finding.detail,
+            details=stored(TrackingDetails(customer=order.customer.model_dump(mode="json"), finding=finding.problem,
+                                           carrier=row["carrier"], waybill=row["waybill"])),
         )
         if created:
             case_store.record_event(session, case_id, "contacted", "system", "tracking.buyer_contacted", {"finding": finding.problem, "detail": finding.detail})

@@ -1,5 +1,5 @@
 """Headless Chromium from Debian's packages (``make tools`` installs chromium and chromium-driver),
-driven by Selenium through the matching ChromeDriver, on a phone-sized screen. No browser is
+driven by Selenium through the matching ChromeDriver: a phone's screen or a desk's window. No browser is
 downloaded: this machine reaches no browser CDN."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 
 
 @contextmanager
-def phone_browser():
+def chromium(window: tuple[int, int] | None = None, phone: dict | None = None):
+    """Headless Chromium: a desktop window of ``window`` pixels, or a phone's screen (``phone``:
+    Chromium's device metrics)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -28,7 +30,10 @@ def phone_browser():
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2}})
+    if window:
+        options.add_argument(f"--window-size={window[0]},{window[1]}")
+    if phone:
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": phone})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -36,3 +41,12 @@ def phone_browser():
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def phone_browser():
+    return chromium(phone={"width": 390, "height": 844, "pixelRatio": 2})
+
+
+def desktop_browser(width: int = 1400, height: int = 1000):
+    """What a supervisor has on a desk: the Prefect UI at a laptop's width."""
+    return chromium(window=(width, height))

@@ -47,10 +47,26 @@ class LiveStack:
     def var(self) -> Path:
         return self.home / "var"
 
+    @property
+    def prefect_auth(self) -> str:
+        """The Prefect API's credentials `make run` wrote on first start (var/prefect-auth)."""
+        return (self.var / "prefect-auth").read_text(encoding="utf-8").strip()
+
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """``aftersales …`` typed in a second terminal (clean environment, the home as cwd)."""
         return subprocess.run([str(VENV_BIN / "aftersales"), *args], cwd=self.home, env=clean_env(self.home),
                               capture_output=True, text=True, timeout=timeout)
+
+    def screenshot(self, *args: str) -> Path:
+        """``scripts/screenshots.py …`` (the README's pictures), typed in a second terminal as the CLI
+        is; the picture lands in ``AFTERSALES_SCREENSHOTS_DIR`` (``docs/screenshots`` to refresh the
+        README's) or in the home. Returns the picture's path; fails with what the page did not show."""
+        *command, name = args
+        folder = Path(os.environ.get("AFTERSALES_SCREENSHOTS_DIR") or self.home / "screenshots").resolve()
+        done = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "scripts" / "screenshots.py"), *command, str(folder / name)],
+                              cwd=self.home, env=clean_env(self.home), capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, f"screenshots {' '.join(args)}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        return folder / name
 
     def pid(self, component: str) -> int:
         return int((self.var / "run" / f"{component}.pid").read_text())
@@ -81,6 +97,7 @@ def write_home(home: Path, database_url: str | None, **settings: str) -> dict[st
         "AFTERSALES_API_PORT": str(ports["api"]),
         "AFTERSALES_APPRISE_CONFIG": str(home / "apprise.yml"),
         "AFTERSALES_CUSTOMER_NOTIFY_URL": f"json://127.0.0.1:{ports['platform']}/sandbox/messages/{{customer_id}}?+X-Api-Key={SANDBOX_KEY}",
+        "AFTERSALES_STAFF_NOTIFY_URL": f"json://127.0.0.1:{ports['platform']}/sandbox/messages/staff-{{staff_id}}?+X-Api-Key={SANDBOX_KEY}",
         **settings,
     }
     if database_url:

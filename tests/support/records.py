@@ -61,3 +61,30 @@ def case_view(stack, case_id: str) -> tuple[str, list[str], list[dict]]:
     money = found[f"{key}-money"].data if f"{key}-money" in found else []
     money = json.loads(money) if isinstance(money, str) else money
     return (found[key].data if key in found else ""), tags, money
+
+
+def card_shows_the_wait(stack, case_id: str, wait: Wait, *, mask: str = "") -> str:
+    """The run page at a wait: the case card says whom the case waits for (Chinese first), until when
+    (Asia/Shanghai, with the offset) and what the deadline does; the run carries that one queue tag
+    and its deadline day, and no other ``waiting:`` tag. ``mask``: a contact that must not appear.
+    Returns the card."""
+    from aftersales.domain.calendar import shop_time
+    from aftersales.domain.models import addressee_label
+
+    card, tags, _ = case_view(stack, case_id)
+    assert case_id in card and addressee_label(wait.addressed_to) in card, card
+    assert shop_time(wait.deadline) in card and "+08:00" in card
+    assert wait.default_action[:20] in card  # what happens at the deadline (its start: the card masks contacts)
+    assert [t for t in tags if t.startswith("waiting:")] == [f"waiting:{wait.addressed_to}"], tags
+    assert [t for t in tags if t.startswith("deadline:")] == [f"deadline:{shop_time(wait.deadline)[:10]}"], tags
+    assert not mask or mask not in card
+    return card
+
+
+def card_shows_the_close(stack, case_id: str, outcome_label: str) -> tuple[str, list[dict]]:
+    """The run page once the case closed: the card says closed and how, waits for nobody, and the run
+    has left every queue. Returns the card and the money table's rows."""
+    card, tags, money = case_view(stack, case_id)
+    assert "已结束 closed" in card and outcome_label in card and "等待 Waiting for" not in card, card
+    assert not [t for t in tags if t.startswith(("waiting:", "deadline:"))], tags
+    return card, money

@@ -17,7 +17,8 @@ from sandbox_platform.app import create_app
 def start_sandbox(api_key: str, **app_options: Any) -> tuple[str, FastAPI, Callable[[], None]]:
     """Start the sandbox; returns ``(base_url, app, stop)``. ``app.state.shop`` is its state.
 
-    ``app_options`` go to ``create_app`` (``seed``, ``now``, ``carrier_customer``, ``carrier_key``).
+    ``app_options`` go to ``create_app`` (``seed``, ``now``, ``carrier_customer``, ``carrier_key``,
+    ``top_app_key``, ``top_app_secret``, ``top_session_key``).
     """
     app = create_app(api_key, **app_options)
     # bind the socket ourselves: the port is known before uvicorn starts, and nothing can take it

@@ -29,19 +29,34 @@ from tests.support.receivers import free_port, start_http_receiver
 from tests.support.sandbox import start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# The Prefect API is locked as in production (set before Prefect is imported): every server started
+# from here requires these credentials and every client of this process, and of the processes it
+# starts, sends them. `make run` stacks (tests/support/live.py) make and read their own, in their
+# home's var/prefect-auth.
+os.environ.setdefault("PREFECT_API_AUTH_STRING", f"aftersales-test:{uuid.uuid4().hex}")
+os.environ.setdefault("PREFECT_SERVER_API_AUTH_STRING", os.environ["PREFECT_API_AUTH_STRING"])
 PYTHON = sys.executable
 STAFF_TAGS = ("agent", "supervisor", "manager", "warehouse", "finance", "review", "dispute", "quality", "logistics")
 POSTGRES_ADMIN_URL = os.environ.get("AFTERSALES_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2, explain=None):
+    """Poll ``predicate`` until it returns something true. On a timeout, ``explain()`` (when given)
+    says where things stand; it goes on the error's first line, the one CI's summary prints."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            where = ""
+            if explain is not None:
+                try:
+                    where = f" ({explain()})"
+                except Exception as error:  # the explanation must not hide the timeout
+                    where = f" (no explanation: {type(error).__name__} {error})"
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}{where}")
         time.sleep(interval)
 
 
@@ -304,6 +319,17 @@ class Stack:
         self._secrets.update({member.id: member.totp_secret for member in members})
         return [member.id for member in members]
 
+    def retire(self, staff_ids: list[str]) -> None:
+        """A finished test's staff leave (inactive), as people do: each wait's message goes to the
+        active members of its role with a link each, and the suite's teams would pile up there."""
+        import sqlalchemy as sa
+
+        from aftersales.domain.models import Staff
+        from aftersales.integrations.db import session_scope
+
+        with session_scope() as session:
+            session.execute(sa.update(Staff).where(Staff.id.in_(staff_ids)).values(active=False))
+
     def member(self, staff_id: str) -> str:
         """The running test's own member for a demo id (S002 → its team's S002), else the id itself."""
         return self.current_team.get(staff_id, staff_id)
@@ -368,7 +394,7 @@ class Stack:
             self.assert_run_alive(case_id)
             return None
 
-        return wait_until(check, timeout, f"{case_id} to wait at {step}")
+        return wait_until(check, timeout, f"{case_id} to wait at {step}", explain=lambda: self.where_is(case_id))
 
     def assert_run_alive(self, case_id: str) -> None:
         from aftersales.integrations import case_store
@@ -381,6 +407,33 @@ class Stack:
         state = self.run_state(case.flow_run_id)
         if state in ("FAILED", "CRASHED"):
             raise AssertionError(f"the run of {case_id} is {state}:\n{(self.serve_log.read_text()[-4000:] if self.serve_log else '')}")
+
+    def where_is(self, case_id: str) -> str:
+        """One line on a case that did not get where a test waited for it: the case's status and
+        stage, its run's state, how many runs the server holds as running (serve runs at most 8 at
+        once), and the serve log's last lines about that run. The serve log's tail goes to stderr."""
+        from aftersales.integrations import case_store
+        from aftersales.integrations.db import session_scope
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+        from prefect.client.schemas.objects import StateType
+
+        with session_scope() as session:
+            case = session.get(case_store.Case, case_id)
+        if case is None:
+            return "no case recorded"
+        line = f"case {case.status}/{case.stage}"
+        if case.flow_run_id:
+            run = self.prefect().read_flow_run(UUID(case.flow_run_id))
+            line += f", run {run.state.type.value if run.state else 'NONE'} {run.state.name if run.state else ''}"
+            running = self.prefect().read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))))
+            line += f", {len(running)} runs running or pending"
+            if self.serve_log and self.serve_log.exists():
+                text = self.serve_log.read_text(errors="replace")
+                about = [entry for entry in text.splitlines() if case.flow_run_id in entry or "limit" in entry.lower()]
+                line += f"; serve log on it: {' | '.join(about[-3:])[-600:]}"
+                sys.stderr.write(f"--- serve log tail ---\n{text[-6000:]}\n")
+        return line
 
     def run_state(self, flow_run_id: str) -> str:
         run = self.prefect().read_flow_run(UUID(flow_run_id))
@@ -412,6 +465,7 @@ class Stack:
 
     def finished(self, case_id: str, timeout: float = 90):
         """Block until the case is closed and its run has completed; returns the case."""
+        from aftersales.domain.details import details_model, details_of
         from aftersales.integrations import case_store
         from aftersales.integrations.db import session_scope
 
@@ -423,13 +477,26 @@ class Stack:
             self.assert_run_alive(case_id)
             return None
 
-        return wait_until(closed, timeout, f"{case_id} to close")
+        case = wait_until(closed, timeout, f"{case_id} to close", explain=lambda: self.where_is(case_id))
+        # what every writer put on the case (intake, the opening, the closing, a score) is its
+        # process's details model, every key declared (domain/details.py)
+        assert isinstance(details_of(case), details_model(case.process)), case.details
+        return case
 
     def messages(self, path_prefix: str) -> list:
         return [r for r in list(self.received) if r.path.startswith(path_prefix)]
 
     def customer_messages(self, order: dict) -> list:
         return self.messages(f"/customer/{order['customer']['customer_id']}")
+
+    def wait_for_message(self, order: dict, words: str, timeout: float = 30) -> None:
+        """Block until the order's buyer has a message saying ``words`` (the outbox delivers soon after)."""
+        import json as _json
+
+        def said() -> bool:
+            return any(words in _json.dumps(m.json, ensure_ascii=False) for m in self.customer_messages(order))
+
+        wait_until(said, timeout, f"a message to {order['customer']['customer_id']} saying {words!r}")
 
 
 class Team(dict):
@@ -444,6 +511,9 @@ class Team(dict):
         super().__init__(members)
         self._stack = stack
         self._colleagues: dict[str, list[str]] = {}
+
+    def colleagues(self) -> list[str]:
+        return [member for members in self._colleagues.values() for member in members]
 
     def colleague(self, demo_id: str, n: int = 1) -> str:
         """The ``n``-th colleague of ``team[demo_id]``: same role and limit, a member of their own."""
@@ -493,6 +563,7 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
         "AFTERSALES_CARRIER_URL": f"{sandbox_url}/poll/query.do",
         "AFTERSALES_APPRISE_CONFIG": str(config),
         "AFTERSALES_CUSTOMER_NOTIFY_URL": receiver + "/customer/{customer_id}",
+        "AFTERSALES_STAFF_NOTIFY_URL": receiver + "/person/{staff_id}",
         "AFTERSALES_SERVE_SCHEDULES": "false",
         "AFTERSALES_API_KEY": "test-api-key",
         "AFTERSALES_EXPORTS_DIR": str(tmp / "exports"),

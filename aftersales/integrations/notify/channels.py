@@ -1,5 +1,5 @@
-"""Delivery through Apprise: staff messages to the tagged channels of the Apprise config, buyer
-messages to the buyer's own channel; Apprise's log masked and its warnings kept as the reason a
+"""Delivery through Apprise: staff messages to the tagged channels of the Apprise config (or to a
+person's own channel: their approval link), buyer messages to the buyer's own channel; Apprise's log masked and its warnings kept as the reason a
 delivery failed."""
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ class Outcome:
 
 def send(message: OutboxMessage, staff_channels: StaffChannels) -> Outcome:
     try:
-        if message.audience == STAFF:
+        if message.audience == STAFF and not message.to_url:
             return _send_to_staff(message, staff_channels)
-        return _send_to_customer(message)
+        return _send_to_one(message)
     except Exception as exc:  # whatever a channel does, the caller carries on
         return Outcome(error=_error_text(f"{type(exc).__name__}: {exc}"))
 
@@ -73,17 +73,19 @@ def _send_to_staff(message: OutboxMessage, staff_channels: StaffChannels) -> Out
     return Outcome(error=_error_text(error), owed_tags=tuple(failures) if delivered else ())
 
 
-def _send_to_customer(message: OutboxMessage) -> Outcome:
+def _send_to_one(message: OutboxMessage) -> Outcome:
+    """To one person's own channel: the buyer's, or a staff member's (their approval link)."""
+    whose = "the staff member's" if message.audience == STAFF else "the buyer's"
     channel = apprise.Apprise(asset=_asset())
     if not channel.add(message.to_url):
         scheme = message.to_url.split("://", 1)[0] if "://" in message.to_url else "?"
-        return Outcome(error=f"the buyer's channel URL is not valid (scheme {scheme!r})")
+        return Outcome(error=f"{whose} channel URL is not valid (scheme {scheme!r})")
     with _apprise_warnings() as warnings:
         result = channel.notify(body=message.body, title=message.subject,
                                 body_format=apprise.NotifyFormat.TEXT)
     if result:
         return Outcome()
-    return Outcome(error=_error_text("; ".join(warnings) or "the buyer's channel refused the message"))
+    return Outcome(error=_error_text("; ".join(warnings) or f"{whose} channel refused the message"))
 
 
 class StaffChannels:

@@ -52,7 +52,8 @@ def enqueue(
     ``key`` makes it idempotent: a replayed step (flow resumed, task retried) finds the message
     already written and gets that row back; nothing is inserted twice and no IntegrityError
     leaks into the caller's transaction. Staff messages go to ``tags`` (default: the template's),
-    customer messages to ``to_url`` (see ``customer_url``). The text is rendered now, so it says
+    or with ``to_url`` to one person's own channel; customer messages to ``to_url`` (see
+    ``customer_url``). The text is rendered now, so it says
     what was true when the event happened, and a template mistake fails the step loudly.
     """
     if len(key) > _MAX_KEY:
@@ -79,8 +80,8 @@ def enqueue(
 def customer_url(customer: Any) -> str:
     """The buyer's own channel, from ``settings.customer_notify_url``.
 
-    ``customer`` is a mapping or an object (the platform's ``Customer``, or ``case.details
-    ["customer"]``) with ``customer_id`` (or ``id``) and some of ``contact``, ``email``, ``phone``.
+    ``customer`` is a mapping or an object (the platform's ``Customer``, or a case's
+    ``details.Customer``) with ``customer_id`` (or ``id``) and some of ``contact``, ``email``, ``phone``.
     The URL template may use ``{customer_id}``, ``{email}``, ``{phone}`` and ``{contact}`` (an
     explicit contact, else the email, else the phone), e.g. ``json://…/sandbox/messages/
     {customer_id}`` or ``mailto://shop:pw@smtp.example.com?to={contact}``.
@@ -108,6 +109,8 @@ def customer_url(customer: Any) -> str:
 def _addressing(
     audience: str, template: str, tags: Any, to_url: str | None, language: str
 ) -> tuple[list[str], str, str]:
+    if audience == STAFF and to_url:
+        return [], to_url, CHINESE  # one person's own channel (their approval link)
     if audience == STAFF:
         staff_tags = tag_list(tags) or list(default_staff_tags(template))
         if not staff_tags:
@@ -176,7 +179,7 @@ def deliver_pending(
     # round instead of each spending an attempt (and a connect timeout) on the same outage.
     down_tags: set[str] = set()
     for message_id, audience, tags in _due_messages(now, case_id, limit):
-        if audience == STAFF and down_tags and set(tag_list(tags)) <= down_tags:
+        if audience == STAFF and down_tags and tag_list(tags) and set(tag_list(tags)) <= down_tags:
             continue
         message = _claim(message_id, now)
         if message is None:

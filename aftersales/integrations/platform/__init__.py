@@ -4,7 +4,9 @@ One client per outside system, each wrapping one ``httpx.AsyncClient``:
 
 * ``PlatformClient`` (``shop.py``): orders, return addresses, refunds, re-shipments and reviews
   from the shop platform's HTTP gateway (the sandbox in ``sandbox_platform/`` speaks the same API).
-* ``CarrierClient`` (``carrier.py``): Kuaidi100's real-time query (``shared/domain/CARRIERS.md``),
+* ``TopClient`` (``top.py``): the same shop on Taobao/Tmall's TOP protocol (``/router/rest``, signed
+  forms, ``error_response`` codes as typed errors), for ``AFTERSALES_PLATFORM=taobao``.
+* ``CarrierClient`` (``carrier.py``): Kuaidi100's real-time query (``/poll/query.do``),
   so going live is a URL and a key.
 
 Both send through ``http.py`` (retries with backoff, transient failures only); the platform's
@@ -18,6 +20,8 @@ from aftersales.integrations.platform.models import (
     to_cents,
     Money,
     money_text,
+    yuan_to_fen,
+    fen_to_yuan,
     OrderStatus,
     Rating,
     Customer,
@@ -34,6 +38,14 @@ from aftersales.integrations.platform.models import (
     Coupon,
     Review,
     ReviewReport,
+    ReviewPage,
+    RefundStatus,
+    RefundApplication,
+    RefundPage,
+    RefundToAgree,
+    RefundAgreement,
+    RefusalReason,
+    RefundMessage,
     TrackingEvent,
     TrackingResult,
 )
@@ -44,9 +56,21 @@ from aftersales.integrations.platform.errors import (
     PlatformUnavailable,
     CarrierError,
     NoTrackingRecord,
+    TopError,
+    TopRejected,
+    TopAuthError,
+    TopNotFound,
+    TopUnavailable,
+    RefundVersionConflict,
+    VerificationCodeRequired,
 )
 from aftersales.integrations.platform.shop import (
     PlatformClient,
+)
+from aftersales.integrations.platform.top import (
+    TopClient,
+    top_sign,
+    top_time,
 )
 from aftersales.integrations.platform.carrier import (
     CARRIER_TZ,
@@ -61,6 +85,8 @@ __all__ = [
     "to_cents",
     "Money",
     "money_text",
+    "yuan_to_fen",
+    "fen_to_yuan",
     "OrderStatus",
     "Rating",
     "Customer",
@@ -77,6 +103,14 @@ __all__ = [
     "Coupon",
     "Review",
     "ReviewReport",
+    "ReviewPage",
+    "RefundStatus",
+    "RefundApplication",
+    "RefundPage",
+    "RefundToAgree",
+    "RefundAgreement",
+    "RefusalReason",
+    "RefundMessage",
     "TrackingEvent",
     "TrackingResult",
     "PlatformError",
@@ -85,7 +119,17 @@ __all__ = [
     "PlatformUnavailable",
     "CarrierError",
     "NoTrackingRecord",
+    "TopError",
+    "TopRejected",
+    "TopAuthError",
+    "TopNotFound",
+    "TopUnavailable",
+    "RefundVersionConflict",
+    "VerificationCodeRequired",
     "PlatformClient",
+    "TopClient",
+    "top_sign",
+    "top_time",
     "CARRIER_TZ",
     "kuaidi100_sign",
     "CarrierClient",

@@ -1,4 +1,4 @@
-"""The carrier tracking aggregator: Kuaidi100's real-time query (``shared/domain/CARRIERS.md``),
+"""The carrier tracking aggregator: Kuaidi100's real-time query (``/poll/query.do``),
 so going live is a URL and a key."""
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _tracking_result(com: str, num: str, response: httpx.Response) -> TrackingRe
 
 
 def main_state(code: str) -> int:
-    """Kuaidi100's main state for a main or detailed value (CARRIERS.md's table).
+    """Kuaidi100's main state for a main or detailed value (Kuaidi100 state table).
 
     Asked for detailed statuses (resultv2), the aggregator may put a detailed value such as "301"
     into ``state`` too; our rules speak main states, so fold it back.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from aftersales.integrations.platform.models import RefundToAgree
+
 
 class PlatformError(Exception):
     """A platform call failed; says which call, with what HTTP status and why."""
@@ -39,3 +41,57 @@ class CarrierError(Exception):
 
 class NoTrackingRecord(CarrierError):
     """Kuaidi100 ``returnCode`` 500: no tracking yet (or a wrong carrier code/waybill)."""
+
+
+# --- TOP (Taobao Open Platform): its ``error_response`` as typed errors (top.py) -------------------
+
+
+class TopError(PlatformError):
+    """TOP answered ``error_response``: its ``code`` and ``msg``, the ``sub_code``/``sub_msg`` detail,
+    and, where a setting of ours is the likely cause, which one to check (``setting``)."""
+
+    def __init__(self, method: str, code: int | None, msg: str, sub_code: str | None = None, sub_msg: str | None = None,
+                 request_id: str | None = None, *, setting: str | None = None, hint: str | None = None):
+        self.code, self.msg, self.sub_code, self.sub_msg = code, msg, sub_code, sub_msg
+        self.request_id, self.setting, self.hint = request_id, setting, hint
+        detail = f"TOP {code} {msg}" if code is not None else msg
+        if sub_code or sub_msg:
+            detail += f"; {sub_code or ''}{': ' if sub_code and sub_msg else ''}{sub_msg or ''}"
+        if setting or hint:
+            detail += f" — {'check ' + setting + ': ' if setting else ''}{hint or ''}"
+        super().__init__(method, 200, detail)  # TOP answers its errors with HTTP 200
+
+    def __str__(self) -> str:
+        return f"platform {self.operation} failed: {self.detail}"
+
+
+class TopRejected(TopError, PlatformRejected):
+    """TOP refused the call (a business rule, a bad argument): final, retrying gives the same answer."""
+
+
+class TopAuthError(TopRejected):
+    """TOP did not accept who we are: signature, app key, session key, permissions or the timestamp.
+    ``setting`` names what to check (``AFTERSALES_TOP_APP_SECRET``, ``_APP_KEY``, ``_SESSION_KEY``)."""
+
+
+class TopNotFound(TopError, OrderNotFound):
+    """TOP does not know the trade or the refund."""
+
+
+class TopUnavailable(TopError, PlatformUnavailable):
+    """TOP was busy or down (``isp.*``, App Call Limited, Service Unavailable) after every retry."""
+
+
+class RefundVersionConflict(TopRejected):
+    """The refund changed since we read it (a stale ``refund_version``): read it again and decide again,
+    never send the same call with a newer version blindly."""
+
+
+class VerificationCodeRequired(TopRejected):
+    """A large refund: TOP sent the seller an SMS code (短信验证码) instead of agreeing. Repeat the same
+    agreement with the code a person enters: ``agree_refunds(error.refunds, sms_code=code)``. Not
+    retried by itself: another call would only send another SMS."""
+
+    def __init__(self, *args: object, refunds: tuple[RefundToAgree, ...] = (), **kwargs: object):
+        self.refunds = refunds
+        super().__init__(*args, **kwargs)

@@ -37,11 +37,14 @@ async def with_retries(
     retries: int,
     backoff: Backoff,
     give_up: Callable[[int | None, str], Exception],
+    transient_answer: Callable[[httpx.Response], str | None] | None = None,
 ) -> httpx.Response:
     """Send until an answer that is not worth retrying; ``give_up`` builds the final error.
 
     The caller's ``send`` repeats the same request, idempotency key included, so a retry after a
-    lost answer replays the first effect instead of paying twice.
+    lost answer replays the first effect instead of paying twice. A gateway that reports being busy
+    inside a 200 (TOP's ``error_response``) says so through ``transient_answer``: the detail of an
+    answer worth another try, else None.
     """
     for attempt in range(retries + 1):
         try:
@@ -50,10 +53,11 @@ async def with_retries(
             # transient only: a bad URL or scheme (UnsupportedProtocol) is a setup bug, raised as is
             status, detail, retry_after = None, f"{type(error).__name__} {error}".strip(), None
         else:
-            if response.status_code not in RETRYABLE_STATUS:
+            if response.status_code in RETRYABLE_STATUS:
+                detail = detail_of(response)
+            elif transient_answer is None or (detail := transient_answer(response)) is None:
                 return response
-            status, detail = response.status_code, detail_of(response)
-            retry_after = response.headers.get("Retry-After")
+            status, retry_after = response.status_code, response.headers.get("Retry-After")
         if attempt < retries:
             await asyncio.sleep(backoff.delay(attempt, retry_after))
     raise give_up(status, f"{detail} (after {retries + 1} attempts)")

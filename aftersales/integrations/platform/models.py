@@ -45,6 +45,18 @@ def money_text(amount: Decimal) -> str:
     return str(to_cents(amount))
 
 
+def yuan_to_fen(amount: Decimal) -> int:
+    """A Decimal of yuan as whole fen (分), as TOP's ``refund_infos`` wants it: 200.07 → 20007."""
+    return int(Decimal(money_text(amount)) * 100)
+
+
+def fen_to_yuan(fen: int | str) -> Decimal:
+    """Whole fen (an int, or its digits as text) as a Decimal of yuan: 20007 → Decimal("200.07")."""
+    if isinstance(fen, (float, bool)) or not str(fen).lstrip("-").isdigit():
+        raise ValueError(f"not a whole number of fen: {fen!r}")
+    return to_cents(Decimal(int(fen)) / 100)
+
+
 # --- the platform's vocabulary ----------------------------------------------------------------
 
 
@@ -118,6 +130,11 @@ class ReturnAddress(_Model):
     address: str
     postcode: str
 
+    @property
+    def text(self) -> str:
+        """The address as the buyer's message gives it: one line to copy onto the parcel."""
+        return f"{self.name} {self.phone} {self.address} {self.postcode}"
+
 
 class RefundKind(StrEnum):
     GOODS = "goods"  # part or all of the price paid; never more than was paid in all
@@ -134,6 +151,102 @@ class Refund(_Model):
     case_id: str
     status: str
     created_at: AwareDatetime
+
+
+# --- a buyer's refund at the platform (Taobao/Tmall 退款单, read and decided through top.py) --------
+
+
+class RefundStatus(StrEnum):
+    """A platform refund's state (TOP ``status``, PLATFORMS.md §2.2)."""
+
+    WAIT_SELLER_AGREE = "WAIT_SELLER_AGREE"  # the buyer applied: the seller agrees or refuses
+    WAIT_BUYER_RETURN_GOODS = "WAIT_BUYER_RETURN_GOODS"  # the return was agreed: the buyer ships
+    WAIT_SELLER_CONFIRM_GOODS = "WAIT_SELLER_CONFIRM_GOODS"  # the buyer shipped (waybill given)
+    SELLER_REFUSE_BUYER = "SELLER_REFUSE_BUYER"  # the seller refused
+    CLOSED = "CLOSED"  # cancelled by the buyer or closed by the platform
+    SUCCESS = "SUCCESS"  # refunded: the platform paid the buyer
+
+
+class RefundApplication(_Model):
+    """A buyer's refund at the platform: refund only or with the goods returned, its state, the
+    ``version`` every decision echoes, and the platform's own deadline. ``status`` is kept as text
+    (compare with ``RefundStatus``) so a state the platform adds later still reads."""
+
+    refund_id: str
+    order_id: str  # TOP tid
+    sub_order_id: str | None = None  # TOP oid; equals the tid for a single-item order
+    status: str
+    goods_returned: bool  # has_good_return: true 退货退款, false 仅退款
+    goods_status: str | None = None  # BUYER_NOT_RECEIVED / BUYER_RECEIVED / BUYER_RETURNED_GOODS
+    phase: Literal["onsale", "aftersale"] | None = None
+    # refund_version: the refund's last change in ms; None from the list call, which does not carry it
+    version: int | None = None
+    amount: Money  # refund_fee: what the buyer asks back
+    order_total: Money | None = None
+    reason: str = ""
+    description: str = ""
+    buyer: str | None = None  # buyer_nick
+    buyer_id: str | None = None  # buyer_open_uid (our customer id); only a single refund's read has it
+    title: str | None = None
+    return_carrier: str | None = None  # company_name of the buyer's return parcel
+    return_waybill: str | None = None  # sid
+    return_address: str | None = None  # the seller's address the buyer was given
+    dispute_type: str | None = None
+    created_at: AwareDatetime | None = None
+    modified_at: AwareDatetime | None = None
+    # refund_remind_timeout: when the platform acts by itself unless someone acts first
+    deadline: AwareDatetime | None = None
+
+
+class RefundPage(_Model):
+    refunds: list[RefundApplication]
+    has_next: bool = False
+    total: int | None = None  # total_results; absent when paging by has_next
+
+
+class RefundToAgree(_Model):
+    """One refund to agree (``taobao.rp.refunds.agree``'s ``refund_infos`` entry
+    ``refund_id|amount|version|phase``): the amount in fen on the wire, a Decimal of yuan here."""
+
+    model_config = ConfigDict(frozen=True)
+
+    refund_id: str
+    amount: Money
+    version: int
+    phase: Literal["onsale", "aftersale"] | None = None  # Tmall needs it; Taobao leaves it out
+
+    @property
+    def info(self) -> str:
+        parts = [self.refund_id, str(yuan_to_fen(self.amount)), str(self.version)]
+        return "|".join(parts + [self.phase] if self.phase else parts)
+
+    @classmethod
+    def from_info(cls, text: str) -> "RefundToAgree":
+        refund_id, fen, version, *phase = text.split("|")
+        return cls(refund_id=refund_id, amount=fen_to_yuan(fen), version=int(version), phase=phase[0] if phase else None)
+
+
+class RefundAgreement(_Model):
+    """The platform's answer to an agreement: per refund, whether it went through."""
+
+    msg_code: str | None = None  # OP_SUCC, SOME_OP_SUCC, OP_FAILURE_UE
+    message: str = ""
+    results: dict[str, tuple[bool, str]] = {}  # refund_id → (succeeded, message)
+
+
+class RefusalReason(_Model):
+    """A reason the platform lets the seller give for refusing this refund."""
+
+    reason_id: int
+    text: str
+    tips: str | None = None
+
+
+class RefundMessage(_Model):
+    """A message (留言) or evidence left on a refund at the platform."""
+
+    message_id: str
+    created_at: AwareDatetime | None = None
 
 
 class ReshipmentItem(_Model):
@@ -214,6 +327,12 @@ class ReviewReport(_Model):
     created_at: AwareDatetime
 
 
+class ReviewPage(_Model):
+    reviews: list[Review]
+    has_next: bool = False
+    total: int | None = None
+
+
 class TrackingEvent(_Model):
     """One line of a parcel's history, in our words (Kuaidi100: ``data[]``)."""
 
@@ -229,7 +348,7 @@ class TrackingResult(_Model):
 
     com: str
     waybill: str
-    state: int  # Kuaidi100 main state: 3 signed, 0 in transit, 2 problem, ... (CARRIERS.md)
+    state: int  # Kuaidi100 main state: 3 signed, 0 in transit, 2 problem, ... (Kuaidi100)
     state_code: str  # ``state`` as the aggregator sent it, possibly a detailed value ("301")
     signed: bool  # Kuaidi100 ``ischeck``: the tracking has ended in a signature
     events: list[TrackingEvent]

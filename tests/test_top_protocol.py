@@ -1,0 +1,430 @@
+"""The TOP client (Taobao/Tmall ``/router/rest``) against the sandbox's TOP side, over real loopback
+HTTP: the signature as PLATFORMS.md works it, every call, a refund walked through its states by the
+seller's calls and the buyer's levers, and TOP's error codes as our typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from aftersales.domain.settings import DEFAULT_SECRETS, Settings
+from aftersales.integrations.platform import (
+    OrderNotFound,
+    OrderStatus,
+    PlatformRejected,
+    PlatformUnavailable,
+    Rating,
+    RefundStatus,
+    RefundToAgree,
+    RefundVersionConflict,
+    ReturnAddress,
+    TopAuthError,
+    TopClient,
+    TopNotFound,
+    TopRejected,
+    TopUnavailable,
+    VerificationCodeRequired,
+    fen_to_yuan,
+    top_sign,
+    yuan_to_fen,
+)
+from tests.support.sandbox import start_sandbox
+
+API_KEY = "test-platform-key"
+APP_KEY, APP_SECRET, SESSION_KEY = "12345678", "test-top-secret", "test-seller-session"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ADDRESS = ReturnAddress(name="售后仓 周师傅", phone="0571-88196620", address="浙江省杭州市余杭区良睦路 1399 号", postcode="311121")
+# the seed orders on TOP: a tid is the order id's digits
+T_SHIRT, PILLOW, HEADPHONES, SHOES, PAN, NOTEBOOK = 20261120001, 20261120002, 20261120003, 20261120005, 20261120006, 20261120007
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture(scope="module")
+def server():
+    url, app, stop = start_sandbox(API_KEY, top_app_key=APP_KEY, top_app_secret=APP_SECRET, top_session_key=SESSION_KEY)
+    yield SimpleNamespace(url=url, app=app)
+    stop()
+
+
+@pytest.fixture
+def sandbox(server):
+    """A freshly seeded sandbox for each test, and a plain HTTP client for its levers (the buyer's side)."""
+    with httpx.Client(base_url=server.url, headers={"X-Api-Key": API_KEY}) as admin:
+        admin.post("/sandbox/reset", json={"seed": True}).raise_for_status()
+        yield SimpleNamespace(url=server.url, admin=admin)
+
+
+def top(sandbox, **options) -> TopClient:
+    options = {"app_key": APP_KEY, "app_secret": APP_SECRET, "session_key": SESSION_KEY, "retries": 2,
+               "backoff_base": 0.01, "backoff_cap": 0.05, **options}
+    return TopClient(url=f"{sandbox.url}/router/rest", **options)
+
+
+def call(sandbox, method, *args, **kwargs):
+    """One client call in a client of its own: ``call(sandbox, "get_refund", refund_id)``."""
+    async def scenario():
+        async with top(sandbox) as client:
+            return await getattr(client, method)(*args, **kwargs)
+
+    return run(scenario())
+
+
+def buyer_applies(sandbox, tid: int, fee: str, goods: bool, reason: str = "尺码不合适") -> str:
+    answer = sandbox.admin.post("/sandbox/top/refunds", json={"tid": tid, "refund_fee": fee, "has_good_return": goods,
+                                                             "reason": reason})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["refund_id"]
+
+
+def calls(sandbox) -> dict[str, int]:
+    return sandbox.admin.get("/sandbox/top/state").json()["calls"]
+
+
+# --- the signature and the envelope (PLATFORMS.md §1) ----------------------------------------------
+
+
+def test_the_signature_is_the_docs_worked_examples():
+    pair = {"refund_id": "1234567890", "fields": "refund_id,status"}
+    assert top_sign(pair, "test") == "05DD41A2A50DC668C1142DE6D216F08D"
+    assert top_sign(pair, "test", "hmac") == "6A3846230F7BD28D56C49A29B79E8906"
+    # an empty value and the sign itself are left out
+    assert top_sign({**pair, "status": "", "sign": "ignored"}, "test") == "05DD41A2A50DC668C1142DE6D216F08D"
+    published = {"app_key": "test", "fields": "nick", "format": "xml", "method": "taobao.user.seller.get", "session": "test",
+                 "sign_method": "md5", "timestamp": "2013-05-06 13:52:03", "v": "2.0"}
+    assert top_sign(published, "test") == "72CB4D809B375A54502C09360D879C64"
+
+
+def test_the_envelope_on_the_wire_and_both_placements_accepted(sandbox):
+    form = top(sandbox).signed("taobao.trade.fullinfo.get", {"fields": "tid,payment", "tid": str(T_SHIRT)})
+    assert {k: form[k] for k in ("method", "app_key", "session", "v", "format", "sign_method")} == {
+        "method": "taobao.trade.fullinfo.get", "app_key": APP_KEY, "session": SESSION_KEY, "v": "2.0", "format": "json",
+        "sign_method": "md5"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", form["timestamp"])
+    sent = datetime.strptime(form["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
+    assert abs(datetime.now(SHANGHAI) - sent) < timedelta(seconds=5)  # Beijing time
+    assert form["sign"] == top_sign({k: v for k, v in form.items() if k != "sign"}, APP_SECRET)
+
+    in_body = httpx.post(f"{sandbox.url}/router/rest", data=form)
+    assert in_body.status_code == 200
+    assert in_body.json()["trade_fullinfo_get_response"]["trade"] == {"tid": T_SHIRT, "payment": "59.00"}
+    system = {k: v for k, v in form.items() if k not in ("fields", "tid")}  # as the Python SDK: system params in the query
+    in_query = httpx.post(f"{sandbox.url}/router/rest", params=system, data={"fields": "tid,payment", "tid": str(T_SHIRT)})
+    assert in_query.json()["trade_fullinfo_get_response"]["trade"] == {"tid": T_SHIRT, "payment": "59.00"}
+    hmac_form = {**{k: v for k, v in form.items() if k != "sign"}, "sign_method": "hmac"}
+    hmac_form["sign"] = top_sign(hmac_form, APP_SECRET, "hmac")
+    assert "trade_fullinfo_get_response" in httpx.post(f"{sandbox.url}/router/rest", data=hmac_form).json()
+
+
+def test_protocol_errors_are_error_responses_with_http_200(sandbox):
+    form = top(sandbox).signed("taobao.trade.fullinfo.get", {"fields": "tid", "tid": str(T_SHIRT)})
+    unsigned = httpx.post(f"{sandbox.url}/router/rest", data={k: v for k, v in form.items() if k != "sign"})
+    assert unsigned.status_code == 200 and unsigned.json()["error_response"]["code"] == 24
+    no_method = httpx.post(f"{sandbox.url}/router/rest", data={"app_key": APP_KEY}).json()["error_response"]
+    assert (no_method["code"], no_method["msg"]) == (21, "Missing Method")
+    as_xml = top(sandbox).signed("taobao.trade.fullinfo.get", {"fields": "tid", "tid": str(T_SHIRT), "format": "xml"})
+    assert httpx.post(f"{sandbox.url}/router/rest", data=as_xml).json()["error_response"]["code"] == 23
+    unknown = top(sandbox).signed("taobao.nothing.here", {})
+    assert httpx.post(f"{sandbox.url}/router/rest", data=unknown).json()["error_response"]["code"] == 22
+
+
+# --- money: fen on the wire, Decimal yuan here -------------------------------------------------------
+
+
+def test_fen_and_yuan_convert_exactly_and_refuse_floats():
+    assert yuan_to_fen(Decimal("200.07")) == 20007 and yuan_to_fen(Decimal("0.10")) == 10
+    assert fen_to_yuan(20007) == Decimal("200.07") and fen_to_yuan("1") == Decimal("0.01")
+    with pytest.raises(TypeError):
+        yuan_to_fen(200.07)
+    with pytest.raises(ValueError):
+        yuan_to_fen(Decimal("1.005"))
+    with pytest.raises(ValueError):
+        fen_to_yuan(12.5)
+    documented = RefundToAgree.from_info("43234234|20000|1409294148714")  # PLATFORMS.md's refund_infos example
+    assert (documented.amount, documented.version, documented.phase) == (Decimal("200.00"), 1409294148714, None)
+    assert RefundToAgree(refund_id="1", amount=Decimal("49.90"), version=7, phase="aftersale").info == "1|4990|7|aftersale"
+    with pytest.raises(ValidationError):
+        RefundToAgree(refund_id="1", amount=49.9, version=7)
+
+
+# --- orders, shipments, reviews ----------------------------------------------------------------------
+
+
+def test_an_order_reads_as_our_order(sandbox):
+    order = call(sandbox, "get_order", str(SHOES))
+    assert (order.order_id, order.status, order.carrier, order.waybill) == (
+        str(SHOES), OrderStatus.COMPLETED, "yunda", "4312876549201")
+    assert [(i.sku, i.quantity, i.unit_price) for i in order.items] == [
+        ("SH-RUN-42", 1, Decimal("229.00")), ("SK-SPT-3P", 1, Decimal("29.00"))]
+    assert (order.paid_amount, order.postage_paid, order.free_shipping) == (Decimal("268.00"), Decimal("10.00"), False)
+    assert order.customer.customer_id == "C1005" and order.customer.name == "陈静"
+    assert order.shipped_at.tzinfo is not None and order.transaction_success_at is not None
+    assert call(sandbox, "get_order", str(PILLOW)).free_shipping
+
+    with pytest.raises(TopNotFound) as caught:
+        call(sandbox, "get_order", "99999")
+    assert isinstance(caught.value, OrderNotFound) and caught.value.sub_code == "isv.trade-not-exist"
+
+
+def test_change_waybill_puts_the_new_parcel_on_a_shipped_order_only(sandbox):
+    call(sandbox, "change_waybill", str(PAN), "yuantong", "YT7000000001")
+    order = call(sandbox, "get_order", str(PAN))
+    assert (order.carrier, order.waybill) == ("yuantong", "YT7000000001")
+    assert sandbox.admin.get("/api/orders/O20261120-006").json()["waybill"] == "YT7000000001"  # today's API sees it too
+    with pytest.raises(TopRejected) as caught:
+        call(sandbox, "change_waybill", str(NOTEBOOK), "yuantong", "YT7000000002")
+    assert caught.value.sub_code == "isv.logistics-not-consigned"
+    with pytest.raises(ValueError, match="no TOP company code"):
+        call(sandbox, "change_waybill", str(PAN), "nowhere", "X1")
+
+
+def test_reviews_read_and_one_explained(sandbox):
+    page = call(sandbox, "list_reviews")
+    assert {r.order_id for r in page.reviews} == {str(T_SHIRT), str(PILLOW), str(SHOES)} and page.has_next is False
+    [bad] = call(sandbox, "list_reviews", rating=Rating.NEGATIVE).reviews
+    assert (bad.review_id, bad.customer_id, bad.rating) == (f"{SHOES}01", "C1005", Rating.NEGATIVE)  # the oid of line 1
+    assert bad.created_at.tzinfo is not None
+    reply = "非常抱歉，已安排退货退款 / sorry: a return is arranged"
+    call(sandbox, "explain_review", bad.review_id, reply)
+    assert sandbox.admin.get("/sandbox/top/state").json()["replies"] == {f"{SHOES}01": reply}
+    with pytest.raises(TopNotFound):
+        call(sandbox, "explain_review", "123", "?")
+
+
+# --- refunds through their states ----------------------------------------------------------------------
+
+
+def test_a_return_walks_from_application_to_success(sandbox):
+    before = datetime.now(SHANGHAI) - timedelta(seconds=2)
+    refund_id = buyer_applies(sandbox, T_SHIRT, "49.00", goods=True)
+
+    async def seller():
+        async with top(sandbox) as client:
+            listed = await client.list_refunds(before, datetime.now(SHANGHAI) + timedelta(seconds=2))
+            fresh = await client.get_refund(refund_id)
+            reasons = await client.refusal_reasons(refund_id, fresh.phase)
+            await client.agree_return(refund_id, ADDRESS, version=fresh.version, phase=fresh.phase)
+            return listed, fresh, reasons, await client.get_refund(refund_id)
+
+    listed, fresh, reasons, agreed = run(seller())
+    assert [(r.refund_id, r.version) for r in listed.refunds] == [(refund_id, None)]  # the list carries no version
+    assert (fresh.status, fresh.goods_returned, fresh.amount, fresh.order_id, fresh.buyer_id) == (
+        RefundStatus.WAIT_SELLER_AGREE, True, Decimal("49.00"), str(T_SHIRT), "C1001")
+    assert timedelta(days=5) - timedelta(minutes=1) < fresh.deadline - fresh.created_at <= timedelta(days=5)
+    assert [r.reason_id for r in reasons] == [201, 202] and reasons[0].tips
+    assert agreed.status == RefundStatus.WAIT_BUYER_RETURN_GOODS and agreed.version > fresh.version
+    assert agreed.return_address == ADDRESS.text
+
+    parcel = {"company_name": "中通快递", "sid": "ZT9100000001"}
+    shipped = sandbox.admin.post(f"/sandbox/top/refunds/{refund_id}/waybill", json=parcel)
+    assert shipped.json()["status"] == "WAIT_SELLER_CONFIRM_GOODS"
+
+    async def warehouse():
+        async with top(sandbox) as client:
+            arrived = await client.get_refund(refund_id)
+            await client.confirm_inspection(refund_id, version=arrived.version, phase=arrived.phase, operator="S004 刘洋",
+                                            message="验货通过 / inspection passed")
+            message = await client.leave_refund_message(refund_id, "已收到退货，正在退款", image=b"\x89PNG\r\n\x1a\n-photo")
+            still = await client.get_refund(refund_id)
+            agreement = await client.agree_refund(refund_id, still.amount, version=still.version, phase=still.phase)
+            return arrived, still, message, agreement, await client.get_refund(refund_id)
+
+    arrived, still, message, agreement, done = run(warehouse())
+    assert (arrived.status, arrived.return_carrier, arrived.return_waybill) == ("WAIT_SELLER_CONFIRM_GOODS", *parcel.values())
+    assert arrived.goods_status == "BUYER_RETURNED_GOODS"
+    assert (still.status, still.version) == (arrived.status, arrived.version)  # review and message change no state
+    assert message.message_id and message.created_at is not None
+    assert agreement.msg_code == "OP_SUCC" and agreement.results[refund_id][0] is True
+    assert done.status == RefundStatus.SUCCESS and done.deadline is None
+
+    state = sandbox.admin.get("/sandbox/top/state").json()["refunds"][0]
+    assert [(step["status"], step["by"]) for step in state["history"]] == [
+        ("WAIT_SELLER_AGREE", "buyer"), ("WAIT_BUYER_RETURN_GOODS", "seller"), ("WAIT_SELLER_CONFIRM_GOODS", "buyer"),
+        ("SUCCESS", "seller")]
+    assert state["review"]["result"] is True and state["messages"][0]["image"] == len(b"\x89PNG\r\n\x1a\n-photo")
+    # the platform paid the buyer: today's API lists the payment
+    paid = sandbox.admin.get("/api/refunds", params={"order_id": "O20261120-001"}).json()
+    assert [(r["amount"], r["case_id"], r["status"]) for r in paid] == [("49.00", f"TOP-{refund_id}", "paid")]
+
+
+def test_a_refusal_with_a_platform_reason_then_the_buyer_cancels(sandbox):
+    refund_id = buyer_applies(sandbox, HEADPHONES, "100.00", goods=False, reason="降价补差")
+    fresh = call(sandbox, "get_refund", refund_id)
+    [reason, _] = call(sandbox, "refusal_reasons", refund_id, fresh.phase)
+    call(sandbox, "refuse_refund", refund_id, "商品未降价，不符合补差条件", version=fresh.version, phase=fresh.phase,
+         reason_id=reason.reason_id, proof=b"GIF89a-screenshot")
+    assert call(sandbox, "get_refund", refund_id).status == RefundStatus.SELLER_REFUSE_BUYER
+    sandbox.admin.post(f"/sandbox/top/refunds/{refund_id}/cancel").raise_for_status()
+    closed = call(sandbox, "get_refund", refund_id)
+    assert closed.status == RefundStatus.CLOSED and closed.deadline is None
+
+
+def test_returned_goods_refused_with_a_proof_picture(sandbox):
+    refund_id = buyer_applies(sandbox, T_SHIRT, "49.00", goods=True)
+    fresh = call(sandbox, "get_refund", refund_id)
+    call(sandbox, "agree_return", refund_id, ADDRESS, version=fresh.version, phase=fresh.phase)
+    parcel = {"company_name": "圆通速递", "sid": "YT1"}
+    sandbox.admin.post(f"/sandbox/top/refunds/{refund_id}/waybill", json=parcel).raise_for_status()
+    arrived = call(sandbox, "get_refund", refund_id)
+    call(sandbox, "refuse_return", refund_id, version=arrived.version, phase=arrived.phase, proof=b"\xff\xd8\xff-jpeg",
+         reason_id=201)
+    assert call(sandbox, "get_refund", refund_id).status == RefundStatus.SELLER_REFUSE_BUYER
+
+
+def test_a_stale_version_is_a_conflict_and_the_reread_shows_the_platforms_action(sandbox):
+    """The seller decides on what it read; meanwhile the platform's deadline passed and it agreed by itself."""
+    refund_id = buyer_applies(sandbox, T_SHIRT, "49.00", goods=True)
+    read = call(sandbox, "get_refund", refund_id)
+    sandbox.admin.post(f"/sandbox/top/refunds/{refund_id}/timeout").raise_for_status()
+
+    with pytest.raises(RefundVersionConflict) as caught:
+        call(sandbox, "agree_return", refund_id, ADDRESS, version=read.version, phase=read.phase)
+    assert isinstance(caught.value, PlatformRejected) and caught.value.sub_code == "isv.refund-version-expired"
+    assert "read it again" in str(caught.value)
+    again = call(sandbox, "get_refund", refund_id)
+    assert again.status == RefundStatus.WAIT_BUYER_RETURN_GOODS and again.version > read.version
+    assert again.return_address  # the platform gave the shop's address
+    history = sandbox.admin.get("/sandbox/top/state").json()["refunds"][0]["history"]
+    assert history[-1]["by"] == "platform"
+
+
+def test_an_agreement_repeated_after_it_went_through_is_a_conflict_not_a_second_payment(sandbox):
+    refund_id = buyer_applies(sandbox, PILLOW, "64.00", goods=False)
+    read = call(sandbox, "get_refund", refund_id)
+    call(sandbox, "agree_refund", refund_id, Decimal("64.00"), version=read.version, phase=read.phase)
+    with pytest.raises(RefundVersionConflict):  # as a retry after a lost answer would send it
+        call(sandbox, "agree_refund", refund_id, Decimal("64.00"), version=read.version, phase=read.phase)
+    assert sandbox.admin.get("/sandbox/state").json()["refunds"] == {"count": 1, "total": "64.00"}
+
+
+def test_the_platforms_timeout_refunds_a_refund_only_by_itself(sandbox):
+    refund_id = buyer_applies(sandbox, PILLOW, "30.00", goods=False)
+    answered = sandbox.admin.post(f"/sandbox/top/refunds/{refund_id}/timeout").json()
+    assert answered["status"] == "SUCCESS" and answered["history"][-1]["by"] == "platform"
+    assert call(sandbox, "get_refund", refund_id).status == RefundStatus.SUCCESS
+    assert sandbox.admin.get("/sandbox/state").json()["refunds"] == {"count": 1, "total": "30.00"}
+
+
+def test_a_large_refund_waits_for_the_sellers_sms_code(sandbox):
+    sandbox.admin.post("/sandbox/top/knobs", json={"sms_code_above": "500.00"}).raise_for_status()
+    refund_id = buyer_applies(sandbox, HEADPHONES, "887.00", goods=False, reason="质量问题")
+    read = call(sandbox, "get_refund", refund_id)
+
+    with pytest.raises(VerificationCodeRequired) as caught:
+        call(sandbox, "agree_refund", refund_id, Decimal("887.00"), version=read.version, phase=read.phase)
+    [pending] = caught.value.refunds  # what the repeat needs
+    assert (pending.refund_id, pending.amount, pending.version) == (refund_id, Decimal("887.00"), read.version)
+    [sms] = sandbox.admin.get("/sandbox/messages/seller-sms").json()
+    code = sms["payload"]["code"]
+    with pytest.raises(VerificationCodeRequired) as wrong:
+        call(sandbox, "agree_refunds", caught.value.refunds, sms_code="000000" if code != "000000" else "111111")
+    assert wrong.value.sub_code == "isv.refund-sms-code-invalid"
+    assert call(sandbox, "get_refund", refund_id).status == RefundStatus.WAIT_SELLER_AGREE
+
+    agreement = call(sandbox, "agree_refunds", caught.value.refunds, sms_code=code)
+    assert agreement.results == {refund_id: (True, agreement.results[refund_id][1])}
+    assert call(sandbox, "get_refund", refund_id).status == RefundStatus.SUCCESS
+    assert calls(sandbox)["taobao.rp.refunds.agree"] == 3  # none of the refusals was retried
+
+
+def test_a_business_refusal_is_final_and_not_retried(sandbox):
+    refund_id = buyer_applies(sandbox, PILLOW, "64.00", goods=False)
+    read = call(sandbox, "get_refund", refund_id)
+    with pytest.raises(TopRejected) as caught:
+        call(sandbox, "agree_refund", refund_id, Decimal("63.99"), version=read.version, phase=read.phase)
+    assert isinstance(caught.value, PlatformRejected) and not isinstance(caught.value, PlatformUnavailable)
+    assert (caught.value.code, caught.value.sub_code) == (15, "isv.refund-amount-invalid") and "6400" in str(caught.value)
+
+    unshipped = buyer_applies(sandbox, NOTEBOOK, "20.00", goods=False)
+    fresh = call(sandbox, "get_refund", unshipped)
+    with pytest.raises(TopRejected) as caught:
+        call(sandbox, "refuse_refund", unshipped, "不同意退款", version=fresh.version, phase=fresh.phase)
+    assert caught.value.sub_code == "isv.refund-refuse-not-allowed"
+    with pytest.raises(TopRejected) as caught:
+        call(sandbox, "agree_return", unshipped, ADDRESS, version=fresh.version, phase=fresh.phase)
+    assert caught.value.sub_code == "isv.refund-status-not-allowed"
+    counted = calls(sandbox)
+    decisions = ("taobao.rp.refunds.agree", "taobao.refund.refuse", "taobao.rp.returngoods.agree")
+    assert [counted[method] for method in decisions] == [1, 1, 1]
+
+
+# --- who we are: TOP's codes, and the setting to check ----------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "code", "setting"), [
+    ({"app_secret": "not-the-secret"}, 25, "AFTERSALES_TOP_APP_SECRET"),
+    ({"app_key": "87654321"}, 29, "AFTERSALES_TOP_APP_KEY"),
+    ({"session_key": ""}, 26, "AFTERSALES_TOP_SESSION_KEY"),
+    ({"session_key": "revoked-session"}, 27, "AFTERSALES_TOP_SESSION_KEY"),
+    ({"clock": lambda: datetime.now(SHANGHAI) - timedelta(minutes=11)}, 31, None),
+])
+def test_who_we_are_errors_name_what_to_check_and_are_not_retried(sandbox, options, code, setting):
+    async def scenario():
+        async with top(sandbox, **options) as client:
+            await client.get_refund("160000000001")
+
+    with pytest.raises(TopAuthError) as caught:
+        run(scenario())
+    assert caught.value.code == code and caught.value.setting == setting
+    assert isinstance(caught.value, PlatformRejected)
+    if setting:
+        assert f"check {setting}" in str(caught.value)
+    else:  # the timestamp: this machine's clock
+        assert caught.value.sub_code == "isv.timestamp-limit-error" and "clock" in str(caught.value)
+    assert calls(sandbox) == {"taobao.refund.get": 1}
+
+
+def test_app_call_limited_is_retried_then_unavailable(sandbox):
+    sandbox.admin.post("/sandbox/top/knobs", json={"call_limited": 2}).raise_for_status()
+    assert call(sandbox, "get_order", str(T_SHIRT)).order_id == str(T_SHIRT)  # 2 limited, the third through
+    assert calls(sandbox) == {"taobao.trade.fullinfo.get": 3}
+
+    sandbox.admin.post("/sandbox/top/knobs", json={"call_limited": 5}).raise_for_status()
+    with pytest.raises(TopUnavailable) as caught:
+        call(sandbox, "get_order", str(T_SHIRT))
+    assert isinstance(caught.value, PlatformUnavailable) and caught.value.code == 7
+    assert "after 3 attempts" in str(caught.value)
+    assert calls(sandbox) == {"taobao.trade.fullinfo.get": 6}
+
+
+def test_a_platform_down_is_unavailable_after_the_retries(sandbox):
+    sandbox.admin.post("/sandbox/faults", json={"error_rate": 1}).raise_for_status()
+    with pytest.raises(PlatformUnavailable) as caught:
+        call(sandbox, "get_order", str(T_SHIRT))
+    assert caught.value.status_code == 503 and caught.value.operation == "taobao.trade.fullinfo.get"
+    sandbox.admin.post("/sandbox/faults", json={}).raise_for_status()
+
+
+# --- settings -----------------------------------------------------------------------------------------------
+
+
+def test_settings_default_to_the_sandbox_and_production_refuses_the_built_in_top_secrets(monkeypatch):
+    for name in ("AFTERSALES_PLATFORM", "AFTERSALES_TOP_APP_SECRET", "AFTERSALES_TOP_SESSION_KEY", "AFTERSALES_TOP_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert (settings.platform, settings.top_url) == ("gateway", "http://127.0.0.1:8765/router/rest")
+    assert settings.top_app_secret.get_secret_value() == DEFAULT_SECRETS["top_app_secret"]
+
+    shop_keys = {"AFTERSALES_ENVIRONMENT": "production", "AFTERSALES_API_KEY": "k3y-of-the-shop",
+                 "AFTERSALES_PLATFORM_API_KEY": "gateway-key-of-the-shop", "AFTERSALES_EVENT_SECRET": "event-secret-of-the-shop",
+                 "AFTERSALES_CARRIER_KEY": "kd100-key-of-the-shop"}
+    for name, value in shop_keys.items():
+        monkeypatch.setenv(name, value)
+    assert Settings(_env_file=None).platform == "gateway"  # a gateway shop sets no TOP secret
+    monkeypatch.setenv("AFTERSALES_PLATFORM", "taobao")
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    assert "AFTERSALES_TOP_APP_SECRET" in str(refused.value) and "AFTERSALES_TOP_SESSION_KEY" in str(refused.value)
+    monkeypatch.setenv("AFTERSALES_TOP_APP_SECRET", "app-secret-of-the-shop")
+    monkeypatch.setenv("AFTERSALES_TOP_SESSION_KEY", "session-of-the-seller")
+    assert Settings(_env_file=None).platform == "taobao"
