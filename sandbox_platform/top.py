@@ -11,7 +11,7 @@ the sandbox's own orders and reviews, with the buyers' refunds the platform keep
   ``refund_version`` (a millisecond timestamp) moves on with every change of state or of the
   buyer's return parcel, and a decision made on an older version is refused.
 * ``/sandbox/top/…`` (``X-Api-Key``): the buyer applies for a refund (with or without the goods),
-  fills in the return waybill, cancels; the platform's own timeout action; knobs (an SMS code above
+  changes the amount asked, fills in the return waybill, cancels; the platform's own timeout action; knobs (an SMS code above
   an amount, App Call Limited for the next calls); the state, with every call counted per method.
 
 What PLATFORMS.md leaves open, the sandbox decides, here and nowhere else [unverified]:
@@ -220,6 +220,12 @@ class BuyerRefund(_Body):
     has_good_return: bool
     reason: str = Field(min_length=1)
     desc: str = ""
+
+
+class RefundAmendment(_Body):
+    """The buyer changes the amount asked before the seller decides (修改退款申请)."""
+
+    refund_fee: Money
 
 
 class ReturnWaybill(_Body):
@@ -720,6 +726,20 @@ class TopDesk:
             self.move(refund, RefundStatus.WAIT_SELLER_CONFIRM_GOODS, "buyer")
             return refund
 
+    def amend(self, refund_id: str, amendment: RefundAmendment) -> TopRefund:
+        """The buyer changes the refund: its version moves on, so a decision on the old one is refused."""
+        with self.shop.lock:
+            refund = self._refund_lever(refund_id, {RefundStatus.WAIT_SELLER_AGREE})
+            order = self.shop.orders[refund.order_id]
+            if not 0 < amendment.refund_fee <= self.refundable(order):
+                raise HTTPException(422, f"refund_fee {amendment.refund_fee} must be above 0 and at most {self.refundable(order)}")
+            now = self.shop.now()
+            refund.refund_fee, refund.modified = amendment.refund_fee, now
+            refund.version = max(milliseconds(now), refund.version + 1)
+            refund.history.append({"at": now.isoformat(), "status": str(refund.status), "by": "buyer",
+                                   "amended": str(amendment.refund_fee)})
+            return refund
+
     def cancel(self, refund_id: str) -> TopRefund:
         with self.shop.lock:
             refund = self._refund_lever(refund_id, OPEN | {RefundStatus.SELLER_REFUSE_BUYER})
@@ -820,6 +840,11 @@ def top_levers(desk: TopDesk) -> APIRouter:
     async def fill_waybill(refund_id: str, waybill: ReturnWaybill) -> dict[str, Any]:
         """The buyer shipped the goods back: carrier name and waybill (→ WAIT_SELLER_CONFIRM_GOODS)."""
         return desk.lever_answer(desk.fill_waybill(refund_id, waybill))
+
+    @admin.post("/refunds/{refund_id}/amend")
+    async def amend(refund_id: str, amendment: RefundAmendment) -> dict[str, Any]:
+        """The buyer changes the amount asked (only while the seller has not decided)."""
+        return desk.lever_answer(desk.amend(refund_id, amendment))
 
     @admin.post("/refunds/{refund_id}/cancel")
     async def cancel(refund_id: str) -> dict[str, Any]:

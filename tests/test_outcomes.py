@@ -38,6 +38,7 @@ MODULE_PROCESS = {
     "tasks/dispute.py": Process.DISPUTE,
     "tasks/complaint.py": Process.COMPLAINT,
     "tasks/tracking.py": Process.TRACKING,
+    "tasks/platform_sync.py": Process.RETURN,
     "domain/complaint_rules.py": Process.COMPLAINT,
 }
 SCANNED = ("flows", "tasks", "intake", "domain", "approvals", "deployments", "api", "reporting")

@@ -188,6 +188,19 @@ class Inspection(StaffForm):
     note: str = Field(default="", title="验货说明 Inspection note（部分通过或不通过时必填 required for partial or fail）", description="部分通过或不通过时必填 required for partial or fail", max_length=500)
 
 
+class SmsVerification(StaffForm):
+    """A large refund on Taobao/Tmall: the platform sent the seller's phone an SMS code and pays the
+    refund only when the agreement is repeated with it."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.FINANCE, Role.SUPERVISOR, Role.MANAGER)
+
+    sms_code: str = Field(
+        title="短信验证码 SMS code",
+        description="淘宝发到店铺绑定手机的退款验证码 The refund code Taobao sent to the shop's registered phone.",
+        pattern=r"^\d{4,8}$",
+    )
+
+
 class Remedy(StrEnum):
     REFUND_MISSING = "refund_missing"
     RESHIP_MISSING = "reship_missing"

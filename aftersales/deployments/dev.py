@@ -193,7 +193,11 @@ async def open_demo_cases(timeout: float = 300) -> None:
     from aftersales.intake.registry import processes
 
     opened_runs: dict = {}
+    on_taobao = get_settings().platform == "taobao"
     for process in processes():
+        if on_taobao and process.name == "return":
+            opened_runs.update(await apply_at_taobao(process.demo))
+            continue
         for request in process.demo:
             try:
                 opened = await process.open(request)
@@ -214,6 +218,38 @@ async def open_demo_cases(timeout: float = 300) -> None:
             await asyncio.sleep(0.5)
     for case_id in pending.values():
         print(f"  – demo case {case_id} not waiting yet after {timeout:.0f} s; see var/logs/serve.log", flush=True)
+
+
+async def apply_at_taobao(requests) -> dict:
+    """``AFTERSALES_PLATFORM=taobao``: the demo returns start where a Taobao shop's do — the buyers
+    apply at the sandbox's TOP, and one run of the ``platform-sync`` deployment (served like the
+    rest; afterwards on its schedule) opens their cases. Returns {flow run id: case id}."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.deployments import run_deployment
+    from sqlmodel import select
+
+    from aftersales.domain.models import Case, Process
+    from aftersales.integrations.db import session_scope
+
+    settings = get_settings()
+    base = settings.platform_url.rstrip("/")
+    headers = {"X-Api-Key": settings.platform_api_key.get_secret_value()}
+    async with httpx.AsyncClient(timeout=10, headers=headers) as sandbox:
+        for request in requests:
+            tid = int("".join(char for char in request.order_id if char.isdigit()))
+            answer = await sandbox.post(f"{base}/sandbox/top/refunds", json={
+                "tid": tid, "refund_fee": request.amount, "has_good_return": True, "reason": request.reason or "七天无理由退货"})
+            if answer.status_code != 201:  # e.g. the sandbox kept its state from an earlier start
+                print(f"  – the demo buyer of {request.order_id} could not apply at TOP: {answer.text[:200]}", flush=True)
+    run = await run_deployment("platform-sync/platform-sync", timeout=120, as_subflow=False)
+    print(f"  ✓ platform-sync read the demo buyers' refunds from TOP ({run.state.name if run.state else 'unknown'})", flush=True)
+    with session_scope() as session:
+        case_ids = session.exec(select(Case.id).where(Case.process == Process.RETURN, Case.id.like("return-%-tb%"),
+                                                      Case.status != "closed")).all()
+    async with get_client() as client:  # each case's run is named after it
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=list(case_ids))))
+    return {str(run.id): run.name for run in runs}
 
 
 GUIDE = """

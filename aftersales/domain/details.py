@@ -130,6 +130,13 @@ class ReturnDetails(CaseDetails):
     kind: ReturnKind = ReturnKind.NO_REASON
     missing_skus: list[str] = []
     free_shipping: bool = False
+    # a return the buyer applied for at the platform (TOP): decided on that refund there
+    platform_refund_id: str | None = None
+    platform_phase: str | None = None  # onsale / aftersale, echoed with every decision
+    goods_back: bool = True  # false: refund only (仅退款), nothing is sent back
+    platform_deadline: Time | None = None  # when the platform acts by itself (refund_remind_timeout)
+    platform_status: str | None = None  # the refund's status as platform-sync last read it
+    platform_modified: Time | None = None  # …and when it last changed there
 
 
 class ExchangeDetails(CaseDetails):

@@ -107,7 +107,7 @@ LABEL: dict[Outcome, str] = {
     O.APOLOGISED: "已致歉", O.NO_OFFER_MADE: "已致歉，未补偿", O.OFFER_DECLINED: "买家拒绝补偿", O.NO_RESPONSE: "买家未回复",
     O.REPORTED_MALICIOUS: "恶意评价已举报", O.RESHIPPED: "已补发", O.RESHIPPED_CORRECT_ITEMS: "已改发正确商品",
     O.CORRECTED_BEFORE_DISPATCH: "发货前已更正", O.REFUNDED_WRONG_ITEMS: "错发商品退款", O.OUT_OF_STOCK_REFUNDED: "无货退款",
-    O.SETTLED: "协商解决", O.REJECTED: "平台驳回", O.WITHDRAWN: "买家撤诉",
+    O.SETTLED: "协商解决", O.REJECTED: "平台驳回", O.WITHDRAWN: "买家撤回",
     O.BUYER_CONTACTED: "已联系买家", O.RESOLVED: "已解决", O.PARTLY_RESOLVED: "部分解决", O.UNRESOLVED: "未解决",
     O.ANSWERED: "已解答", O.CONVERTED: "已转为售后或投诉案件",
 }
@@ -119,8 +119,9 @@ P = Process
 OUTCOMES: dict[Process, frozenset[Outcome]] = {
     # §1.1: refused at review, failed inspection, refunded in full or in part, lapsed (never shipped),
     # refunded automatically (receipt unconfirmed, or a refused parcel), a short shipment re-shipped
+    # — and, for a refund applied for at the platform (TOP), withdrawn when the buyer cancels it there
     P.RETURN: frozenset({O.REFUSED, O.INSPECTION_FAILED, O.REFUNDED, O.PARTLY_REFUNDED, O.CLOSED_NOT_SHIPPED,
-                         O.REFUNDED_AUTOMATICALLY, O.RESHIPPED}),
+                         O.REFUNDED_AUTOMATICALLY, O.RESHIPPED, O.WITHDRAWN}),
     # §1.2: an unconfirmed receipt counts as received (the replacement ships), never an automatic refund
     P.EXCHANGE: frozenset({O.REFUSED, O.INSPECTION_FAILED, O.CLOSED_NOT_SHIPPED, O.REFUNDED_OUT_OF_STOCK, O.EXCHANGED}),
     P.COMPENSATION: frozenset({O.COMPENSATED, O.DECLINED, O.DECLINED_NO_ANSWER}),

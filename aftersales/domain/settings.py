@@ -149,8 +149,9 @@ class Settings(BaseSettings):
     platform_retries: int = 4
 
     # Which protocol the shop platform speaks: "gateway" (the HTTP API above, today's) or "taobao"
-    # (Taobao/Tmall's TOP, below). The flows still use the gateway whatever it says: choosing the
-    # client by it is the next step (integrations/platform/top.py).
+    # (Taobao/Tmall's TOP, below). On "taobao" the buyers' refunds come from the platform
+    # (`platform-sync` pulls them and opens the returns) and a return is decided there: agreed with
+    # the return address below, refused with a reason of the platform's, paid by agreeing.
     platform: Literal["gateway", "taobao"] = "gateway"
     # Taobao/Tmall Open Platform (淘宝开放平台, TOP): its /router/rest (live:
     # https://gw.api.taobao.com/router/rest), the app's AppKey and AppSecret from the TOP console, and
@@ -159,6 +160,20 @@ class Settings(BaseSettings):
     top_app_key: str = "sandbox-app-key"
     top_app_secret: SecretStr = SecretStr(DEFAULT_SECRETS["top_app_secret"])
     top_session_key: SecretStr = SecretStr(DEFAULT_SECRETS["top_session_key"])
+    # The address a return is agreed with on TOP (taobao.rp.returngoods.agree): the warehouse's.
+    # seller_address_id: the address's id in the seller's address book (地址库), which Taobao asks for.
+    top_return_name: str = "售后仓 After-sales warehouse"
+    top_return_phone: str = "021-61234567"
+    top_return_address: str = "上海市青浦区华新镇华志路 1688 号 售后仓"
+    top_return_postcode: str = "201708"
+    top_seller_address_id: int | None = None
+    # platform-sync: how often it pulls the refunds changed at the platform, how far back its first
+    # run reads, how much of the last window it reads again (a refund committed late at the platform
+    # still comes), and the widest window one call asks for.
+    platform_sync_cron: str = "*/5 * * * *"
+    platform_sync_first_hours: int = 72
+    platform_sync_overlap_minutes: int = 10
+    platform_sync_window_hours: int = 24
 
     # Carrier tracking aggregator (Kuaidi100 protocol).
     carrier_url: str = "http://127.0.0.1:8765/poll/query.do"

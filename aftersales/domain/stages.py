@@ -25,6 +25,7 @@ class Stage(StrEnum):
     INSPECTION = "inspection"
     SHORT_SHIPMENT_REMEDY = "short-shipment-remedy"
     REFUSED_PARCEL_BACK = "refused-parcel-back"
+    SMS_CODE = "sms-code"  # a large refund on Taobao/Tmall waits for the seller's SMS code
     # §1.3 compensation
     APPROVAL = "approval"
     # §1.4 express out of area, §1.7 wrong shipment
@@ -85,6 +86,7 @@ LABELS: dict[Stage, str] = {
     Stage.INSPECTION: "验货 inspection",
     Stage.SHORT_SHIPMENT_REMEDY: "少件处理 short shipment: refund or re-ship",
     Stage.REFUSED_PARCEL_BACK: "确认拒收包裹已退回 confirming the refused parcel is back",
+    Stage.SMS_CODE: "等待退款短信验证码 waiting for the refund's SMS code",
     Stage.APPROVAL: "补偿审批 compensation approval",
     Stage.BUYER_CHOICE: "等待买家选择 waiting for the buyer's choice",
     Stage.SELF_PICKUP: "买家自提 the buyer collects the parcel",

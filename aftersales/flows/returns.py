@@ -16,12 +16,15 @@ it, refund) and a short shipment (refund the missing part or re-ship it within 3
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from prefect import flow, task
+from sqlmodel import select
 
 from aftersales.approvals.forms import (
     BuyerShipment,
+    SmsVerification,
     Inspection,
     InspectionResult,
     ReceiptConfirmation,
@@ -31,18 +34,24 @@ from aftersales.approvals.forms import (
     ShortShipmentRemedy,
 )
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
-from aftersales.domain.calendar import business_calendar
+from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.details import ReturnDetails, details_of
-from aftersales.domain.models import Case, CaseStatus, Role
+from aftersales.domain.models import Case, CaseStatus, Role, Wait
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import ReturnKind, approval_level, declared_return_postage, parse_amount, postage_lines, refund_explained
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import PlatformClient, RefundStatus, VerificationCodeRequired
 from aftersales.tasks.cases import close_case, load_case, open_case, per_case, record_step
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.platform_refunds import (
+    agree_return_at_platform,
+    confirm_inspection_at_platform,
+    platform_refund_of,
+    refuse_at_platform,
+)
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
 
@@ -65,9 +74,23 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
         return await handle_refused_parcel(case)
 
     review = await await_decision(case, seller_review(case))
+    on_platform = platform_refund_of(case) is not None  # applied for at the platform (TOP): decided there
     if review.data.decision == ReviewDecision.REFUSE:
+        if on_platform:
+            refused = await refuse_at_platform(case_id, review.wait_key, review.data.note, review.actor)
+            if refused["status"] != RefundStatus.SELLER_REFUSE_BUYER:
+                return await settled_at_platform(case, refused["status"])
         return await close_case(case_id, Outcome.REFUSED, review.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=review.data.note)
-    await send_return_address(case_id, review.actor, review.by_deadline)
+    if on_platform and not details_of(case, ReturnDetails).goods_back:
+        # refund only (仅退款): nothing comes back; agreeing pays it
+        await pay_refund(case, "refund", case.amount, review.actor, "仅退款，卖家同意 refund only: agreed")
+        return await close_case(case_id, Outcome.REFUNDED, review.actor, notify="case_closed")
+    if on_platform:
+        agreed = await agree_return_at_platform(case_id, review.actor, review.by_deadline)
+        if agreed["status"] not in (RefundStatus.WAIT_BUYER_RETURN_GOODS, RefundStatus.WAIT_SELLER_CONFIRM_GOODS):
+            return await settled_at_platform(case, agreed["status"])
+    else:
+        await send_return_address(case_id, review.actor, review.by_deadline)
 
     back = await goods_come_back(case, buyer_shipment(case, review), return_postage, "await_buyer_shipment_expired")
     if isinstance(back, str):
@@ -79,7 +102,9 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
     if result == InspectionResult.FAIL:
         return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
     goods = case.amount if result == InspectionResult.PASS or inspection.by_deadline else parse_amount(inspection.data.refund_amount)
-    await refund_buyer(case_id, "refund", goods, inspection.actor, f"退货验货{result.value} return inspected: {result.value}", postage)
+    if platform_refund_of(case) is not None:
+        await confirm_inspection_at_platform(case_id, inspection.actor, inspection.data.note)
+    await pay_refund(case, "refund", goods, inspection.actor, f"退货验货{result.value} return inspected: {result.value}", postage)
     return await close_case(case_id, Outcome.REFUNDED if result == InspectionResult.PASS else Outcome.PARTLY_REFUNDED, inspection.actor, notify="case_closed")
 
 
@@ -102,7 +127,7 @@ async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_s
     postage = postage_of(case, shipment)
     if receipt.by_deadline and refund_unconfirmed:
         # §1.1 step 5: nobody confirmed receipt in 10 days — the system refunds automatically.
-        await refund_buyer(case.id, "auto-refund", case.amount, "system", "10 天未确认收货，系统自动退款 not confirmed within 10 days: automatic refund", postage)
+        await pay_refund(case, "auto-refund", case.amount, "system", "10 天未确认收货，系统自动退款 not confirmed within 10 days: automatic refund", postage)
         return await close_case(case.id, Outcome.REFUNDED_AUTOMATICALLY, "system", notify="auto_refund_deadline", staff_tags=[Role.SUPERVISOR.value])
     await record_step(case.id, "received", "parcel.received", receipt.actor, stage="inspection",
                       details={"note": receipt.data.note, "by_deadline": receipt.by_deadline},
@@ -110,17 +135,83 @@ async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_s
     return shipment, receipt, postage
 
 
+# --- a return applied for at the platform (TOP) ---------------------------------------------------
+
+
+async def pay_refund(case: Case, step: str, amount: Decimal, actor: str, reason: str, postage: list | None = None) -> list:
+    """Refund the buyer once (``refund_buyer``). On TOP a large refund asks for the seller's SMS
+    code: the case waits for a finance or supervisor member to enter it, then agrees again with it.
+    A resumed run takes the codes already asked for first (a new call without one would send
+    another SMS and void the code the person typed)."""
+    if platform_refund_of(case) is None:
+        return await refund_buyer(case.id, step, amount, actor, reason, postage)
+    code, attempt = None, 1
+    while sms_wait_opened(case.id, f"sms-code-{attempt}"):
+        # asked before this run went round again: its answer (or the wait for it) comes first
+        decision = await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))
+        code, attempt = decision.data.sms_code, attempt + 1
+    while True:
+        try:
+            return await refund_buyer(case.id, step, amount, actor, reason, postage, verification_code=code)
+        except VerificationCodeRequired:
+            decision = await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))
+            code, attempt = decision.data.sms_code, attempt + 1
+
+
+def sms_wait_opened(case_id: str, step: str) -> bool:
+    with session_scope() as session:
+        return session.exec(select(Wait.id).where(Wait.case_id == case_id, Wait.step == step)).first() is not None
+
+
+def sms_code_wait(case: Case, step: str, amount: Decimal) -> WaitSpec:
+    details = details_of(case, ReturnDetails)
+    # the platform pays by itself at its own deadline: the case waits no longer than that
+    deadline = details.platform_deadline or business_calendar().add_days(utcnow(), 1)
+    return WaitSpec(
+        step=step,
+        title="输入退款短信验证码 Enter the refund's SMS code",
+        form=SmsVerification,
+        deadline=max(deadline, utcnow()),
+        default_action="未输入验证码：平台到期自动退款，届时记录平台实付金额 no code entered: the platform refunds at its own deadline, and what it paid is recorded",
+        default_input={"sms_code": "000000"},
+        addressed_to=Role.SUPERVISOR.value,
+        decides=amount,  # entering the code decides nothing new (the refund was decided): no approval limit
+        facts=(f"**平台退款 Platform refund** `{details.platform_refund_id}` · {amount:.2f} 元",
+               "淘宝已向店铺绑定手机发送验证码 Taobao sent a code to the shop's registered phone"),
+    )
+
+
+async def settled_at_platform(case: Case, status: str) -> str:
+    """The refund moved at the platform before our decision reached it: the platform refunded by
+    itself at its deadline (recorded, with what it paid), or the buyer cancelled (withdrawn)."""
+    if status == RefundStatus.SUCCESS:
+        await pay_refund(case, "platform-refund", case.amount, "platform", "平台到期自动退款 refunded by the platform at its deadline")
+        return await close_case(case.id, Outcome.REFUNDED_AUTOMATICALLY, "platform", notify="case_closed")
+    return await close_case(case.id, Outcome.WITHDRAWN, "platform", notify="return_withdrawn", staff_tags=[Role.AGENT.value],
+                            buyer=False, note="退款在平台上已关闭 the refund was closed at the platform")
+
+
 # --- the waits of §1.1, each with its deadline and default action -------------------------------
+
+
+def platform_first(ours: datetime, platform: datetime | None) -> tuple[datetime, str]:
+    """A wait's deadline is the earlier of the rulebook's and the platform's (TOP's
+    refund_remind_timeout), and the form says whose it is."""
+    if platform is not None and platform < ours:
+        return platform, f"（平台截止 {shop_time(platform)} the platform's deadline）"
+    return ours, ""
 
 
 def seller_review(case: Case) -> WaitSpec:
     rules = get_settings().rules
+    deadline, whose = platform_first(business_calendar().add_days(case.opened_at, rules.seller_review_days),
+                                     details_of(case, ReturnDetails).platform_deadline)
     return WaitSpec(
         step="seller-review",
         title="退货审核 Return review",
         form=SellerReview,
-        deadline=business_calendar().add_days(case.opened_at, rules.seller_review_days),
-        default_action=f"{rules.seller_review_days} 天未处理，平台自动同意 not answered in {rules.seller_review_days} days: the platform agrees",
+        deadline=deadline,
+        default_action=f"{rules.seller_review_days} 天未处理，平台自动同意 not answered in {rules.seller_review_days} days: the platform agrees{whose}",
         default_input={"decision": ReviewDecision.AGREE.value, "note": "超时自动同意 agreed automatically at the deadline"},
         addressed_to=approval_level(case.amount, rules).value,
         amount=case.amount,
@@ -164,6 +255,9 @@ def inspect_goods(case: Case, receipt: Decision, postage: list | None = None) ->
     def check(form: Inspection) -> str | None:
         if form.result != InspectionResult.PASS and not form.note.strip():
             return "部分通过或不通过须写验货说明 partial or fail needs an inspection note"
+        if form.result == InspectionResult.PARTIAL and platform_refund_of(case) is not None:
+            return ("淘宝/天猫的退款只能按买家申请的金额同意或拒绝：部分退款请先请买家修改退款申请 a platform refund is agreed as "
+                    "the buyer asked or refused: for a partial refund, ask the buyer to change the application first")
         if form.result == InspectionResult.PARTIAL:
             amount = parse_amount(form.refund_amount, "refund_amount")
             if amount > case.amount:

@@ -22,7 +22,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.domain.models import Process, Role
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import Order, PlatformClient, RefundApplication
 from aftersales.tasks.intake import order_facts
 
 
@@ -63,6 +63,45 @@ async def open_return(order_id: str, amount: str, reason: str = "", kind: Return
         {"case_id": case_id, "order_id": order_id, "amount": str(checked), "reason": mask_text(reason),
          "kind": kind.value, "requested_by": requested_by, "missing_skus": missing_skus},
         tags=["process:return", f"level:{approval_level(checked, get_settings().rules).value}", f"kind:{kind.value}"],
+    )
+
+
+def platform_return_case_id(order_id: str, refund_id: str) -> str:
+    """A return the buyer applied for at the platform: the platform's refund id makes it one case."""
+    return return_case_id(order_id, f"tb{refund_id}")
+
+
+async def open_platform_return(refund: RefundApplication, order: Order) -> Opened:
+    """A buyer's refund at the platform (TOP) becomes a return (goods sent back) or a refund-only
+    case, once per refund id. The platform has checked the window and the amount when it took the
+    application; here the amount is held to what the order paid, and the case carries the refund's
+    id, phase and deadline, on which it is decided."""
+    amount = parse_amount(str(refund.amount), "refund_fee")
+    if amount > order.paid_amount:
+        raise InvalidRequest("refund_above_paid", f"退款 {refund.refund_id} 申请 {amount} 元，超过订单实付 {order.paid_amount} 元 "
+                                                  f"refund {refund.refund_id} asks {amount}, more than the order's {order.paid_amount}")
+    reason = check_text(" ".join(part for part in (refund.reason, refund.description) if part), "reason", "退货原因")
+    kind = ReturnKind.NO_REASON if "无理由" in refund.reason or not refund.reason else ReturnKind.QUALITY
+    case_id = platform_return_case_id(order.order_id, refund.refund_id)
+    new = NewCase(
+        fields=dict(id=case_id, process=Process.RETURN, order_id=order.order_id, customer_id=order.customer.customer_id,
+                    requested_by="buyer", reason=mask_text(reason), amount=amount,
+                    details=ReturnDetails(kind=kind, free_shipping=order.free_shipping, platform_refund_id=refund.refund_id,
+                                          platform_phase=refund.phase, goods_back=refund.goods_returned,
+                                          platform_deadline=refund.deadline, platform_status=refund.status,
+                                          platform_modified=refund.modified_at,
+                                          customer=order.customer.model_dump(mode="json"),
+                                          items=[item.model_dump(mode="json") for item in order.items])),
+        opened={"kind": kind.value, "amount": amount, "reason": mask_text(reason), "platform_refund_id": refund.refund_id,
+                "goods_back": refund.goods_returned, "platform_deadline": refund.deadline},
+        terms={"amount": str(amount), "kind": kind.value, "missing_skus": []}, actor="buyer",
+        notice="return_opened", staff_tags=(Role.AGENT.value,), buyer=True, say=lambda _case: {"kind": kind.value},
+    )
+    return await open_case(
+        "return/return", new,
+        {"case_id": case_id, "order_id": order.order_id, "amount": str(amount), "reason": mask_text(reason),
+         "kind": kind.value, "requested_by": "buyer", "missing_skus": []},
+        tags=["process:return", f"level:{approval_level(amount, get_settings().rules).value}", f"kind:{kind.value}", "platform:taobao"],
     )
 
 

@@ -37,6 +37,7 @@ from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundKind
 from aftersales.tasks.cases import load_case
 from aftersales.tasks.notify import notify_in_session, send_pending
+from aftersales.tasks.platform_refunds import agree_refund_at_platform, platform_refund_of
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 ZERO = Decimal("0.00")
@@ -63,6 +64,7 @@ class Movement:
     reason: str  # on the platform's record
     items: tuple[tuple[str, int], ...] = ()  # a parcel's (sku, quantity)
     carrier: str | None = None  # a parcel sent with another carrier (§1.4); else the order's
+    verification_code: str | None = None  # the seller's SMS code a large platform (TOP) refund asks for
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,10 @@ _REFUND_KINDS = {Moves.REFUND: RefundKind.GOODS, Moves.POSTAGE_REFUND: RefundKin
 
 async def _through_platform(platform: PlatformClient, case: Case, movement: Movement) -> Moved:
     order, key = case.order_id, movement.key
+    if movement.moves is Moves.REFUND and platform_refund_of(case):
+        # the buyer's refund at the platform (TOP): agreeing it is what pays it, once
+        refund_id, paid, _ours = await agree_refund_at_platform(case, movement.amount, movement.verification_code)
+        return Moved(movement, refund_id, paid)
     if movement.moves in _REFUND_KINDS:
         refund = await platform.refund(order, movement.amount, movement.reason, case.id, key, _REFUND_KINDS[movement.moves])
         return Moved(movement, refund.refund_id, refund.amount)
@@ -178,15 +184,17 @@ PAY_COMPENSATION = move_money.with_options(name="pay-compensation")
 
 
 async def refund_buyer(case_id: str, step: str, goods_amount: Decimal, approved_by: str, reason: str,
-                       postage: list[PostageLine] | None = None) -> list[Moved]:
+                       postage: list[PostageLine] | None = None, verification_code: str | None = None) -> list[Moved]:
     """Refund the buyer once: the goods (less any postage share of theirs), and separately the
     postage the rulebook puts on the seller — the platform caps goods refunds at the price paid."""
     postage = postage or []
+    if platform_refund_of(load_case(case_id)):
+        postage = []  # TOP pays the refund the buyer applied for; postage is settled on the platform (运费险)
     goods, owed_postage = refund_split(goods_amount, postage)
     key = f"refund-{case_id}-{step}"
     movements = []
     if goods > 0:
-        movements.append(Movement(Moves.REFUND, key, goods, reason))
+        movements.append(Movement(Moves.REFUND, key, goods, reason, verification_code=verification_code))
     if owed_postage > 0:
         movements.append(Movement(Moves.POSTAGE_REFUND, f"{key}-postage", owed_postage, f"{reason}（运费 postage）"))
     book = partial(_book_refund, step=step, key=key, goods_amount=goods_amount, goods=goods, owed_postage=owed_postage,

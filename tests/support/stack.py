@@ -260,10 +260,10 @@ class Stack:
 
     def make_order(self, *, paid: str = "128.00", delivered_days_ago: float | None = 2, status: str = "completed",
                    free_shipping: bool = False, items: list[dict] | None = None, refused_hours_ago: float | None = None,
-                   language: str = "zh-CN") -> dict:
+                   language: str = "zh-CN", order_id: str | None = None) -> dict:
         """A fresh order on the sandbox platform, so every test has its own."""
         now = datetime.now(timezone.utc)
-        order_id = f"T{now:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
+        order_id = order_id or f"T{now:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
         customer_id = f"C{uuid.uuid4().hex[:8].upper()}"
         items = items or [{"sku": "SKU-TSHIRT-M", "name": "纯棉T恤 M", "category": "apparel", "quantity": 1, "unit_price": paid}]
         waybill = f"ZT{uuid.uuid4().int % 10**12:012d}"
@@ -561,6 +561,8 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
         "AFTERSALES_PLATFORM_API_KEY": sandbox_key,
         "AFTERSALES_PLATFORM_RETRIES": "2",
         "AFTERSALES_CARRIER_URL": f"{sandbox_url}/poll/query.do",
+        # TOP on the same sandbox: a return applied for there is decided there, whichever platform is set
+        "AFTERSALES_TOP_URL": f"{sandbox_url}/router/rest",
         "AFTERSALES_APPRISE_CONFIG": str(config),
         "AFTERSALES_CUSTOMER_NOTIFY_URL": receiver + "/customer/{customer_id}",
         "AFTERSALES_STAFF_NOTIFY_URL": receiver + "/person/{staff_id}",

@@ -1,0 +1,196 @@
+"""Returns that start and move at Taobao/Tmall (TOP) on the real stack: the buyer applies at the
+platform, ``platform-sync`` opens the case and feeds it the buyer's waybill, the seller's decisions
+go back to the platform on the refund's version, a large refund waits for the seller's SMS code and
+is paid once, the platform's own deadline is recorded as ``platform``, a cancelled refund closes
+its case, and a decision made on a stale version is read again and taken again."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from aftersales.domain.details import ReturnDetails, details_of
+from aftersales.domain.models import Case
+from aftersales.integrations.db import session_scope
+from aftersales.integrations.platform import PlatformRejected, RefundStatus, TopClient
+from tests.support.records import events, ledger
+
+
+@pytest.fixture(scope="module")
+def taobao(stack):
+    """This process runs platform-sync as a Taobao shop's would (AFTERSALES_PLATFORM=taobao); the
+    served case runs decide a refund applied for at the platform there, whatever the setting."""
+    from aftersales.domain.settings import get_settings
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AFTERSALES_PLATFORM", "taobao")
+    get_settings.cache_clear()
+    yield
+    patch.undo()
+    get_settings.cache_clear()
+
+
+def sync(stack) -> dict:
+    from aftersales.flows.platform_sync import platform_sync
+
+    return stack.run(platform_sync())
+
+
+def top_order(stack, paid: str) -> tuple[dict, int]:
+    """An order whose TOP tid is unique: the digits of its id."""
+    digits = f"{uuid.uuid4().int % 10**9:09d}"
+    order = stack.make_order(paid=paid, order_id=f"T{datetime.now(timezone.utc):%Y%m%d}-{digits}")
+    return order, int(f"{datetime.now(timezone.utc):%Y%m%d}{digits}")
+
+
+def apply(stack, tid: int, amount: str, goods_back: bool) -> dict:
+    return stack.sandbox("POST", "/sandbox/top/refunds", json={"tid": tid, "refund_fee": amount, "has_good_return": goods_back,
+                                                               "reason": "七天无理由退货", "desc": "尺码不合适 wrong size"})
+
+
+def at_platform(stack, refund_id: str) -> dict:
+    return next(r for r in stack.sandbox("GET", "/sandbox/top/state")["refunds"] if r["refund_id"] == refund_id)
+
+
+def case_of(tid: int, refund_id: str) -> str:
+    return f"return-{tid}-tb{refund_id}"
+
+
+def test_a_return_applied_for_at_taobao_is_decided_there_and_paid_once_after_the_sms_code(stack, sandbox_clean, team, taobao):
+    stack.sandbox("POST", "/sandbox/top/knobs", json={"sms_code_above": "100.00"})
+    agreed_before = stack.sandbox("GET", "/sandbox/top/state")["calls"].get("taobao.rp.refunds.agree", 0)
+    order, tid = top_order(stack, "128.00")
+    refund = apply(stack, tid, "128.00", goods_back=True)
+    case_id = case_of(tid, refund["refund_id"])
+
+    assert sync(stack)["opened"] == 1
+    review = stack.waiting(case_id, "seller-review")
+    platform_deadline = datetime.fromisoformat(at_platform(stack, refund["refund_id"])["refund_remind_timeout"]["timeout"].replace(" ", "T") + "+08:00")
+    assert review.deadline == platform_deadline  # the platform's 5 days ran from the application: earlier than ours
+    assert "the platform's deadline" in review.default_action
+    assert sync(stack).get("opened", 0) == 0  # read again through the overlap: no second case
+
+    stack.approve(case_id, "seller-review", team["S002"], decision="agree")
+    stack.waiting(case_id, "buyer-shipment")
+    assert at_platform(stack, refund["refund_id"])["status"] == RefundStatus.WAIT_BUYER_RETURN_GOODS
+    assert "华志路" in at_platform(stack, refund["refund_id"])["address"]  # agreed with the warehouse's address
+
+    stack.sandbox("POST", f"/sandbox/top/refunds/{refund['refund_id']}/waybill", json={"company_name": "中通快递", "sid": "ZT20261206001"})
+    assert sync(stack)["buyer-shipped"] == 1
+    stack.waiting(case_id, "receipt")
+    shipped = [e for e in events(case_id) if e.action == "parcel.shipped"]
+    assert [(e.actor, e.details["carrier"], e.details["tracking_number"]) for e in shipped] == [("buyer", "zhongtong", "ZT20261206001")]
+
+    stack.approve(case_id, "receipt", team["S004"], note="包裹完好")
+    partial = stack.approve(case_id, "inspection", team["S004"], result="partial", refund_amount="100.00", note="吊牌缺失")
+    assert partial.status == "rejected" and "as the buyer asked or refused" in partial.reason  # TOP agrees the whole refund or none
+    stack.approve(case_id, "inspection", team["S004"], result="pass", refund_amount="128.00", note="验货通过")
+    # 128.00 is above the shop's SMS threshold: the platform sent the code to the seller's phone
+    sms = stack.waiting(case_id, "sms-code-1")
+    assert sms.addressed_to == "supervisor"
+    [message] = stack.sandbox("GET", "/sandbox/messages/seller-sms")[-1:]
+    stack.approve(case_id, "sms-code-1", team["S005"], sms_code=message["payload"]["code"])
+
+    assert stack.finished(case_id).outcome == "refunded"
+    assert at_platform(stack, refund["refund_id"])["status"] == RefundStatus.SUCCESS
+    assert at_platform(stack, refund["refund_id"])["review"] == {"operator": team["S004"], "message": "验货通过", "result": True}
+    calls = stack.sandbox("GET", "/sandbox/top/state")["calls"]
+    assert calls["taobao.rp.refunds.agree"] - agreed_before == 2  # asked without the code, then once with it
+    paid = [r for r in stack.refunds(order["order_id"]) if r["case_id"] == f"TOP-{refund['refund_id']}"]
+    assert [Decimal(r["amount"]) for r in paid] == [Decimal("128.00")]  # the platform paid once
+    lines = [line for line in ledger(case_id) if line.platform_paid]
+    assert [(line.platform_ref, line.amount) for line in lines] == [(refund["refund_id"], Decimal("128.00"))]
+
+
+def test_the_platforms_own_deadline_is_recorded_as_the_platform_and_a_cancelled_refund_closes_its_case(stack, sandbox_clean, team, taobao):
+    order, tid = top_order(stack, "36.00")
+    refund_only = apply(stack, tid, "36.00", goods_back=False)
+    case_id = case_of(tid, refund_only["refund_id"])
+    sync(stack)
+    stack.waiting(case_id, "seller-review")
+    with session_scope() as session:
+        assert details_of(session.get(Case, case_id), ReturnDetails).goods_back is False
+
+    # nobody answered in time: the platform refunded by itself
+    agreed_before = stack.sandbox("GET", "/sandbox/top/state")["calls"].get("taobao.rp.refunds.agree", 0)
+    stack.sandbox("POST", f"/sandbox/top/refunds/{refund_only['refund_id']}/timeout")
+    assert sync(stack)["platform-acted"] == 1
+    assert stack.finished(case_id).outcome == "refunded"
+    acted = [e for e in events(case_id) if e.action == "platform.acted"]
+    assert [e.actor for e in acted] == ["platform"]
+    assert [(line.platform_ref, line.amount) for line in ledger(case_id) if line.platform_paid] == [(refund_only["refund_id"], Decimal("36.00"))]
+    assert stack.sandbox("GET", "/sandbox/top/state")["calls"].get("taobao.rp.refunds.agree", 0) == agreed_before  # not paid again
+
+    # a refusal goes to the platform with our note and one of the platform's own reasons
+    refused_order, refused_tid = top_order(stack, "45.00")
+    refused = apply(stack, refused_tid, "45.00", goods_back=True)
+    refused_case = case_of(refused_tid, refused["refund_id"])
+    sync(stack)
+    stack.approve(refused_case, "seller-review", team["S002"], decision="refuse", note="商品已使用，不支持七天无理由")
+    assert stack.finished(refused_case).outcome == "refused"
+    at = at_platform(stack, refused["refund_id"])
+    assert at["status"] == RefundStatus.SELLER_REFUSE_BUYER
+    [told] = [e for e in events(refused_case) if e.action == "platform.refused"]
+    assert told.actor == team["S002"] and told.details["message"] == "商品已使用，不支持七天无理由" and told.details["reason"]["id"]
+
+    # the buyer cancels a return application before the seller decides
+    other, other_tid = top_order(stack, "59.00")
+    cancelled = apply(stack, other_tid, "59.00", goods_back=True)
+    other_case = case_of(other_tid, cancelled["refund_id"])
+    sync(stack)
+    stack.waiting(other_case, "seller-review")
+    stack.sandbox("POST", f"/sandbox/top/refunds/{cancelled['refund_id']}/cancel")
+    assert sync(stack)["withdrawn"] == 1
+    with session_scope() as session:
+        closed = session.get(Case, other_case)
+        assert (closed.status, closed.outcome) == ("closed", "withdrawn")
+    assert stack.run_state(closed.flow_run_id) == "CANCELLED"
+    assert [e.actor for e in events(other_case) if e.action == "case.closed"] == ["buyer"]
+
+
+def test_a_decision_on_a_stale_version_is_read_again_and_taken_again(stack, sandbox_clean, taobao):
+    """The buyer changes the refund between our read and our call: the platform refuses the stale
+    version, we read it again and decide on what it says now; a refund now asking more than was
+    decided is not agreed."""
+    from aftersales.tasks.platform_refunds import decide
+
+    _order, tid = top_order(stack, "80.00")
+    refund = apply(stack, tid, "80.00", goods_back=True)
+    refund_id = refund["refund_id"]
+    tries: list[int] = []
+
+    async def go():
+        async with TopClient() as top:
+            async def agree_after_the_buyer_moved(current):
+                tries.append(current.version)
+                if len(tries) == 1:  # the buyer acts first: the refund's version moves on
+                    stack.sandbox("POST", f"/sandbox/top/refunds/{refund_id}/amend", json={"refund_fee": "70.00"})
+                await top.agree_return(refund_id, _address(), version=current.version, phase=current.phase)
+            return await decide(top, refund_id, {RefundStatus.WAIT_SELLER_AGREE}, agree_after_the_buyer_moved)
+
+    after, ours = stack.run(go())
+    assert ours and after.status == RefundStatus.WAIT_BUYER_RETURN_GOODS
+    assert len(tries) == 2 and tries[1] > tries[0]
+    assert after.amount == Decimal("70.00")
+
+    with pytest.raises(PlatformRejected, match="decide again"):
+        _other, other_tid = top_order(stack, "30.00")
+        only = apply(stack, other_tid, "30.00", goods_back=False)
+        stack.run(_agree(only["refund_id"], other_tid, Decimal("20.00")))  # decided 20.00; the buyer asks 30.00
+
+
+def _address():
+    from aftersales.tasks.platform_refunds import return_address
+
+    return return_address()
+
+
+async def _agree(refund_id: str, tid: int, decided: Decimal):
+    from aftersales.tasks.platform_refunds import agree_refund_at_platform
+
+    case = Case(id=f"return-{tid}-tb{refund_id}", process="return", order_id=str(tid), customer_id="C", requested_by="buyer",
+                amount=decided, details={"platform_refund_id": refund_id})
+    return await agree_refund_at_platform(case, decided, None)
