@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -103,7 +103,17 @@ async def await_decision(case: Case, spec: WaitSpec) -> Decision:
         async with get_client() as client:  # a crash as the run suspends must not lose its form
             await keep_copy(client, flow_run.id, key, form)
         data = await suspend_flow_run(wait_for_input=form, key=key, timeout=None)
-        settle(case, spec, key, data)
+        settle(case, spec, key, data, await sent_at(flow_run.id, key))
+
+
+async def sent_at(flow_run_id: UUID, key: str) -> datetime | None:
+    """When the answer reached the Prefect server, by the server's clock. A one-time code is checked
+    as of then: on a busy machine the run may take a minute to resume, and a code that was current
+    when the person sent it must not be refused for that (it is still accepted once only)."""
+    async with get_client() as client:
+        found = await client.filter_flow_run_input(flow_run_id, key_prefix=f"suspended-{key}-response", limit=1, exclude_keys=set())
+    created = found[0].created if found else None
+    return datetime.fromtimestamp(created.timestamp(), tz=timezone.utc) if created is not None else None
 
 
 def open_wait(case: Case, spec: WaitSpec, key: str, addressed_to: str, previous: Wait | None, flow_run_id: str) -> Wait:
@@ -159,13 +169,14 @@ def send_links(session, case: Case, wait: Wait, spec: WaitSpec, decides: Decimal
         )
 
 
-def settle(case: Case, spec: WaitSpec, key: str, data: Any) -> Verdict:
-    """Check a resumed wait's input once and record the verdict (idempotent per wait key)."""
+def settle(case: Case, spec: WaitSpec, key: str, data: Any, sent: datetime | None = None) -> Verdict:
+    """Check a resumed wait's input once and record the verdict (idempotent per wait key); a
+    one-time code as of ``sent``, when the answer was submitted (default: now)."""
     with session_scope() as session:
         wait = session.exec(select(Wait).where(Wait.case_id == case.id, Wait.key == key).with_for_update()).one()
         if wait.status not in (WaitStatus.OPEN, WaitStatus.EXPIRING):
             return Verdict(wait.status.value if hasattr(wait.status, "value") else str(wait.status), wait.reason)
-        actor, verdict = _judge(session, case, spec, wait, data)
+        actor, verdict = _judge(session, case, spec, wait, data, sent)
         values = {k: v for k, v in data.model_dump(mode="json").items() if k not in ("code", "proof")}
         wait.actor = actor
         wait.answered_at = utcnow()
@@ -187,7 +198,7 @@ def settle(case: Case, spec: WaitSpec, key: str, data: Any) -> Verdict:
         return verdict
 
 
-def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any) -> tuple[str, Verdict]:
+def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any, sent: datetime | None = None) -> tuple[str, Verdict]:
     claimed_actor = data.staff_id if isinstance(data, StaffForm) else getattr(data, "reported_by", "buyer")
     if claimed_actor == SYSTEM_ACTOR:
         if wait.status != WaitStatus.EXPIRING:
@@ -208,20 +219,20 @@ def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any) -> tuple[
             code = None  # the page identified the person (their link, or their code for a batch)
         verdict = check_staff_decision(
             session, staff_id=data.staff_id, code=code, case_id=case.id, requested_by=case.requested_by,
-            allowed_roles=spec.form.allowed_roles, amount=spec.amount,
+            allowed_roles=spec.form.allowed_roles, amount=spec.amount, at=sent,
         )
         return data.staff_id, verdict
     if isinstance(data, EventForm):
-        return _judge_event(session, case, wait, data)
+        return _judge_event(session, case, wait, data, sent)
     raise TypeError(f"unsupported wait form {type(data).__name__}")
 
 
-def _judge_event(session, case: Case, wait: Wait, data: EventForm) -> tuple[str, Verdict]:
+def _judge_event(session, case: Case, wait: Wait, data: EventForm, sent: datetime | None = None) -> tuple[str, Verdict]:
     """An outside event is believed with our intake's proof for this wait and these values; or
     entered by a staff member with their code, and then it is theirs (any active role may)."""
     if data.staff_id or data.code:
         verdict = check_staff_decision(session, staff_id=data.staff_id, code=data.code, case_id=case.id,
-                                       requested_by=case.requested_by, allowed_roles=(), amount=None)
+                                       requested_by=case.requested_by, allowed_roles=(), amount=None, at=sent)
         return data.staff_id or data.reported_by, verdict
     if not data.proof:
         return data.reported_by, Verdict.rejected(
