@@ -150,7 +150,7 @@ def main() -> int:
         asyncio.run(open_demo_cases())
         print(f"  ✓ ready in {time.monotonic() - started:.0f} s", flush=True)
         print(GUIDE.format(ui=settings.ui_url, platform=settings.platform_url.rstrip("/"), sandbox_key=sandbox_key,
-                           auth_file=settings.prefect_auth_file), flush=True)
+                           auth_file=settings.prefect_auth_file, example=example_return()), flush=True)
         while True:
             time.sleep(1)
             for component in supervised:
@@ -252,6 +252,21 @@ async def apply_at_taobao(requests) -> dict:
     return {str(run.id): run.name for run in runs}
 
 
+def example_return() -> str:
+    """The demo return a supervisor approves in the guide: order O20261120-002's (128.00); on Taobao
+    the case of the refund its buyer applied for at TOP (tid 20261120002)."""
+    if get_settings().platform != "taobao":
+        return "return-O20261120-002"
+    from sqlmodel import select
+
+    from aftersales.domain.models import Case
+    from aftersales.integrations.db import session_scope
+
+    with session_scope() as session:
+        found = session.exec(select(Case.id).where(Case.id.like("return-20261120002-tb%"))).first()
+    return found or "return-20261120002-tb<refund id>"
+
+
 GUIDE = """
 Ready. Open {ui} → Runs: the demo return cases are Suspended, waiting for a person.
 The UI asks for a password first: paste the line of {auth_file} (`cat {auth_file}`); the Prefect
@@ -260,9 +275,9 @@ API answers nobody without it, and the CLI and every component read it from ther
 Approve one (in another terminal, `source .venv/bin/activate` first):
   aftersales waits list                       # who waits for what, with deadlines
   aftersales staff code S002                  # demo supervisor 李娜's current one-time code
-  In the UI: open the run (e.g. return-O20261120-002) → Resume → staff id S002, the code,
-  decision agree → Submit.   Or: aftersales waits resume return-O20261120-002 --staff S002 --code <code>
-  aftersales case show return-O20261120-002   # the audit trail
+  In the UI: open the run (e.g. {example}) → Resume → staff id S002, the code,
+  decision agree → Submit.   Or: aftersales waits resume {example} --staff S002 --code <code>
+  aftersales case show {example}   # the audit trail
 
 Messages to staff and buyers land in the sandbox inbox: {platform}/sandbox/messages/staff-supervisor
 (header X-Api-Key: {sandbox_key}). Ctrl-C stops everything.

@@ -187,6 +187,17 @@ class ReturnKind(StrEnum):
         return self is not ReturnKind.NO_REASON
 
 
+def return_kind_of(platform_reason: str) -> ReturnKind:
+    """The §1.1 kind of a return the buyer applied for at the platform, from the reason they chose
+    there: a quality fault or a wrong/not-as-described item is the seller's (who then pays the
+    return postage); anything else is a no-reason return."""
+    if re.search(r"质量|破损|损坏|瑕疵|坏了|故障|quality|damaged|broken", platform_reason, re.IGNORECASE):
+        return ReturnKind.QUALITY
+    if re.search(r"发错|错发|少件|不符|描述|wrong|not as described", platform_reason, re.IGNORECASE):
+        return ReturnKind.WRONG_ITEM
+    return ReturnKind.NO_REASON
+
+
 @dataclass(frozen=True)
 class OrderFacts:
     """What the rules need to know about an order (from the platform)."""

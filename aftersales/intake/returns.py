@@ -15,6 +15,7 @@ from aftersales.domain.rules import (
     check_skus,
     check_text,
     parse_amount,
+    return_kind_of,
     shown,
     validate_return_request,
 )
@@ -81,7 +82,7 @@ async def open_platform_return(refund: RefundApplication, order: Order) -> Opene
         raise InvalidRequest("refund_above_paid", f"退款 {refund.refund_id} 申请 {amount} 元，超过订单实付 {order.paid_amount} 元 "
                                                   f"refund {refund.refund_id} asks {amount}, more than the order's {order.paid_amount}")
     reason = check_text(" ".join(part for part in (refund.reason, refund.description) if part), "reason", "退货原因")
-    kind = ReturnKind.NO_REASON if "无理由" in refund.reason or not refund.reason else ReturnKind.QUALITY
+    kind = return_kind_of(refund.reason)
     case_id = platform_return_case_id(order.order_id, refund.refund_id)
     new = NewCase(
         fields=dict(id=case_id, process=Process.RETURN, order_id=order.order_id, customer_id=order.customer.customer_id,
