@@ -273,3 +273,14 @@ def test_the_migration_leaves_watched_orders_unsubscribed_for_the_next_sweep(tmp
     with engine.connect() as conn:
         assert "push_status" not in {c["name"] for c in sa.inspect(conn).get_columns("tracked_order")}
     engine.dispose()
+
+
+def test_a_push_naming_no_carrier_code_as_its_correction_is_refused():
+    from aftersales.integrations.platform import PushMalformed
+
+    param = push_param("ZT1", [(0, "1002", "干线", datetime(2026, 12, 1, 10, tzinfo=timezone.utc))])
+    param.update(autoCheck="1", comOld="zhongtong", comNew="DROP TABLE")
+    with pytest.raises(PushMalformed, match="comNew"):
+        read_push(json.dumps(param))
+    with pytest.raises(PushMalformed, match="status"):
+        read_push(json.dumps({**param, "status": "sometimes"}))

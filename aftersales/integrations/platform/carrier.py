@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
@@ -60,6 +61,7 @@ class CarrierPush:
 
 
 PUSH_STATUSES = {"polling", "shutdown", "abort", "updateall"}
+CARRIER_CODE = re.compile(r"[a-z0-9]{2,32}")  # Kuaidi100's company codes: shunfeng, zhongtong, jd …
 
 
 def read_push(param_text: str) -> CarrierPush:
@@ -77,6 +79,8 @@ def read_push(param_text: str) -> CarrierPush:
     com_old = com_new = None
     if str(param.get("autoCheck", "0")) == "1" or isinstance(check, dict):
         com_old, com_new = param.get("comOld") or None, param.get("comNew") or None
+        if com_new is not None and not CARRIER_CODE.fullmatch(str(com_new)):
+            raise PushMalformed(f"param.comNew {str(com_new)[:40]!r} is not a carrier code (lower-case letters and digits)")
     last = param.get("lastResult")
     tracking = None
     if last:
