@@ -5,6 +5,8 @@ carrier aggregator, so going live changes URLs and keys, not code:
 
 * ``/api/...``: orders, return addresses, refunds, re-shipments, reviews (``X-Api-Key``).
 * ``/poll/query.do``: Kuaidi100's real-time query, authenticated by its MD5 signature.
+* ``/poll``: Kuaidi100's push subscription; the pushes go to the subscriber's callback, signed with
+  its salt, with knobs for duplicates, reordering, bad signatures, abort and comNew (``pushes.py``).
 * ``/router/rest``: the same shop on Taobao/Tmall's TOP protocol, signed (``top.py``), with the
   buyers' refunds; its levers under ``/sandbox/top/...``.
 * ``/sandbox/...``: the test bench's levers (``X-Api-Key``): make orders, reset, inject faults,
@@ -55,6 +57,7 @@ from aftersales.integrations.platform import (
 )
 from sandbox_platform.bulk import synthetic_orders
 from sandbox_platform.parcels import CARRIER_NAMES, SHANGHAI, Parcel, ParcelEvent
+from sandbox_platform.pushes import Pusher, push_levers, push_routes
 from sandbox_platform.top import TopDesk, TopState, top_levers, top_routes
 
 Clock = Callable[[], datetime]
@@ -441,6 +444,7 @@ class SandboxShop:
         self.carrier_key = carrier_key
         self.lock = threading.RLock()
         self.random = random.Random(20261120)  # reproducible fault injection
+        self.pusher = Pusher(self)
         self.reset(seed)
 
     def reset(self, seed: bool = True) -> None:
@@ -459,6 +463,7 @@ class SandboxShop:
             self.charges: list[Charge] = []
             self.coupons: list[Coupon] = []
             self.top = TopState()  # the buyers' refunds and the calls on the TOP side (top.py)
+            self.pusher.reset()
             if seed:
                 self._seed()
 
@@ -684,6 +689,7 @@ class SandboxShop:
                 "parcels": len(self.parcels),
                 "messages": {recipient: len(inbox) for recipient, inbox in self.messages.items()},
                 "carrier_queries": dict(self.carrier_queries),
+                "carrier_subscriptions": len(self.pusher.subscriptions),
                 "faults": self.faults.model_dump(),
             }
 
@@ -771,6 +777,8 @@ def create_app(
     app.include_router(_stock_routes(shop), dependencies=[key_guard, fault_guard])
     app.include_router(_stock_levers(shop), dependencies=[key_guard])
     app.include_router(_carrier_routes(shop), dependencies=[fault_guard])
+    app.include_router(push_routes(shop.pusher, _form), dependencies=[fault_guard])
+    app.include_router(push_levers(shop.pusher), dependencies=[key_guard])
     desk = TopDesk(shop, app_key=top_app_key or settings.top_app_key,
                    app_secret=top_app_secret or settings.top_app_secret.get_secret_value(),
                    session_key=top_session_key or settings.top_session_key.get_secret_value(),
@@ -957,6 +965,7 @@ def _sandbox_routes(shop: SandboxShop) -> APIRouter:
     @admin.post("/parcels/{waybill}/events")
     async def add_parcel_event(waybill: str, event: ParcelEventRequest) -> dict[str, Any]:
         parcel = shop.add_parcel_event(waybill, event)
+        shop.pusher.event_added(waybill)  # a subscribed waybill's new event is pushed, as the provider does
         return {"waybill": waybill, "events": [e.as_kuaidi100() for e in parcel.newest_first()]}
 
     @admin.post("/orders/bulk", status_code=201)

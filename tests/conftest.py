@@ -87,9 +87,8 @@ def intake_api(stack):
     import uvicorn
 
     from aftersales.api.app import create_app
-    from tests.support.receivers import free_port
 
-    port = free_port()
+    port = int(stack.env["AFTERSALES_API_PORT"])  # where the sandbox's carrier pushes go
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
     # the server's thread gets this thread's context: Prefect's settings (the test server's URL) live there
     thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), daemon=True)

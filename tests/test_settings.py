@@ -23,7 +23,8 @@ def test_development_accepts_the_built_in_secrets(monkeypatch):
 
 
 def test_production_names_every_built_in_secret_it_refuses(monkeypatch):
-    for name in ("AFTERSALES_API_KEY", "AFTERSALES_PLATFORM_API_KEY", "AFTERSALES_CARRIER_KEY", "AFTERSALES_EVENT_SECRET"):
+    for name in ("AFTERSALES_API_KEY", "AFTERSALES_PLATFORM_API_KEY", "AFTERSALES_CARRIER_KEY", "AFTERSALES_EVENT_SECRET",
+                 "AFTERSALES_CARRIER_PUSH_SALT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AFTERSALES_ENVIRONMENT", "production")
     monkeypatch.setenv("AFTERSALES_CARRIER_KEY", "kd100-key-of-the-shop")
@@ -31,11 +32,13 @@ def test_production_names_every_built_in_secret_it_refuses(monkeypatch):
         Settings(_env_file=None)
     message = str(refused.value)
     assert "AFTERSALES_API_KEY" in message and "AFTERSALES_PLATFORM_API_KEY" in message and "AFTERSALES_EVENT_SECRET" in message
+    assert "AFTERSALES_CARRIER_PUSH_SALT" in message  # the pushes' salt is a secret like the others
     assert "AFTERSALES_CARRIER_KEY" not in message  # this one was set
 
     monkeypatch.setenv("AFTERSALES_API_KEY", "k3y-of-the-shop")
     monkeypatch.setenv("AFTERSALES_EVENT_SECRET", "event-secret-of-the-shop")
     monkeypatch.setenv("AFTERSALES_PLATFORM_API_KEY", "gateway-key-of-the-shop")
+    monkeypatch.setenv("AFTERSALES_CARRIER_PUSH_SALT", "salt-of-the-shop")
     assert Settings(_env_file=None).environment == "production"
 
 
@@ -43,7 +46,7 @@ def test_a_command_in_production_with_a_built_in_secret_stops_with_the_setting_n
     """As an operator types it: no traceback, the setting named, nothing started."""
     env = {**CLEAN, "AFTERSALES_ENVIRONMENT": "production", "AFTERSALES_HOME": str(tmp_path),
            "AFTERSALES_PLATFORM_API_KEY": "gateway-key-of-the-shop", "AFTERSALES_CARRIER_KEY": "kd100-key-of-the-shop",
-           "AFTERSALES_EVENT_SECRET": "event-secret-of-the-shop"}
+           "AFTERSALES_EVENT_SECRET": "event-secret-of-the-shop", "AFTERSALES_CARRIER_PUSH_SALT": "salt-of-the-shop"}
     done = subprocess.run([sys.executable, "-m", "aftersales.deployments.cli", "waits", "list"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
@@ -59,7 +62,7 @@ def test_an_unknown_environment_is_refused():
 
 PRODUCTION_KEYS = {"AFTERSALES_ENVIRONMENT": "production", "AFTERSALES_API_KEY": "k3y-of-the-shop",
                    "AFTERSALES_PLATFORM_API_KEY": "gateway-key-of-the-shop", "AFTERSALES_CARRIER_KEY": "kd100-key-of-the-shop",
-                   "AFTERSALES_EVENT_SECRET": "event-secret-of-the-shop"}
+                   "AFTERSALES_EVENT_SECRET": "event-secret-of-the-shop", "AFTERSALES_CARRIER_PUSH_SALT": "salt-of-the-shop"}
 
 
 def test_production_without_the_prefect_credentials_stops_naming_them(tmp_path):

@@ -417,7 +417,7 @@ def test_settings_default_to_the_sandbox_and_production_refuses_the_built_in_top
 
     shop_keys = {"AFTERSALES_ENVIRONMENT": "production", "AFTERSALES_API_KEY": "k3y-of-the-shop",
                  "AFTERSALES_PLATFORM_API_KEY": "gateway-key-of-the-shop", "AFTERSALES_EVENT_SECRET": "event-secret-of-the-shop",
-                 "AFTERSALES_CARRIER_KEY": "kd100-key-of-the-shop"}
+                 "AFTERSALES_CARRIER_KEY": "kd100-key-of-the-shop", "AFTERSALES_CARRIER_PUSH_SALT": "salt-of-the-shop"}
     for name, value in shop_keys.items():
         monkeypatch.setenv(name, value)
     assert Settings(_env_file=None).platform == "gateway"  # a gateway shop sets no TOP secret

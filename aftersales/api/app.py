@@ -2,7 +2,8 @@
 
 Every endpoint requires the ``X-Api-Key`` header (``AFTERSALES_API_KEY``), its description
 (``/openapi.json``) too, but the buyer's satisfaction page and the staff's approval page, whose
-signed links are their credential (``api/satisfaction_page.py``, ``api/approval_page.py``); there
+signed links are their credential (``api/satisfaction_page.py``, ``api/approval_page.py``), and the
+carrier's pushes (``/carrier/kuaidi100/push``), which Kuaidi100 signs with our salt; there
 are no open documentation pages. Customer
 phone numbers and addresses are masked in what it returns: its callers are staff systems.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +28,8 @@ from aftersales.domain.stages import stage_label
 from aftersales.intake.registry import ProcessEntry, processes
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
+from aftersales.integrations.platform import PushMalformed, push_signed, read_push
+from aftersales.tasks.carrier_push import PushRejected, apply_order_push, apply_return_push
 
 api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False)
 
@@ -100,10 +104,51 @@ def create_app() -> FastAPI:
     add_reporting_routes(staff)
     app.include_router(staff)
     buyers = APIRouter()
+    add_carrier_push(buyers)  # the push's signature is the credential: Kuaidi100 cannot send our key
     add_satisfaction_page(buyers)
     add_approval_page(buyers)  # the signed link is the credential, as for the buyer's page
     app.include_router(buyers)
     return app
+
+
+PUSH_ACCEPTED = {"result": True, "returnCode": "200", "message": "成功"}  # what Kuaidi100 expects back
+
+
+def push_refused(status: int, message: str) -> JSONResponse:
+    # anything but PUSH_ACCEPTED makes the provider retry (about every 35 minutes, a few times)
+    return JSONResponse(status_code=status, content={"result": False, "returnCode": str(status), "message": message})
+
+
+def add_carrier_push(router: APIRouter) -> None:
+    @router.post("/carrier/kuaidi100/push", summary="Kuaidi100 push (快递信息推送): form fields param and sign")
+    async def carrier_push(request: Request, order: str | None = None, case: str | None = None) -> JSONResponse:
+        """A tracking push for the waybill subscribed for ``order`` (the 15-day tracker) or ``case``
+        (a return parcel). Believed only with ``sign`` = md5(param + our salt); anything else is
+        refused before it is read and changes nothing."""
+        body = await request.body()
+        if len(body) > 1_000_000:
+            return push_refused(413, "推送过大 push larger than 1 MB")
+        try:
+            form = {name: values[0] for name, values in parse_qs(body.decode("utf-8"), strict_parsing=False).items()}
+        except UnicodeDecodeError:
+            return push_refused(400, "推送不是 UTF-8 表单 the push is not a UTF-8 form")
+        param, sign = form.get("param"), form.get("sign")
+        if not param:
+            return push_refused(400, "缺少 param the push has no param")
+        if not sign:
+            return push_refused(403, "推送未签名 the push is unsigned: a push without sign is not from the provider")
+        if not push_signed(param, sign, get_settings().carrier_push_salt.get_secret_value()):
+            return push_refused(403, "推送签名错误 wrong push signature: sign is not md5(param + salt) with our salt")
+        if (order is None) == (case is None):
+            return push_refused(400, "回调地址须带 order 或 case 之一 the callback URL names one order or one case")
+        try:
+            push = read_push(param)
+            applied = await (apply_order_push(order, push) if order is not None else apply_return_push(case, push))
+        except PushMalformed as exc:
+            return push_refused(400, f"推送格式不正确 malformed push: {exc}")
+        except PushRejected as exc:
+            return push_refused(exc.status, exc.message)
+        return JSONResponse({**PUSH_ACCEPTED, "applied": applied.outcome, "acted": list(applied.acted)})
 
 
 def add_open_route(app: APIRouter, process: ProcessEntry) -> None:

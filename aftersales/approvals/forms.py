@@ -23,6 +23,7 @@ from aftersales.domain.rules import MONEY_PATTERN as RULES_MONEY_PATTERN
 # the server refuses at the form what the flow would refuse
 MONEY_PATTERN = RULES_MONEY_PATTERN
 SYSTEM_ACTOR = "system"  # the deadline sweeper's staff id; accepted only with the sweeper's claim
+CARRIER_ACTOR = "carrier"  # a carrier's signed push (api: /carrier/kuaidi100/push), for the forms that take one
 
 
 def required_in_the_form(schema: dict[str, Any], model: type[pydantic.BaseModel]) -> None:
@@ -160,6 +161,9 @@ class ReceiptConfirmation(StaffForm):
     """§1.1 step 5: the warehouse confirms the return parcel arrived (10 days, else automatic refund)."""
 
     allowed_roles: ClassVar[tuple[Role, ...]] = (Role.WAREHOUSE, Role.SUPERVISOR, Role.MANAGER)
+    # the carrier's signature at our warehouse (a signed push of the return waybill) proves the
+    # parcel arrived as well as a warehouse member's confirmation does
+    carrier_may_answer: ClassVar[bool] = True
 
     note: str = Field(default="", title="到货情况 Parcel condition", description="包裹外观、件数等 outer condition, number of parcels", max_length=500)
 

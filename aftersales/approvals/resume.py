@@ -21,7 +21,8 @@ from prefect.client.schemas.responses import SetStateStatus
 from prefect.input.run_input import keyset_from_paused_state
 from sqlmodel import select
 
-from aftersales.approvals.proof import complete, event_proof, page_signature
+from aftersales.approvals.forms import CARRIER_ACTOR
+from aftersales.approvals.proof import carrier_signature, complete, event_proof, page_signature
 from aftersales.domain.masking import mask_text
 from aftersales.domain.models import Wait, WaitStatus
 from aftersales.integrations import case_store
@@ -42,10 +43,11 @@ def current_wait(case_id: str, step: str | None = None) -> Wait:
 
 
 async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = None, *, page_for: str | None = None,
-                      key: str | None = None) -> Wait:
+                      key: str | None = None, by_carrier: bool = False) -> Wait:
     """Answer the case's open wait with ``values`` (the form's fields). ``page_for``: the approval
     page has identified this staff member (``approvals/links.py``) and signs their answer for wait
-    ``key`` in the code's place."""
+    ``key`` in the code's place. ``by_carrier``: the push receiver has verified a carrier push and
+    signs it as the carrier's answer (taken only by a form that allows it)."""
     wait = current_wait(case_id, step)
     if key is not None and wait.key != key:
         raise ResumeRefused(f"案件 {case_id} 的 {key} 已处理完毕 {key} of case {case_id} is no longer open (now: {wait.key})")
@@ -55,7 +57,10 @@ async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = N
             raise ResumeRefused(f"case {case_id} is not waiting at {wait.key} right now (run state: {run.state.name if run.state else 'unknown'}); try again in a moment")
         schema = await form_schema(client, run)
         run_input = as_form_input(values, schema)
-        if page_for is not None:
+        if by_carrier:
+            run_input["staff_id"] = CARRIER_ACTOR
+            run_input["code"] = carrier_signature(case_id, wait.key, complete(run_input, schema))
+        elif page_for is not None:
             run_input["staff_id"] = page_for
             run_input["code"] = page_signature(case_id, wait.key, complete(run_input, schema))
         elif "proof" in (schema.get("properties") or {}) and not run_input.get("staff_id"):

@@ -36,10 +36,10 @@ from prefect.input import RunInput
 from sqlmodel import select
 
 from aftersales.approvals.auth import Verdict, check_staff_decision
-from aftersales.approvals.forms import SYSTEM_ACTOR, EventForm, StaffForm, prefilled
+from aftersales.approvals.forms import CARRIER_ACTOR, SYSTEM_ACTOR, EventForm, StaffForm, prefilled
 from aftersales.approvals.links import link_for, personal_channel, who_decides
 from aftersales.approvals.paused_forms import keep_copy
-from aftersales.approvals.proof import is_page_signature, proven, signed_by_page
+from aftersales.approvals.proof import is_page_signature, proven, signed_by_carrier, signed_by_page
 from aftersales.domain.calendar import shop_time, utcnow
 from aftersales.domain.masking import mask_phone, mask_text
 from aftersales.domain.models import Case, CaseStatus, Role, Wait, WaitStatus, addressee_label
@@ -211,6 +211,13 @@ def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any, sent: dat
             problem = exc.message
         if problem:
             return claimed_actor, Verdict.rejected(problem)
+    if isinstance(data, StaffForm) and data.staff_id == CARRIER_ACTOR:
+        # a verified carrier push (api: the push receiver), on a form that takes the carrier's word
+        if not getattr(spec.form, "carrier_may_answer", False):
+            return CARRIER_ACTOR, Verdict.rejected("此步骤不接受快递推送 this step does not take the carrier's push")
+        if not signed_by_carrier(case.id, wait.key, data.model_dump(mode="json")):
+            return CARRIER_ACTOR, Verdict.rejected("快递推送签名与此等待及所填内容不符 the carrier push's signature does not match this wait and these values")
+        return CARRIER_ACTOR, Verdict.accepted()
     if isinstance(data, StaffForm):
         code: str | None = data.code
         if is_page_signature(data.code):

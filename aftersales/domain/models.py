@@ -264,7 +264,23 @@ class OneTimeCodeUse(SQLModel, table=True):
     case_id: str = Field(default="", max_length=80)
 
 
-class TrackedOrder(SQLModel, table=True):
+class PushSubscription(SQLModel):
+    """A waybill's Kuaidi100 push subscription (快递信息推送服务), kept on the row it serves: subscribed
+    once (a waybill may be subscribed only a few times a month), its pushes applied idempotently."""
+
+    subscribed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    subscriptions: int = 0  # times subscribed, against the provider's monthly limit
+    # "" never subscribed, "subscribed" waiting for the first push, then the last push's status:
+    # polling / updateall (tracking), shutdown (finished), abort (the provider gave up); "failed"
+    # when subscribing failed (push_note says why)
+    push_status: str = Field(default="", max_length=16, index=True)
+    push_note: str = Field(default="", max_length=200)
+    last_push_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    resubscribe_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)  # after a "no record" abort
+    carrier_was: str = Field(default="", max_length=32)  # the code before the provider's correction (comOld)
+
+
+class TrackedOrder(PushSubscription, table=True):
     """An order the 15-day tracker watches (§1.9): from shipment to 15 days after it was signed."""
 
     __tablename__ = "tracked_order"
@@ -283,6 +299,23 @@ class TrackedOrder(SQLModel, table=True):
     last_status_code: str = Field(default="", max_length=8)
     last_event_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     acted_on: list = Field(default_factory=list, sa_column=Column(JSON))  # finding keys already handled
+
+
+class ReturnParcel(PushSubscription, table=True):
+    """The parcel a buyer sends back (§1.1 step 4), subscribed when they report its waybill: the
+    carrier's signature at our warehouse answers the case's receipt wait (§1.1 step 5)."""
+
+    __tablename__ = "return_parcel"
+
+    case_id: str = Field(primary_key=True, max_length=80)
+    order_id: str = Field(max_length=64)
+    carrier: str = Field(max_length=32)
+    waybill: str = Field(max_length=64)
+    receipt_step: str = Field(max_length=64)  # the wait a signature answers (return: receipt)
+    last_state: Optional[int] = None
+    last_event_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    signed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    acted_on: list = Field(default_factory=list, sa_column=Column(JSON))  # e.g. "receipt": answered once
 
 
 class Checkpoint(SQLModel, table=True):

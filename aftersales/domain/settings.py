@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ class Rules(BaseSettings):
 
 # The secrets that ship with a built-in value so `make run` works on a fresh clone.
 DEFAULT_SECRETS = {"api_key": "dev-api-key-change-me", "platform_api_key": "sandbox-platform-key",
-                   "carrier_key": "sandbox-carrier-key", "event_secret": "dev-event-secret-change-me",
+                   "carrier_key": "sandbox-carrier-key", "carrier_push_salt": "sandbox-carrier-push-salt", "event_secret": "dev-event-secret-change-me",
                    "top_app_secret": "sandbox-top-app-secret", "top_session_key": "sandbox-top-session-key"}
 # The secrets only one platform backend uses: production refuses their built-in value only when
 # ``platform`` names that backend (a shop on today's gateway sets no TOP secret).
@@ -179,6 +179,19 @@ class Settings(BaseSettings):
     carrier_url: str = "http://127.0.0.1:8765/poll/query.do"
     carrier_customer: str = "SANDBOXCUSTOMER"
     carrier_key: SecretStr = SecretStr(DEFAULT_SECRETS["carrier_key"])
+    # Kuaidi100's push subscription (快递信息推送服务): where we subscribe (live:
+    # https://poll.kuaidi100.com/poll), where the provider pushes to (our API's
+    # ``/carrier/kuaidi100/push``, reachable from the internet in production), and the salt every
+    # push is signed with (``sign = md5(param + salt)``): a push without it changes nothing.
+    carrier_push: bool = True  # false: no subscriptions, the tracker polls every waybill as before
+    carrier_subscribe_url: str = ""  # default: carrier_url without its /query.do (Kuaidi100's layout)
+    carrier_callback_url: str = ""  # default: <api_public_url or the API's host:port>/carrier/kuaidi100/push
+    carrier_push_salt: SecretStr = SecretStr(DEFAULT_SECRETS["carrier_push_salt"])
+    carrier_timeout_seconds: float = Field(default=10.0, gt=0)
+    # a waybill may be subscribed only a few times a month (Kuaidi100 quotes 4)
+    carrier_subscribe_limit: int = Field(default=4, ge=1)
+    # after an ``abort`` "3天查询无记录" (no record yet) subscribe again this much later; till then it is polled
+    carrier_resubscribe_hours: float = Field(default=24.0, gt=0)
 
     # Our own HTTP app (intake events, downloads): every endpoint requires this key.
     api_key: SecretStr = SecretStr(DEFAULT_SECRETS["api_key"])
@@ -215,6 +228,9 @@ class Settings(BaseSettings):
     tracker_batch_size: int = 500
     tracker_concurrency: int = 16
     tracker_cron: str = "0 * * * *"
+    # a subscribed waybill is polled only when no push came for this long (the provider pushes on
+    # change after re-checking every few hours): a parcel gone quiet still gets its §1.9 look
+    tracker_push_quiet_hours: float = Field(default=12.0, gt=0)
     review_monitor_cron: str = "*/15 * * * *"
     # §1.8 the dispute specialist's daily register of yesterday's and still-open disputes
     dispute_register_cron: str = "0 9 * * *"
@@ -255,6 +271,14 @@ class Settings(BaseSettings):
 
     rules: Rules = Field(default_factory=Rules)
 
+    @field_validator("carrier_push_salt")
+    @classmethod
+    def _salt_fits_kuaidi100(cls, salt: SecretStr) -> SecretStr:
+        # Kuaidi100 takes a salt of at most 32 characters; an empty one would leave pushes unsigned
+        if not 1 <= len(salt.get_secret_value()) <= 32:
+            raise ValueError("AFTERSALES_CARRIER_PUSH_SALT must be 1 to 32 characters (Kuaidi100's limit)")
+        return salt
+
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "Settings":
         if self.environment != "production":
@@ -270,6 +294,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _defaults_in_home(self) -> "Settings":
+        if not self.carrier_subscribe_url:
+            self.carrier_subscribe_url = self.carrier_url.removesuffix("/query.do")
+        if not self.carrier_callback_url:
+            self.carrier_callback_url = f"{self.public_url}/carrier/kuaidi100/push"
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'aftersales.db'}"
         if not self.ui_url:

@@ -9,6 +9,13 @@ concurrency (never one flow run or task run per order), and acts on each finding
 - damaged in transit (209) → a logistics complaint (§1.10);
 - refused at the door (拒签 14) → a return for the refused parcel (§1.1);
 - signed by someone else (303), overdue, no update for days → a proactive message to the buyer.
+
+Push first (``tasks/carrier_push.py``): after the sweep, every watched waybill not yet subscribed
+is subscribed to the carrier aggregator's pushes once (after the sweep, so a new order's first
+look is not held up by a push that may take hours, and a push never races its first poll). A
+push applies the same findings through the same steps and moves the waybill's next poll to when
+its pushes have gone quiet (``AFTERSALES_TRACKER_PUSH_QUIET_HOURS``): the sweep then polls only
+those, and the orders whose subscription failed or was given up (``abort``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.settings import get_settings
+from aftersales.tasks.carrier_push import subscribe_batch
 from aftersales.tasks.tracking import sync_order_feed, track_batch
 
 
@@ -33,6 +41,11 @@ async def order_tracker(batch_size: int | None = None, concurrency: int | None =
     as_of, after = utcnow(), ""
     while after is not None:
         result = await track_batch(after, batch_size or settings.tracker_batch_size, concurrency or settings.tracker_concurrency, as_of)
+        totals.update(result["counts"])
+        after = result["last"]
+    after = "" if settings.carrier_push else None
+    while after is not None:
+        result = await subscribe_batch(after, batch_size or settings.tracker_batch_size, concurrency or settings.tracker_concurrency)
         totals.update(result["counts"])
         after = result["last"]
     summary = dict(totals)

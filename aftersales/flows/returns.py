@@ -6,7 +6,9 @@ The flow chart, step by step:
 2. the seller agrees or refuses within 5 days — on timeout the platform agrees;
 3. on agreement the buyer gets the return address;
 4. the buyer ships and submits the tracking number within 7 days — otherwise the request closes;
-5. the seller confirms receipt within 10 days — otherwise the system refunds automatically;
+   the return waybill is subscribed to the carrier's pushes;
+5. the seller confirms receipt within 10 days — otherwise the system refunds automatically; the
+   carrier's signature at our warehouse (a signed push) confirms it too, as the carrier;
 6. the warehouse inspects: pass, partial or fail;
 7. the refund is paid once; the postage falls on whoever is at fault.
 
@@ -43,6 +45,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformClient, RefundStatus, VerificationCodeRequired
+from aftersales.tasks.carrier_push import subscribe_return_parcel
 from aftersales.tasks.cases import close_case, load_case, open_case, per_case, record_step
 from aftersales.tasks.money import refund_buyer, reship_items
 from aftersales.tasks.notify import notify_in_session, send_pending
@@ -123,7 +126,10 @@ async def goods_come_back(case: Case, shipment_wait: WaitSpec, postage_of, not_s
                       notify="parcel_shipped", staff_tags=[Role.WAREHOUSE.value],
                       carrier=shipment.data.carrier, waybill=shipment.data.tracking_number)
 
-    receipt = await await_decision(case, (receipt_of or receipt_confirmation)(case, shipment))
+    receipt_wait = (receipt_of or receipt_confirmation)(case, shipment)
+    # the carrier's signature at our warehouse can answer the receipt wait (a signed push)
+    await subscribe_return_parcel(case.id, case.order_id, shipment.data.carrier, shipment.data.tracking_number, receipt_wait.step)
+    receipt = await await_decision(case, receipt_wait)
     postage = postage_of(case, shipment)
     if receipt.by_deadline and refund_unconfirmed:
         # §1.1 step 5: nobody confirmed receipt in 10 days — the system refunds automatically.

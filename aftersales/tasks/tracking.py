@@ -169,17 +169,17 @@ async def track_batch(after: str, batch_size: int, concurrency: int, as_of: date
         counts["polled"] += 1
         if tracking is None:
             counts["no_record" if error == "no_record" else "carrier_errors"] += 1
-            updates.append({"order_id": row["order_id"], "last_checked_at": now, "next_check_at": now + _interval(settings, None)})
+            updates.append({"order_id": row["order_id"], "last_checked_at": now, "next_check_at": now + _interval(settings, None, row)})
             continue
         view = parcel_view(tracking)
-        findings = [f for f in assess(view, now, settings.rules.tracking_watch_days, settings.rules.tracking_no_update_days) if f.key not in row["acted_on"]]
+        findings = new_findings(row, view, now, settings)
         acted = list(row["acted_on"])
         for finding in findings:
             if await act(row, finding):
                 acted.append(finding.key)
                 counts[finding.action.value] += 1
         updates.append({
-            "order_id": row["order_id"], "last_checked_at": now, "next_check_at": now + _interval(settings, view),
+            "order_id": row["order_id"], "last_checked_at": now, "next_check_at": now + _interval(settings, view, row),
             "last_state": view.state, "last_status_code": view.codes[0] if view.codes else "", "last_event_at": view.last_event_at,
             "signed_at": view.signed_at or row["signed_at"], "acted_on": acted,
             "watching": not any(f.action is Action.STOP_WATCHING for f in findings),
@@ -188,12 +188,25 @@ async def track_batch(after: str, batch_size: int, concurrency: int, as_of: date
     return {"counts": dict(counts), "last": batch[-1]["order_id"]}
 
 
-def _interval(settings, view: ParcelView | None) -> timedelta:
+# a subscription that pushes, or is about to: the tracker polls it only once it has gone quiet
+PUSHING = {"subscribed", "polling", "updateall", "shutdown"}
+
+
+def _interval(settings, view: ParcelView | None, row: dict) -> timedelta:
     # never faster than the aggregator allows; a signed parcel needs only a daily look
     minimum = timedelta(minutes=settings.tracker_min_interval_minutes)
+    if row.get("push_status") in PUSHING:
+        minimum = max(minimum, timedelta(hours=settings.tracker_push_quiet_hours))
     if view is not None and view.signed_at is not None:
         return max(minimum, timedelta(hours=12))
     return minimum
+
+
+def new_findings(row: dict, view: ParcelView, now: datetime, settings) -> list[Finding]:
+    """What the parcel's tracking asks of the shop (§1.9) that has not been acted on for this
+    order: the one judgement a poll and a push (``carrier_push``) both go through."""
+    return [f for f in assess(view, now, settings.rules.tracking_watch_days, settings.rules.tracking_no_update_days)
+            if f.key not in row["acted_on"]]
 
 
 def parcel_view(tracking: TrackingResult) -> ParcelView:

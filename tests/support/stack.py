@@ -544,6 +544,7 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
     config.write_text("urls:\n" + "".join(f"  - {receiver}/staff/{tag}:\n      - tag: {tag}\n" for tag in STAFF_TAGS), encoding="utf-8")
 
     db_url, drop_db = case_database_url(db_kind, tmp)
+    api_port = free_port()
     stops.append(drop_db)
     env = {
         **os.environ,
@@ -563,6 +564,8 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
         "AFTERSALES_CARRIER_URL": f"{sandbox_url}/poll/query.do",
         # TOP on the same sandbox: a return applied for there is decided there, whichever platform is set
         "AFTERSALES_TOP_URL": f"{sandbox_url}/router/rest",
+        # the sandbox pushes to our intake API (the intake_api fixture listens on this port)
+        "AFTERSALES_API_PORT": str(api_port),
         "AFTERSALES_APPRISE_CONFIG": str(config),
         "AFTERSALES_CUSTOMER_NOTIFY_URL": receiver + "/customer/{customer_id}",
         "AFTERSALES_STAFF_NOTIFY_URL": receiver + "/person/{staff_id}",

@@ -6,8 +6,8 @@ One client per outside system, each wrapping one ``httpx.AsyncClient``:
   from the shop platform's HTTP gateway (the sandbox in ``sandbox_platform/`` speaks the same API).
 * ``TopClient`` (``top.py``): the same shop on Taobao/Tmall's TOP protocol (``/router/rest``, signed
   forms, ``error_response`` codes as typed errors), for ``AFTERSALES_PLATFORM=taobao``.
-* ``CarrierClient`` (``carrier.py``): Kuaidi100's real-time query (``/poll/query.do``),
-  so going live is a URL and a key.
+* ``CarrierClient`` (``carrier.py``): Kuaidi100's real-time query (``/poll/query.do``) and push
+  subscription (``/poll``; ``read_push``/``push_signed`` for the pushes), so going live is a URL and a key.
 
 Both send through ``http.py`` (retries with backoff, transient failures only); the platform's
 vocabulary and money are in ``models.py``, the errors in ``errors.py``. Money is ``Decimal``
@@ -76,7 +76,12 @@ from aftersales.integrations.platform.carrier import (
     CARRIER_TZ,
     kuaidi100_sign,
     CarrierClient,
+    CarrierPush,
+    PushMalformed,
     main_state,
+    push_sign,
+    push_signed,
+    read_push,
 )
 
 __all__ = [
@@ -133,5 +138,10 @@ __all__ = [
     "CARRIER_TZ",
     "kuaidi100_sign",
     "CarrierClient",
+    "CarrierPush",
+    "PushMalformed",
     "main_state",
+    "push_sign",
+    "push_signed",
+    "read_push",
 ]

@@ -31,12 +31,13 @@ class PlatformUnavailable(PlatformError):
 class CarrierError(Exception):
     """The carrier aggregator answered with an error code (Kuaidi100 ``returnCode``)."""
 
-    def __init__(self, com: str, waybill: str, return_code: str | None, message: str):
+    def __init__(self, com: str, waybill: str, return_code: str | None, message: str, operation: str = "query"):
         self.com = com
         self.waybill = waybill
         self.return_code = return_code
         self.message = message
-        super().__init__(f"carrier query {com} {waybill} failed ({return_code}): {message}")
+        self.operation = operation
+        super().__init__(f"carrier {operation} {com} {waybill} failed ({return_code}): {message}")
 
 
 class NoTrackingRecord(CarrierError):
