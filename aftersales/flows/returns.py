@@ -38,7 +38,7 @@ from aftersales.approvals.forms import (
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.details import ReturnDetails, details_of
-from aftersales.domain.models import Case, CaseStatus, Role, Wait
+from aftersales.domain.models import Case, CaseStatus, Process, Role, Wait
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import ReturnKind, approval_level, declared_return_postage, parse_amount, postage_lines, refund_explained
 from aftersales.domain.settings import get_settings
@@ -210,8 +210,9 @@ def platform_first(ours: datetime, platform: datetime | None) -> tuple[datetime,
 
 def seller_review(case: Case) -> WaitSpec:
     rules = get_settings().rules
-    deadline, whose = platform_first(business_calendar().add_days(case.opened_at, rules.seller_review_days),
-                                     details_of(case, ReturnDetails).platform_deadline)
+    # an exchange (§1.2) reviews the same way; only a return can come from the platform
+    platform_deadline = details_of(case, ReturnDetails).platform_deadline if case.process == Process.RETURN else None
+    deadline, whose = platform_first(business_calendar().add_days(case.opened_at, rules.seller_review_days), platform_deadline)
     return WaitSpec(
         step="seller-review",
         title="退货审核 Return review",
