@@ -37,7 +37,6 @@ from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 CONFLICT_TRIES = 3  # read again and decide again this often before calling it a busy refund
-OPEN = {RefundStatus.WAIT_SELLER_AGREE, RefundStatus.WAIT_BUYER_RETURN_GOODS, RefundStatus.WAIT_SELLER_CONFIRM_GOODS}
 AGREEABLE = {RefundStatus.WAIT_SELLER_AGREE, RefundStatus.WAIT_SELLER_CONFIRM_GOODS}
 
 

@@ -32,6 +32,7 @@ from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import RefundApplication, RefundStatus, TopClient
 from aftersales.integrations.platform.top import CARRIER_BY_NAME
 from aftersales.tasks.cases import close_case
+from aftersales.tasks.tracking import _save_checkpoint
 from aftersales.tasks.policy import SCHEDULED_READ
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,7 @@ def read_checkpoint() -> datetime | None:
 
 
 def save_checkpoint(moment: datetime) -> None:
-    with session_scope() as session:
-        row = session.get(Checkpoint, CHECKPOINT) or Checkpoint(name=CHECKPOINT, value=moment.isoformat())
-        row.value, row.updated_at = moment.isoformat(), utcnow()
-        session.add(row)
+    _save_checkpoint(CHECKPOINT, moment.isoformat())  # the tracker's and the review monitor's one way
 
 
 # --- applying -------------------------------------------------------------------------------------
