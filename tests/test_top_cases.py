@@ -105,6 +105,43 @@ def test_a_return_applied_for_at_taobao_is_decided_there_and_paid_once_after_the
     assert [(line.platform_ref, line.amount) for line in lines] == [(refund["refund_id"], Decimal("128.00"))]
 
 
+def test_an_sms_code_nobody_entered_is_asked_for_again_until_the_platform_pays_by_itself(stack, sandbox_clean, team, taobao):
+    stack.sandbox("POST", "/sandbox/top/knobs", json={"sms_code_above": "100.00"})
+    order, tid = top_order(stack, "150.00")
+    refund = apply(stack, tid, "150.00", goods_back=False)  # refund only: agreeing it pays it
+    refund_id, case_id = refund["refund_id"], case_of(tid, refund["refund_id"])
+    sync(stack)
+    stack.approve(case_id, "seller-review", team["S002"], decision="agree")
+
+    def codes_sent() -> list[str]:
+        return [m["payload"]["code"] for m in stack.sandbox("GET", "/sandbox/messages/seller-sms") if m["payload"]["refund_ids"] == refund_id]
+
+    first = stack.waiting(case_id, "sms-code-1")
+    timeout = at_platform(stack, refund_id)["refund_remind_timeout"]["timeout"]
+    assert first.deadline == datetime.fromisoformat(timeout.replace(" ", "T") + "+08:00")  # until the platform pays by itself
+    assert len(codes_sent()) == 1
+
+    # nobody typed the code in time, and the platform has not paid: no made-up code is sent, a new one is asked for
+    stack.sweep(case_id, days=6)
+    stack.waiting(case_id, "sms-code-2")
+    assert len(codes_sent()) == 2
+    assert at_platform(stack, refund_id)["status"] == RefundStatus.WAIT_SELLER_AGREE
+    assert "isv.refund-sms-code-invalid" not in str([e.details for e in events(case_id)])
+    assert not [r for r in stack.refunds(order["order_id"]) if r["case_id"] == f"TOP-{refund_id}"]
+    agreed = stack.sandbox("GET", "/sandbox/top/state")["calls"]["taobao.rp.refunds.agree"]
+
+    # then the platform refunds by itself at its deadline: recorded as the platform's payment, once
+    stack.sandbox("POST", f"/sandbox/top/refunds/{refund_id}/timeout")
+    assert sync(stack)["platform-acted"] == 1
+    assert stack.finished(case_id).outcome == "refunded"
+    [paid] = [e for e in events(case_id) if e.action == "refund.paid"]
+    assert paid.actor == "platform" and Decimal(paid.details["amount"]) == Decimal("150.00")
+    assert [(line.platform_ref, line.amount) for line in ledger(case_id) if line.platform_paid] == [(refund_id, Decimal("150.00"))]
+    assert [Decimal(r["amount"]) for r in stack.refunds(order["order_id"]) if r["case_id"] == f"TOP-{refund_id}"] == [Decimal("150.00")]
+    assert stack.sandbox("GET", "/sandbox/top/state")["calls"]["taobao.rp.refunds.agree"] == agreed  # read, not agreed again
+    assert len(codes_sent()) == 2
+
+
 def test_the_platforms_own_deadline_is_recorded_as_the_platform_and_a_cancelled_refund_closes_its_case(stack, sandbox_clean, team, taobao):
     order, tid = top_order(stack, "36.00")
     refund_only = apply(stack, tid, "36.00", goods_back=False)

@@ -53,6 +53,7 @@ from aftersales.tasks.platform_refunds import (
     agree_return_at_platform,
     confirm_inspection_at_platform,
     platform_refund_of,
+    read_platform_deadline,
     refuse_at_platform,
 )
 from aftersales.tasks.policy import OUTSIDE_EFFECT
@@ -148,20 +149,28 @@ async def pay_refund(case: Case, step: str, amount: Decimal, actor: str, reason:
     """Refund the buyer once (``refund_buyer``). On TOP a large refund asks for the seller's SMS
     code: the case waits for a finance or supervisor member to enter it, then agrees again with it.
     A resumed run takes the codes already asked for first (a new call without one would send
-    another SMS and void the code the person typed)."""
+    another SMS and void the code the person typed).
+
+    Nobody entered the code by the wait's deadline: the refund is read again without a code. The
+    platform paid it by itself at its deadline → what it paid is recorded (as the platform's);
+    it has not → agreeing again sends a new code and the case waits for it again."""
     if platform_refund_of(case) is None:
         return await refund_buyer(case.id, step, amount, actor, reason, postage)
     code, attempt = None, 1
     while sms_wait_opened(case.id, f"sms-code-{attempt}"):
         # asked before this run went round again: its answer (or the wait for it) comes first
-        decision = await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))
-        code, attempt = decision.data.sms_code, attempt + 1
+        code, attempt = sms_code_of(await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))), attempt + 1
     while True:
         try:
             return await refund_buyer(case.id, step, amount, actor, reason, postage, verification_code=code)
         except VerificationCodeRequired:
-            decision = await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))
-            code, attempt = decision.data.sms_code, attempt + 1
+            case = await read_platform_deadline(case.id)  # the wait lasts until the platform pays by itself
+            code, attempt = sms_code_of(await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))), attempt + 1
+
+
+def sms_code_of(decision: Decision) -> str | None:
+    """The code a person typed; none when the wait ran out (its default carries no real code)."""
+    return None if decision.by_deadline else decision.data.sms_code
 
 
 def sms_wait_opened(case_id: str, step: str) -> bool:
@@ -171,15 +180,20 @@ def sms_wait_opened(case_id: str, step: str) -> bool:
 
 def sms_code_wait(case: Case, step: str, amount: Decimal) -> WaitSpec:
     details = details_of(case, ReturnDetails)
-    # the platform pays by itself at its own deadline: the case waits no longer than that
-    deadline = details.platform_deadline or business_calendar().add_days(utcnow(), 1)
+    # the platform pays by itself at its own deadline: the case waits no longer than that; once
+    # that has passed (the platform has not paid yet), a working day for the new code
+    deadline = details.platform_deadline
+    if deadline is None or deadline <= utcnow():
+        deadline = business_calendar().add_days(utcnow(), 1)
     return WaitSpec(
         step=step,
         title="输入退款短信验证码 Enter the refund's SMS code",
         form=SmsVerification,
-        deadline=max(deadline, utcnow()),
-        default_action="未输入验证码：平台到期自动退款，届时记录平台实付金额 no code entered: the platform refunds at its own deadline, and what it paid is recorded",
-        default_input={"sms_code": "000000"},
+        deadline=deadline,
+        default_action="未输入验证码：重新查询平台退款；平台已到期自动退款则记录平台实付金额，否则重新发送验证码再等待 "
+                       "no code entered: the refund is read again; if the platform refunded at its own deadline what it "
+                       "paid is recorded, otherwise a new code is sent and the case waits for it",
+        default_input={"sms_code": "000000"},  # the form's shape only: a default is never sent as a code (sms_code_of)
         addressed_to=Role.SUPERVISOR.value,
         decides=amount,  # entering the code decides nothing new (the refund was decided): no approval limit
         facts=(f"**平台退款 Platform refund** `{details.platform_refund_id}` · {amount:.2f} 元",

@@ -78,6 +78,7 @@ class Moved:
     waybill: str = ""
     coupon_code: str = ""
     coupon_expires: datetime | None = None
+    by_platform: bool = False  # the platform had paid by itself (its deadline) before our call
 
     @property
     def paid_to_buyer(self) -> bool:
@@ -123,8 +124,8 @@ async def _through_platform(platform: PlatformClient, case: Case, movement: Move
     order, key = case.order_id, movement.key
     if movement.moves is Moves.REFUND and platform_refund_of(case):
         # the buyer's refund at the platform (TOP): agreeing it is what pays it, once
-        refund_id, paid, _ours = await agree_refund_at_platform(case, movement.amount, movement.verification_code)
-        return Moved(movement, refund_id, paid)
+        refund_id, paid, ours = await agree_refund_at_platform(case, movement.amount, movement.verification_code)
+        return Moved(movement, refund_id, paid, by_platform=not ours)
     if movement.moves in _REFUND_KINDS:
         refund = await platform.refund(order, movement.amount, movement.reason, case.id, key, _REFUND_KINDS[movement.moves])
         return Moved(movement, refund.refund_id, refund.amount)
@@ -166,7 +167,9 @@ async def move_money(case_id: str, key: str, movements: list[Movement], approved
                                        bearer=entry.bearer, approved_by=approved_by, platform_ref=entry.platform_ref,
                                        platform_paid=entry.platform_paid, note=entry.note[:500],
                                        responsible_department=entry.department)
-        case_store.record_event(session, case_id, booking.event_key, approved_by, booking.action, booking.event)
+        # who moved it: the platform when it had paid by itself before our call reached it
+        actor = "platform" if moved and all(m.by_platform for m in moved) else approved_by
+        case_store.record_event(session, case_id, booking.event_key, actor, booking.action, booking.event)
         if booking.notice:
             notify_in_session(session, case, booking.event_key, booking.notice, staff_tags=booking.staff_tags,
                               buyer=booking.buyer, **booking.context)

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from prefect import task
 
-from aftersales.domain.details import ReturnDetails, details_of
+from aftersales.domain.details import ReturnDetails, details_of, stored, with_changes
 from aftersales.domain.models import Case
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
@@ -34,7 +34,7 @@ from aftersales.integrations.platform import (
 )
 from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.notify import notify_in_session, send_pending
-from aftersales.tasks.policy import OUTSIDE_EFFECT
+from aftersales.tasks.policy import OUTSIDE_EFFECT, SCHEDULED_READ
 
 CONFLICT_TRIES = 3  # read again and decide again this often before calling it a busy refund
 AGREEABLE = {RefundStatus.WAIT_SELLER_AGREE, RefundStatus.WAIT_SELLER_CONFIRM_GOODS}
@@ -68,6 +68,21 @@ async def decide(top: TopClient, refund_id: str, expected: set[str],
         return await top.get_refund(refund_id), True
     raise PlatformUnavailable("taobao.refund.get", None,
                               f"refund {refund_id} changed {CONFLICT_TRIES} times while we decided on it; trying again later")
+
+
+@task(name="read-platform-deadline", **SCHEDULED_READ)
+async def read_platform_deadline(case_id: str) -> Case:
+    """The platform's deadline as the refund stands now (it moves with each phase: the seller's
+    review, the buyer's shipping, the goods' confirmation), kept on the case. Returns the case."""
+    refund_id = platform_refund_of(load_case(case_id))
+    async with TopClient() as top:
+        refund = await top.get_refund(refund_id)
+    with session_scope() as session:
+        case = case_store.get_case(session, case_id)
+        case.details = stored(with_changes(details_of(case, ReturnDetails), platform_deadline=refund.deadline,
+                                           platform_status=refund.status))
+        session.add(case)
+    return load_case(case_id)
 
 
 @task(name="agree-return-at-platform", cache_key_fn=per_case("return-address"), **OUTSIDE_EFFECT)

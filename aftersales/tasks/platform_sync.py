@@ -150,7 +150,7 @@ async def _buyer_shipped(case_id: str, refund: RefundApplication) -> str:
 def _platform_decided(status: str, step: str) -> bool:
     """The platform did by itself what the open wait was for (its own deadline passed first)."""
     return (step.startswith("seller-review") and status in (RefundStatus.WAIT_BUYER_RETURN_GOODS, RefundStatus.SUCCESS)) \
-        or (step.startswith(("receipt", "inspection")) and status == RefundStatus.SUCCESS)
+        or (step.startswith(("receipt", "inspection", "sms-code")) and status == RefundStatus.SUCCESS)
 
 
 def _deadline_now(case_id: str, step: str) -> None:
