@@ -205,7 +205,7 @@ def test_a_decision_on_a_stale_version_is_read_again_and_taken_again(stack, sand
                 tries.append(current.version)
                 if len(tries) == 1:  # the buyer acts first: the refund's version moves on
                     stack.sandbox("POST", f"/sandbox/top/refunds/{refund_id}/amend", json={"refund_fee": "70.00"})
-                await top.agree_return(refund_id, _address(), version=current.version, phase=current.phase)
+                await top.agree_return(refund_id, await top.get_return_address(str(tid)), version=current.version, phase=current.phase)
             return await decide(top, refund_id, {RefundStatus.WAIT_SELLER_AGREE}, agree_after_the_buyer_moved)
 
     after, ours = stack.run(go())
@@ -219,15 +219,25 @@ def test_a_decision_on_a_stale_version_is_read_again_and_taken_again(stack, sand
         stack.run(_agree(only["refund_id"], other_tid, Decimal("20.00")))  # decided 20.00; the buyer asks 30.00
 
 
-def _address():
-    from aftersales.tasks.platform_refunds import return_address
-
-    return return_address()
-
-
 async def _agree(refund_id: str, tid: int, decided: Decimal):
     from aftersales.tasks.platform_refunds import agree_refund_at_platform
 
     case = Case(id=f"return-{tid}-tb{refund_id}", process="return", order_id=str(tid), customer_id="C", requested_by="buyer",
                 amount=decided, details={"platform_refund_id": refund_id})
     return await agree_refund_at_platform(case, decided, None)
+
+
+def test_on_taobao_the_review_monitor_reads_the_reviews_at_top_and_follows_up_a_negative_one(stack, sandbox_clean, taobao):
+    from aftersales.flows.review_monitor import review_monitor
+
+    order, tid = top_order(stack, "88.00")
+    stack.sandbox("POST", "/sandbox/reviews", json={"order_id": order["order_id"], "rating": "negative", "text": "做工粗糙，线头很多"})
+    read = stack.run(review_monitor())
+    # TOP's review id is the sub-order (a single-item trade's oid is its tid); the order is the trade
+    case_id = f"review-{tid}"
+    assert case_id in read["follow_ups"]
+    stack.waiting(case_id, "review-cause")
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert (case.order_id, case.reason) == (str(tid), "做工粗糙，线头很多")
+    assert case_id in stack.run(review_monitor())["already_followed_up"]  # read again through "since": opened once

@@ -17,8 +17,10 @@ from pydantic import ValidationError
 
 from aftersales.domain.settings import DEFAULT_SECRETS, Settings
 from aftersales.integrations.platform import (
+    NotOffered,
     OrderNotFound,
     OrderStatus,
+    PlatformClient,
     PlatformRejected,
     PlatformUnavailable,
     Rating,
@@ -33,6 +35,7 @@ from aftersales.integrations.platform import (
     TopUnavailable,
     VerificationCodeRequired,
     fen_to_yuan,
+    shop_platform,
     top_sign,
     yuan_to_fen,
 )
@@ -189,9 +192,9 @@ def test_change_waybill_puts_the_new_parcel_on_a_shipped_order_only(sandbox):
 
 
 def test_reviews_read_and_one_explained(sandbox):
-    page = call(sandbox, "list_reviews")
+    page = call(sandbox, "review_page")
     assert {r.order_id for r in page.reviews} == {str(T_SHIRT), str(PILLOW), str(SHOES)} and page.has_next is False
-    [bad] = call(sandbox, "list_reviews", rating=Rating.NEGATIVE).reviews
+    [bad] = call(sandbox, "review_page", rating=Rating.NEGATIVE).reviews
     assert (bad.review_id, bad.customer_id, bad.rating) == (f"{SHOES}01", "C1005", Rating.NEGATIVE)  # the oid of line 1
     assert bad.created_at.tzinfo is not None
     reply = "非常抱歉，已安排退货退款 / sorry: a return is arranged"
@@ -210,7 +213,7 @@ def test_a_return_walks_from_application_to_success(sandbox):
 
     async def seller():
         async with top(sandbox) as client:
-            listed = await client.list_refunds(before, datetime.now(SHANGHAI) + timedelta(seconds=2))
+            listed = await client.refunds_changed(before, datetime.now(SHANGHAI) + timedelta(seconds=2))
             fresh = await client.get_refund(refund_id)
             reasons = await client.refusal_reasons(refund_id, fresh.phase)
             await client.agree_return(refund_id, ADDRESS, version=fresh.version, phase=fresh.phase)
@@ -428,3 +431,59 @@ def test_settings_default_to_the_sandbox_and_production_refuses_the_built_in_top
     monkeypatch.setenv("AFTERSALES_TOP_APP_SECRET", "app-secret-of-the-shop")
     monkeypatch.setenv("AFTERSALES_TOP_SESSION_KEY", "session-of-the-seller")
     assert Settings(_env_file=None).platform == "taobao"
+
+
+# --- the shop platform interface, TOP backend -------------------------------------------------------
+
+
+def test_the_shop_platform_on_taobao_is_the_top_client_reading_what_the_processes_read(sandbox):
+    settings = Settings(_env_file=None, platform="taobao", top_url=f"{sandbox.url}/router/rest", top_app_key=APP_KEY,
+                        top_app_secret=APP_SECRET, top_session_key=SESSION_KEY, platform_retries=0)
+    gateway = Settings(_env_file=None, platform_url=sandbox.url, platform_api_key=API_KEY)
+    refund_id = buyer_applies(sandbox, PILLOW, "128.00", goods=False)  # refund only: agreed, it is paid
+    buyer_applies(sandbox, T_SHIRT, "49.00", goods=True)
+
+    async def scenario():
+        async with shop_platform(settings) as platform:
+            fresh = await platform.get_refund(refund_id)
+            await platform.agree_refund(refund_id, fresh.amount, version=fresh.version, phase=fresh.phase)
+            return (await platform.get_order(str(PILLOW)), await platform.get_return_address(str(PILLOW)),
+                    await platform.list_refunds(str(PILLOW)), await platform.list_refunds(str(T_SHIRT)),
+                    await platform.list_reviews(), type(platform))
+
+    order, address, refunds, none_paid, reviews, backend = run(scenario())
+    assert backend is TopClient
+    assert (order.order_id, order.paid_amount) == (str(PILLOW), Decimal("128.00"))
+    assert address.text == ReturnAddress(name=settings.top_return_name, phone=settings.top_return_phone,
+                                         address=settings.top_return_address, postcode=settings.top_return_postcode).text
+    assert [(r.refund_id, r.amount, r.kind, r.status) for r in refunds] == [(refund_id, Decimal("128.00"), "goods", "paid")]
+    assert none_paid == []  # the T-shirt's refund is applied for, not paid
+    assert [r.created_at for r in reviews] == sorted(r.created_at for r in reviews)  # oldest first
+    assert {r.order_id for r in reviews} == {str(T_SHIRT), str(PILLOW), str(SHOES)}
+    assert isinstance(shop_platform(gateway), PlatformClient)
+
+
+def test_what_taobao_does_not_offer_is_refused_naming_where_to_do_it_and_calls_nothing(sandbox):
+    settings = Settings(_env_file=None, platform="taobao", top_url=f"{sandbox.url}/router/rest", top_app_key=APP_KEY,
+                        top_app_secret=APP_SECRET, top_session_key=SESSION_KEY)
+    calls_before = sandbox.admin.get("/sandbox/top/state").json()["calls"]
+    attempts = {
+        "refund": lambda p: p.refund(str(PILLOW), Decimal("10.00"), "补偿", "c-1", "k-1"),
+        "reship": lambda p: p.reship(str(PILLOW), [{"sku": "PILLOW-01", "quantity": 1}], "补发", "c-1", "k-2"),
+        "charge": lambda p: p.charge(str(PILLOW), Decimal("5.00"), "差价", "c-1", "k-3"),
+        "coupon": lambda p: p.issue_coupon(str(PILLOW), Decimal("5.00"), "补偿", "c-1", "k-4"),
+        "report review": lambda p: p.report_review(f"{SHOES}01", "恶意", "截图", "c-1", "k-5"),
+        "stock": lambda p: p.get_stock("PILLOW-01"),
+    }
+
+    async def attempt(operation):
+        async with shop_platform(settings) as platform:
+            await attempts[operation](platform)
+
+    for operation in attempts:
+        with pytest.raises(NotOffered) as refused:
+            run(attempt(operation))
+        assert isinstance(refused.value, PlatformRejected) and refused.value.operation == operation  # final: not retried
+        assert "not offered" in str(refused.value)
+    assert "Qianniu" in str(pytest.raises(NotOffered, run, attempt("refund")).value)
+    assert sandbox.admin.get("/sandbox/top/state").json()["calls"] == calls_before

@@ -199,6 +199,9 @@ async def open_demo_cases(timeout: float = 300) -> None:
             opened_runs.update(await apply_at_taobao(process.demo))
             continue
         for request in process.demo:
+            if on_taobao and getattr(request, "order_id", None):
+                # a Taobao shop's order id is the trade's tid
+                request = request.model_copy(update={"order_id": str(demo_tid(request.order_id))})
             try:
                 opened = await process.open(request)
             except InvalidRequest as exc:  # e.g. the seeded order's window has passed since the seed
@@ -220,6 +223,11 @@ async def open_demo_cases(timeout: float = 300) -> None:
         print(f"  – demo case {case_id} not waiting yet after {timeout:.0f} s; see var/logs/serve.log", flush=True)
 
 
+def demo_tid(order_id: str) -> int:
+    """The sandbox's tid of a seeded order on TOP: its id's digits (O20261120-002 → 20261120002)."""
+    return int("".join(char for char in order_id if char.isdigit()))
+
+
 async def apply_at_taobao(requests) -> dict:
     """``AFTERSALES_PLATFORM=taobao``: the demo returns start where a Taobao shop's do — the buyers
     apply at the sandbox's TOP, and one run of the ``platform-sync`` deployment (served like the
@@ -237,7 +245,7 @@ async def apply_at_taobao(requests) -> dict:
     headers = {"X-Api-Key": settings.platform_api_key.get_secret_value()}
     async with httpx.AsyncClient(timeout=10, headers=headers) as sandbox:
         for request in requests:
-            tid = int("".join(char for char in request.order_id if char.isdigit()))
+            tid = demo_tid(request.order_id)
             answer = await sandbox.post(f"{base}/sandbox/top/refunds", json={
                 "tid": tid, "refund_fee": request.amount, "has_good_return": True, "reason": request.reason or "七天无理由退货"})
             if answer.status_code != 201:  # e.g. the sandbox kept its state from an earlier start

@@ -44,7 +44,7 @@ from aftersales.domain.rules import ReturnKind, approval_level, declared_return_
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient, RefundStatus, VerificationCodeRequired
+from aftersales.integrations.platform import RefundStatus, VerificationCodeRequired, shop_platform
 from aftersales.tasks.carrier_push import subscribe_return_parcel
 from aftersales.tasks.cases import close_case, load_case, open_case, per_case, record_step
 from aftersales.tasks.money import refund_buyer, reship_items
@@ -312,7 +312,7 @@ def return_postage(case: Case, shipment: Decision) -> list:
 async def send_return_address(case_id: str, agreed_by: str, by_deadline: bool) -> dict:
     """§1.1 step 3: the buyer gets the return address; status “退款协议达成,等待买家退货”."""
     case = load_case(case_id)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         address = await platform.get_return_address(case.order_id)
     rules = get_settings().rules
     with session_scope() as session:

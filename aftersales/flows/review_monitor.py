@@ -16,7 +16,7 @@ from aftersales.domain.models import Checkpoint
 from aftersales.domain.settings import get_settings
 from aftersales.intake.review import open_review_followup
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.policy import SCHEDULED_READ
 from aftersales.tasks.tracking import _save_checkpoint
 
@@ -29,7 +29,7 @@ async def read_new_reviews() -> list[dict]:
     with session_scope() as session:
         checkpoint = session.get(Checkpoint, CHECKPOINT)
     since = datetime.fromisoformat(checkpoint.value) if checkpoint else utcnow() - timedelta(days=30)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         reviews = await platform.list_reviews(since)
     return [review.model_dump(mode="json") for review in reviews]
 

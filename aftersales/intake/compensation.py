@@ -11,7 +11,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.domain.models import Process, Role
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.compensation import compensation_request
 
 
@@ -26,7 +26,7 @@ async def open_compensation(order_id: str, form: str, amount: str | None, reason
     reason = check_text(reason, "reason", "补偿原因")
     requested_by = check_text(requested_by, "requested_by", "发起人工号", 64)
     request_ref = check_ref(request_ref)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         order, request = await compensation_request(platform, order_id, form, amount, reason, bearer, requested_by, goods)
     case_id = compensation_case_id(order_id, request_ref)
     chain = approval_chain(request.amount, get_settings().rules)

@@ -12,7 +12,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.emergency import open_emergency
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import OrderNotFound, PlatformClient
+from aftersales.integrations.platform import OrderNotFound, shop_platform
 from aftersales.tasks.complaint import case_fields, complaint_context
 
 
@@ -43,7 +43,7 @@ async def open_complaint(*, channel: str, category: str | int, level: str | int,
     ticket = check_ref(ticket, "ticket", "工单号", 70)
     requested_by = check_text(requested_by, "requested_by", "录入人工号", 64) or "S001"
     if order_id:
-        async with PlatformClient() as platform:
+        async with shop_platform() as platform:
             try:
                 order = await platform.get_order(order_id)
             except OrderNotFound:

@@ -10,7 +10,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.domain.models import Role
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import OrderNotFound, PlatformClient
+from aftersales.integrations.platform import OrderNotFound, shop_platform
 from aftersales.tasks.dispute import case_fields
 
 
@@ -32,7 +32,7 @@ async def open_dispute(order_id: str, reason: str, buyer_statement: str, *, plat
     registered_by = check_text(registered_by, "registered_by", "维权专员工号", 64) or "S010"
     if claimed_amount is not None and str(claimed_amount).strip():
         parse_amount(claimed_amount, "claimed_amount")  # the format before the platform call
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         try:
             order = await platform.get_order(order_id)
         except OrderNotFound:

@@ -18,7 +18,7 @@ from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import OrderNotFound, PlatformClient
+from aftersales.integrations.platform import OrderNotFound, shop_platform
 
 
 def emergency_case_id(ref: str) -> str:
@@ -52,7 +52,7 @@ async def open_emergency(*, title: str, severity: int | str, scope: str, ref: st
             if buyer is not None:
                 customers.setdefault(buyer.customer_id, buyer)
     if order_ids:
-        async with PlatformClient() as platform:
+        async with shop_platform() as platform:
             for order_id in order_ids:
                 try:
                     order = await platform.get_order(order_id)

@@ -18,7 +18,7 @@ from aftersales.domain.rules import InvalidRequest, check_order_id, check_ref, c
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import OrderNotFound, PlatformClient
+from aftersales.integrations.platform import OrderNotFound, shop_platform
 
 
 def enquiry_case_id(ticket: str) -> str:
@@ -41,7 +41,7 @@ async def open_enquiry(*, channel: str, type: str, summary: str, ticket: str, re
     order_id = check_order_id(order_id) if (order_id or "").strip() else None
     reach = complaint_rules.contact_fields(contact) if contact.strip() else {"contact": "", "phone": "", "email": ""}
     if order_id:  # 001 §二: identify the customer by the order number …
-        async with PlatformClient() as platform:
+        async with shop_platform() as platform:
             try:
                 order = await platform.get_order(order_id)
             except OrderNotFound:

@@ -11,7 +11,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.domain.models import Process, Role
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.exchange import exchange_terms
 
 
@@ -29,7 +29,7 @@ async def open_exchange(order_id: str, sku: str, new_sku: str = "", quantity: in
     reason = check_text(reason, "reason", "换货原因")
     requested_by = check_text(requested_by, "requested_by", "申请人", 64) or "buyer"
     request_ref = check_ref(request_ref)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         order, terms, replacement = await exchange_terms(platform, order_id, sku, new_sku, quantity, kind)
     case_id = exchange_case_id(order_id, request_ref)
     new = NewCase(

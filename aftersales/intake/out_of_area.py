@@ -15,7 +15,7 @@ from aftersales.domain.out_of_area_rules import fallback_carrier
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.out_of_area import choice_deadline, last_scan
 
@@ -30,7 +30,7 @@ async def open_out_of_area(order_id: str, problem: ParcelProblem | str, requeste
     order_id = check_order_id(order_id)
     note = check_text(note, "note", "说明")
     requested_by = check_text(requested_by, "requested_by", "报告人", 64) or "system"
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         order, facts = await order_facts(platform, order_id)
     validate_problem_parcel(order_id, order.status, order.delivered_at, order.carrier, order.waybill)
     scan, pickup = await last_scan(order.carrier, order.waybill, order.customer.phone)

@@ -12,7 +12,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.domain.models import Process
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.intake import order_facts
 
 
@@ -27,7 +27,7 @@ async def open_repair(order_id: str, sku: str, fault: str, scope: RepairScope | 
     sku = check_skus(sku)[0]
     fault = check_text(fault, "fault", "故障描述")
     requested_by = check_text(requested_by, "requested_by", "录入人工号", 64)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         order, _facts = await order_facts(platform, order_id)
     terms = validate_repair_request(order_id, order.status, order.delivered_at, {i.sku for i in order.items}, sku, fault,
                                     scope, utcnow(), get_settings().rules)

@@ -23,7 +23,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.domain.models import Process, Role
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import Order, PlatformClient, RefundApplication
+from aftersales.integrations.platform import Order, RefundApplication, shop_platform
 from aftersales.tasks.intake import order_facts
 
 
@@ -45,7 +45,7 @@ async def open_return(order_id: str, amount: str, reason: str = "", kind: Return
     requested_by = check_text(requested_by, "requested_by", "申请人", 64) or "buyer"
     missing_skus = check_skus(missing_skus or [], "missing_sku")
     request_ref = check_ref(request_ref)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         order, facts = await order_facts(platform, order_id)
     checked = validate_return_request(facts, amount, kind, utcnow(), get_settings().rules, missing_skus)
     case_id = return_case_id(order_id, request_ref)

@@ -15,7 +15,7 @@ from aftersales.domain.rules import check_id, check_text
 from aftersales.domain.models import Process, Role
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.review import cause_deadline, find_review
 
@@ -27,7 +27,7 @@ def review_case_id(review_id: str) -> str:
 async def open_review_followup(review_id: str, department: str | None = None, requested_by: str = "system") -> Opened:
     review_id = check_id(review_id, "review_id", "评价编号", "the review id")
     requested_by = check_text(requested_by, "requested_by", "发起人", 64) or "system"
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         review = await find_review(platform, review_id)
         check_followed_up(review_id, review.rating)
         dept = parse_department(department, review.text)

@@ -9,7 +9,7 @@ from aftersales.domain.rules import check_order_id, check_ref, check_skus, check
 from aftersales.domain.models import Process, Role
 from aftersales.intake.core import NewCase, Opened, open_case
 from aftersales.intake.registry import ProcessEntry, ProcessRequest, cli
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.wrong_shipment import items_text, wrong_shipment_facts
 
 
@@ -25,7 +25,7 @@ async def open_wrong_shipment(order_id: str, skus: list[str], reason: str = "", 
     reason = check_text(reason, "reason", "错发说明")
     requested_by = check_text(requested_by, "requested_by", "报告人", 64) or "buyer"
     request_ref = check_ref(request_ref)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         order, _facts, value = await wrong_shipment_facts(platform, order_id, list(skus))
     case_id = wrong_shipment_case_id(order_id, request_ref)
     reason = mask_text(reason)

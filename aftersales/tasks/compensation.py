@@ -9,7 +9,7 @@ from aftersales.domain.compensation_rules import CompensationForm, CompensationR
 from aftersales.domain.details import CompensationDetails, details_of
 from aftersales.domain.models import Role, Staff
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import Order, PlatformClient
+from aftersales.integrations.platform import Order, ShopPlatform
 from aftersales.tasks.exchange import stock_of
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.money import Compensation
@@ -20,7 +20,7 @@ def staff_role(session: Session, staff_id: str) -> Role | None:
     return Role(member.role) if member is not None and member.active else None
 
 
-async def compensation_request(platform: PlatformClient, order_id: str, form: str, amount: str | None, reason: str,
+async def compensation_request(platform: ShopPlatform, order_id: str, form: str, amount: str | None, reason: str,
                                bearer: str, requested_by: str, goods: list[str] | None) -> tuple[Order, CompensationRequest]:
     """Check a compensation request against the order, the staff list and the catalogue."""
     order, facts = await order_facts(platform, order_id)

@@ -20,7 +20,7 @@ from aftersales.domain.rules import PostageLine, ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import Order, OrderNotFound, PlatformClient, StockLevel
+from aftersales.integrations.platform import Order, OrderNotFound, ShopPlatform, StockLevel, shop_platform
 from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.intake import order_facts
 from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, confirmed_shares, move_money
@@ -31,7 +31,7 @@ from aftersales.tasks.policy import OUTSIDE_EFFECT
 SETTLE_PRICE_DIFFERENCE = move_money.with_options(name="settle-price-difference")
 
 
-async def stock_of(platform: PlatformClient, sku: str) -> StockLevel | None:
+async def stock_of(platform: ShopPlatform, sku: str) -> StockLevel | None:
     """The catalogue's entry for ``sku``; None when the catalogue does not know it."""
     try:
         return await platform.get_stock(sku)
@@ -39,7 +39,7 @@ async def stock_of(platform: PlatformClient, sku: str) -> StockLevel | None:
         return None
 
 
-async def exchange_terms(platform: PlatformClient, order_id: str, sku: str, new_sku: str, quantity: int | str,
+async def exchange_terms(platform: ShopPlatform, order_id: str, sku: str, new_sku: str, quantity: int | str,
                          kind: ReturnKind) -> tuple[Order, ExchangeTerms, StockLevel | None]:
     """Check an exchange request against the order and the catalogue (raises InvalidRequest)."""
     order, facts = await order_facts(platform, order_id)
@@ -58,7 +58,7 @@ async def promise_replacement(case_id: str, agreed_by: str, by_deadline: bool) -
     Decided once (business cache key): a resumed run keeps the promise it made."""
     case = load_case(case_id)
     terms = details_of(case, ExchangeDetails).terms
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         level = await stock_of(platform, terms.new_sku)
         address = await platform.get_return_address(case.order_id)
     in_stock = level is not None and level.can_ship(terms.quantity)
@@ -85,7 +85,7 @@ async def replacement_in_stock(case_id: str) -> bool:
     does not change its mind after the last piece has gone into our own parcel."""
     case = load_case(case_id)
     terms = details_of(case, ExchangeDetails).terms
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         level = await stock_of(platform, terms.new_sku)
     in_stock = level is not None and level.can_ship(terms.quantity)
     with session_scope() as session:

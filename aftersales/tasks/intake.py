@@ -5,7 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from aftersales.domain.rules import InvalidRequest, OrderFacts
-from aftersales.integrations.platform import CarrierClient, NoTrackingRecord, Order, OrderNotFound, PlatformClient, RefundKind, TrackingResult
+from aftersales.integrations.platform import (
+    CarrierClient,
+    NoTrackingRecord,
+    Order,
+    OrderNotFound,
+    RefundKind,
+    ShopPlatform,
+    TrackingResult,
+)
 
 REFUSED_STATE = 14  # Kuaidi100 state 拒签: the recipient refused the parcel (Kuaidi100)
 
@@ -20,7 +28,7 @@ def refused_at(tracking: TrackingResult | None):
     return max(times) if times else None
 
 
-async def order_facts(platform: PlatformClient, order_id: str) -> tuple[Order, OrderFacts]:
+async def order_facts(platform: ShopPlatform, order_id: str) -> tuple[Order, OrderFacts]:
     """Fetch the order, its refunds so far and (for a shipped parcel) its tracking."""
     try:
         order = await platform.get_order(order_id)

@@ -34,7 +34,7 @@ from aftersales.domain.rules import PostageLine, refund_explained, refund_split
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient, RefundKind
+from aftersales.integrations.platform import RefundKind, ShopPlatform, shop_platform
 from aftersales.tasks.cases import load_case
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.platform_refunds import agree_refund_at_platform, platform_refund_of
@@ -120,7 +120,7 @@ _REFUND_KINDS = {Moves.REFUND: RefundKind.GOODS, Moves.POSTAGE_REFUND: RefundKin
                  Moves.COMPENSATION_REFUND: RefundKind.COMPENSATION}
 
 
-async def _through_platform(platform: PlatformClient, case: Case, movement: Movement) -> Moved:
+async def _through_platform(platform: ShopPlatform, case: Case, movement: Movement) -> Moved:
     order, key = case.order_id, movement.key
     if movement.moves is Moves.REFUND and platform_refund_of(case):
         # the buyer's refund at the platform (TOP): agreeing it is what pays it, once
@@ -156,7 +156,7 @@ async def move_money(case_id: str, key: str, movements: list[Movement], approved
     case = load_case(case_id)
     moved: list[Moved] = []
     if movements:
-        async with PlatformClient() as platform:
+        async with shop_platform() as platform:
             for movement in movements:
                 moved.append(await _through_platform(platform, case, movement))
     with session_scope() as session:

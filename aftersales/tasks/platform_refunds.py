@@ -29,7 +29,6 @@ from aftersales.integrations.platform import (
     RefundApplication,
     RefundStatus,
     RefundVersionConflict,
-    ReturnAddress,
     TopClient,
 )
 from aftersales.tasks.cases import load_case, per_case
@@ -44,12 +43,6 @@ def platform_refund_of(case: Case) -> str | None:
     """The platform refund a return is decided on; None for a case of our own intake."""
     details = details_of(case, ReturnDetails) if case.process == "return" else None
     return details.platform_refund_id if details is not None else None
-
-
-def return_address() -> ReturnAddress:
-    settings = get_settings()
-    return ReturnAddress(name=settings.top_return_name, phone=settings.top_return_phone,
-                         address=settings.top_return_address, postcode=settings.top_return_postcode)
 
 
 async def decide(top: TopClient, refund_id: str, expected: set[str],
@@ -91,9 +84,9 @@ async def agree_return_at_platform(case_id: str, agreed_by: str, by_deadline: bo
     the platform shows the buyer the address. Returns the refund's status afterwards."""
     case = load_case(case_id)
     refund_id = platform_refund_of(case)
-    address = return_address()
     settings = get_settings()
     async with TopClient() as top:
+        address = await top.get_return_address(case.order_id)
         refund, ours = await decide(top, refund_id, {RefundStatus.WAIT_SELLER_AGREE}, lambda r: top.agree_return(
             refund_id, address, version=r.version, phase=r.phase, seller_address_id=settings.top_seller_address_id,
             remark="同意退货，请按地址寄回 agreed: please send the goods to this address"))

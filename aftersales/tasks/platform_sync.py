@@ -56,7 +56,7 @@ async def read_refund_changes(until: datetime) -> list[dict[str, Any]]:
             end = min(start + window, until)
             page = 1
             while True:
-                got = await top.list_refunds(start, end, page=page, page_size=100)
+                got = await top.refunds_changed(start, end, page=page, page_size=100)
                 for refund in got.refunds:
                     known = newest.get(refund.refund_id)
                     if known is None or (refund.modified_at or until) >= (known.modified_at or until):

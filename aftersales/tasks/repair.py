@@ -14,7 +14,7 @@ from aftersales.domain.repair_rules import RepairTerms
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient
+from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, move_money
 from aftersales.tasks.notify import notify_in_session, send_pending
@@ -32,7 +32,7 @@ def terms_of(case: Case) -> RepairTerms:
 async def ask_buyer_to_send_in(case_id: str, quote: Decimal, approved_by: str) -> dict:
     """The repair goes ahead: the buyer gets the address and the terms (free, or the quote)."""
     case = load_case(case_id)
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         address = await platform.get_return_address(case.order_id)
     rules = get_settings().rules
     bearer = terms_of(case).bearer(quote)

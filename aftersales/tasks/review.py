@@ -17,14 +17,14 @@ from aftersales.domain.rules import InvalidRequest
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import PlatformClient, Review
+from aftersales.integrations.platform import Review, ShopPlatform, shop_platform
 from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.money import Compensation
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 
-async def find_review(platform: PlatformClient, review_id: str) -> Review:
+async def find_review(platform: ShopPlatform, review_id: str) -> Review:
     for review in await platform.list_reviews():
         if review.review_id == review_id:
             return review
@@ -40,7 +40,7 @@ async def report_malicious_review(case_id: str, cause: str, evidence: str, verif
     """000 §5.2.2: a verified malicious review is reported to the platform, once."""
     case = load_case(case_id)
     review_id = details_of(case, ReviewDetails).review_id
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         report = await platform.report_review(review_id, cause or "恶意评价 malicious review", evidence, case_id, f"review-report-{case_id}")
     with session_scope() as session:
         case = case_store.get_case(session, case_id)

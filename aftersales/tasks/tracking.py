@@ -25,7 +25,7 @@ from aftersales.intake.out_of_area import open_out_of_area
 from aftersales.intake.returns import open_return
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import CarrierClient, CarrierError, NoTrackingRecord, Order, PlatformClient, TrackingResult
+from aftersales.integrations.platform import CarrierClient, CarrierError, NoTrackingRecord, Order, TrackingResult, shop_platform
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import SCHEDULED_READ
 
@@ -52,7 +52,7 @@ async def sync_order_feed(page_size: int = 500) -> int:
     checkpoint = _feed_checkpoint()
     modified_since = max(horizon, checkpoint - FEED_OVERLAP) if checkpoint else horizon
     added, after, newest = 0, None, checkpoint
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         while True:
             page = await platform.list_shipped_orders(horizon, modified_since=modified_since, after=after, limit=page_size)
             added += _watch(page.orders, now, rules.tracking_watch_days)
@@ -247,14 +247,14 @@ async def act(row: dict, finding: Finding) -> bool:
 async def open_case_for(row: dict, finding: Finding) -> None:
     order_id = row["order_id"]
     if finding.action is Action.OPEN_REFUSAL_RETURN:
-        async with PlatformClient() as platform:
+        async with shop_platform() as platform:
             order = await platform.get_order(order_id)
         await open_return(order_id, str(order.paid_amount), f"物流显示拒收 carrier reports a refusal: {finding.detail}",
                           "refused_at_delivery", requested_by="system")
     elif finding.action is Action.OPEN_OUT_OF_AREA:
         await open_out_of_area(order_id, finding.problem, requested_by="system", note=f"订单跟踪发现 found by the 15-day tracker: {finding.detail}")
     elif finding.action is Action.OPEN_COMPLAINT:
-        async with PlatformClient() as platform:
+        async with shop_platform() as platform:
             order = await platform.get_order(order_id)
         # a logistics complaint (2xxx) raised for the buyer before they have to raise it themselves
         await open_complaint(
@@ -271,7 +271,7 @@ DAMAGED_IN_TRANSIT = "2002"  # complaint category 2xxx logistics (002 §2.3.2)
 async def contact_buyer(row: dict, finding: Finding) -> None:
     """§1.9: contact the buyer early. Recorded as a small tracking case so it has an audit trail."""
     case_id = f"tracking-{row['order_id']}-{finding.key.split(':', 1)[1]}"
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         order = await platform.get_order(row["order_id"])
     with session_scope() as session:
         case, created = case_store.create_case(

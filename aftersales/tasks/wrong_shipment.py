@@ -14,7 +14,7 @@ from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import OrderFacts
 from aftersales.domain.settings import get_settings
 from aftersales.domain.wrong_shipment_rules import BuyerChoice, validate_wrong_shipment
-from aftersales.integrations.platform import Order, PlatformClient
+from aftersales.integrations.platform import Order, ShopPlatform, shop_platform
 from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.exchange import stock_of
 from aftersales.tasks.intake import order_facts
@@ -27,7 +27,7 @@ DEPARTMENT = "warehouse"  # 串发/错发 is a picking and packing fault; the su
 PUT_IT_RIGHT = move_money.with_options(name="put-wrong-shipment-right")
 
 
-async def wrong_shipment_facts(platform: PlatformClient, order_id: str, skus: list[str]) -> tuple[Order, OrderFacts, Decimal]:
+async def wrong_shipment_facts(platform: ShopPlatform, order_id: str, skus: list[str]) -> tuple[Order, OrderFacts, Decimal]:
     order, facts = await order_facts(platform, order_id)
     return order, facts, validate_wrong_shipment(facts, skus)
 
@@ -43,7 +43,7 @@ async def correct_items_in_stock(case_id: str) -> bool:
     """Are all the correct items there to ship? Decided once, so a resumed run keeps its choice.
     A SKU the catalogue does not track is taken as available: the warehouse ships it."""
     items = ordered_items(load_case(case_id))
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         for sku, quantity in items:
             level = await stock_of(platform, sku)
             if level is not None and not level.can_ship(quantity):

@@ -1,6 +1,8 @@
 """The outside world's two doors: the shop platform and the carrier tracking aggregator.
 
-One client per outside system, each wrapping one ``httpx.AsyncClient``:
+One client per outside system, each wrapping one ``httpx.AsyncClient``; the processes reach the
+shop platform through ``shop_platform()`` (``backend.py``: one interface, ``ShopPlatform``, with a
+backend per ``AFTERSALES_PLATFORM``):
 
 * ``PlatformClient`` (``shop.py``): orders, return addresses, refunds, re-shipments and reviews
   from the shop platform's HTTP gateway (the sandbox in ``sandbox_platform/`` speaks the same API).
@@ -63,6 +65,7 @@ from aftersales.integrations.platform.errors import (
     TopUnavailable,
     RefundVersionConflict,
     VerificationCodeRequired,
+    NotOffered,
 )
 from aftersales.integrations.platform.shop import (
     PlatformClient,
@@ -71,6 +74,10 @@ from aftersales.integrations.platform.top import (
     TopClient,
     top_sign,
     top_time,
+)
+from aftersales.integrations.platform.backend import (
+    ShopPlatform,
+    shop_platform,
 )
 from aftersales.integrations.platform.carrier import (
     CARRIER_TZ,
@@ -133,6 +140,9 @@ __all__ = [
     "VerificationCodeRequired",
     "PlatformClient",
     "TopClient",
+    "ShopPlatform",
+    "shop_platform",
+    "NotOffered",
     "top_sign",
     "top_time",
     "CARRIER_TZ",

@@ -28,6 +28,14 @@ class PlatformUnavailable(PlatformError):
     """No good answer after every retry: timeouts, connection errors, 429 or 5xx."""
 
 
+class NotOffered(PlatformRejected):
+    """The shop's platform has no such operation (TOP cannot start a refund, ship, charge…): says
+    where the seller does it instead. Final, like any refusal."""
+
+    def __init__(self, operation: str, instead: str):
+        super().__init__(operation, None, f"not offered by this platform: {instead}")
+
+
 class CarrierError(Exception):
     """The carrier aggregator answered with an error code (Kuaidi100 ``returnCode``)."""
 

@@ -38,6 +38,7 @@ from pydantic import SecretStr
 
 from aftersales.domain.settings import Settings, get_settings
 from aftersales.integrations.platform.errors import (
+    NotOffered,
     PlatformError,
     PlatformRejected,
     PlatformUnavailable,
@@ -51,20 +52,28 @@ from aftersales.integrations.platform.errors import (
 )
 from aftersales.integrations.platform.http import GatewayClient, detail_of, json_body, secret_value, with_retries
 from aftersales.integrations.platform.models import (
+    Charge,
+    Coupon,
     Customer,
     Order,
     OrderItem,
     OrderStatus,
     Rating,
+    Refund,
     RefundAgreement,
     RefundApplication,
+    RefundKind,
     RefundMessage,
     RefundPage,
+    RefundStatus,
     RefundToAgree,
     RefusalReason,
     ReturnAddress,
+    Reshipment,
     Review,
     ReviewPage,
+    ReviewReport,
+    StockLevel,
     money_text,
 )
 
@@ -224,7 +233,7 @@ class TopClient(GatewayClient):
         settings: Settings | None = None,
         clock: Callable[[], datetime] | None = None,
     ):
-        settings = settings or get_settings()
+        settings = self._settings = settings or get_settings()
         self.url = url or settings.top_url
         self.app_key = settings.top_app_key if app_key is None else app_key
         self._secret = secret_value(settings.top_app_secret if app_secret is None else app_secret)
@@ -241,10 +250,31 @@ class TopClient(GatewayClient):
         body = await self._call("taobao.trade.fullinfo.get", {"fields": TRADE_FIELDS, "tid": order_id})
         return _order(body["trade"])
 
+    async def get_return_address(self, order_id: str) -> ReturnAddress:
+        """Where returned goods go: the shop's after-sales address (``AFTERSALES_TOP_RETURN_*``; TOP
+        keeps the seller's addresses in Qianniu, the agreement sends it with the refund)."""
+        settings = self._settings
+        return ReturnAddress(name=settings.top_return_name, phone=settings.top_return_phone,
+                             address=settings.top_return_address, postcode=settings.top_return_postcode)
+
+    async def list_refunds(self, order_id: str) -> list[Refund]:
+        """What the platform refunded on the trade: each sub-order's latest refund (its ``refund_id``
+        on the trade), read in full; only those it paid (SUCCESS)."""
+        body = await self._call("taobao.trade.fullinfo.get", {"fields": "tid,orders", "tid": order_id})
+        refund_ids = sorted({str(line["refund_id"]) for line in _listed(body["trade"], "orders", "order") if line.get("refund_id")})
+        refunds = []
+        for refund_id in refund_ids:
+            refund = await self.get_refund(refund_id)
+            if refund.status == RefundStatus.SUCCESS:
+                refunds.append(Refund(refund_id=refund.refund_id, order_id=order_id, amount=refund.amount, kind=RefundKind.GOODS,
+                                      reason=refund.reason, case_id=f"TOP-{refund.refund_id}", status="paid",
+                                      created_at=refund.modified_at or refund.created_at))
+        return refunds
+
     # --- refunds ----------------------------------------------------------------------------------
 
-    async def list_refunds(self, modified_from: datetime, modified_to: datetime, *, page: int = 1, page_size: int = 40,
-                           status: str | None = None) -> RefundPage:
+    async def refunds_changed(self, modified_from: datetime, modified_to: datetime, *, page: int = 1, page_size: int = 40,
+                              status: str | None = None) -> RefundPage:
         """One page of the refunds changed in ``[modified_from, modified_to]`` (taobao.refunds.receive.get,
         paged by ``has_next``); these carry no version (read each with ``get_refund`` before deciding)."""
         params = {"fields": REFUND_LIST_FIELDS, "start_modified": modified_from, "end_modified": modified_to,
@@ -345,8 +375,8 @@ class TopClient(GatewayClient):
         body = await self._call("taobao.logistics.consign.resend", params)
         _succeeded("taobao.logistics.consign.resend", body.get("shipping") or {}, "is_success")
 
-    async def list_reviews(self, *, since: datetime | None = None, until: datetime | None = None, page: int = 1,
-                           page_size: int = 40, rating: Rating | None = None, order_id: str | None = None) -> ReviewPage:
+    async def review_page(self, *, since: datetime | None = None, until: datetime | None = None, page: int = 1,
+                          page_size: int = 40, rating: Rating | None = None, order_id: str | None = None) -> ReviewPage:
         """One page of the buyers' reviews of the shop (taobao.traderates.get, rate_type=get, role=buyer).
         Each review's ``review_id`` is its sub-order (oid), which ``explain_review`` takes."""
         result = {value: key for key, value in RATING.items()}[Rating(rating)] if rating else None
@@ -356,10 +386,50 @@ class TopClient(GatewayClient):
         reviews = [_review(item) for item in _listed(body, "trade_rates", "trade_rate")]
         return ReviewPage(reviews=reviews, has_next=bool(body.get("has_next")), total=body.get("total_results"))
 
+    async def list_reviews(self, since: datetime | None = None) -> list[Review]:
+        """Every buyer's review created at or after ``since`` (default: TOP's 180 days), oldest first:
+        the pages of ``review_page`` read to the end."""
+        reviews: list[Review] = []
+        page = 1
+        while True:
+            found = await self.review_page(since=since, page=page, page_size=100)
+            reviews += found.reviews
+            if not found.has_next or page >= 200:  # TOP serves no page past 200
+                break
+            page += 1
+        return sorted({review.review_id: review for review in reviews}.values(), key=lambda review: review.created_at)
+
     async def explain_review(self, review_id: str, reply: str) -> None:
         """The shop's public explanation under a review (≤ 500 characters) (taobao.traderate.explain.add)."""
         body = await self._call("taobao.traderate.explain.add", {"oid": review_id, "reply": reply})
         _succeeded("taobao.traderate.explain.add", body, "is_success")
+
+    # --- what the shop platform interface has and TOP does not ------------------------------------
+
+    async def refund(self, order_id: str, amount: Decimal, reason: str, case_id: str, idempotency_key: str,
+                     kind: RefundKind = RefundKind.GOODS) -> Refund:
+        raise NotOffered("refund", "卖家不能主动发起退款：请在千牛以打款或小额补偿处理 a seller cannot start a refund on TOP: pay it "
+                                   "in Qianniu (小额打款), or let the buyer apply for it")
+
+    async def reship(self, order_id: str, items: Sequence[Any], reason: str, case_id: str, idempotency_key: str,
+                     carrier: str | None = None) -> Reshipment:
+        raise NotOffered("reship", "TOP 不发货：请由仓库补发，再以 taobao.logistics.consign.resend 改运单 TOP ships nothing: the "
+                                   "warehouse re-ships, then change_waybill puts the new parcel on the order")
+
+    async def get_stock(self, sku: str) -> StockLevel:
+        raise NotOffered("stock", "库存在仓库系统中 the stock is in the warehouse's system, not on TOP")
+
+    async def charge(self, order_id: str, amount: Decimal, reason: str, case_id: str, idempotency_key: str) -> Charge:
+        raise NotOffered("charge", "TOP 不能向买家收款：请在千牛发起补差价链接 TOP cannot charge a buyer: send a price-difference "
+                                   "link in Qianniu")
+
+    async def issue_coupon(self, order_id: str, amount: Decimal, reason: str, case_id: str, idempotency_key: str,
+                           valid_days: int = 90) -> Coupon:
+        raise NotOffered("coupon", "优惠券请在千牛营销中心发放 issue the coupon in Qianniu's marketing centre")
+
+    async def report_review(self, review_id: str, reason: str, evidence: str, case_id: str, idempotency_key: str) -> ReviewReport:
+        raise NotOffered("report review", "恶意评价请在千牛评价管理中投诉 report a malicious review in Qianniu (评价管理 → 投诉); "
+                                          "explain_review replies to it in public")
 
     # --- plumbing ------------------------------------------------------------------------------
 
