@@ -148,6 +148,9 @@ class Case(SQLModel, table=True):
     currency: str = Field(default="CNY", max_length=3)
     details: dict = Field(default_factory=dict, sa_column=Column(JSON))
     flow_run_id: Optional[str] = Field(default=None, max_length=64)
+    # the shop platform the case's order is on (AFTERSALES_PLATFORM when it was opened): its steps
+    # talk to that platform for the case's life, whatever the setting is later
+    platform: str = Field(default="gateway", max_length=16)
     opened_at: datetime = _ts()
     updated_at: datetime = _ts()
     closed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)

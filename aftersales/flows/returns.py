@@ -312,7 +312,7 @@ def return_postage(case: Case, shipment: Decision) -> list:
 async def send_return_address(case_id: str, agreed_by: str, by_deadline: bool) -> dict:
     """§1.1 step 3: the buyer gets the return address; status “退款协议达成,等待买家退货”."""
     case = load_case(case_id)
-    async with shop_platform() as platform:
+    async with shop_platform(case) as platform:
         address = await platform.get_return_address(case.order_id)
     rules = get_settings().rules
     with session_scope() as session:

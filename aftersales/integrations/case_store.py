@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.outcomes import Outcome, outcome_for_process
 from aftersales.domain.models import Case, CaseEvent, CaseStatus, LedgerLine, Process, Wait, WaitStatus
+from aftersales.domain.settings import get_settings
 from aftersales.domain.stages import Stage, stage_of
 
 
@@ -36,7 +37,7 @@ def create_case(session: Session, **fields: Any) -> tuple[Case, bool]:
     existing = session.get(Case, fields["id"])
     if existing is not None:
         return existing, False
-    case = Case(**fields)
+    case = Case(**{"platform": get_settings().platform, **fields})
     try:
         with session.begin_nested():
             session.add(case)

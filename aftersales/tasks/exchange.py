@@ -58,7 +58,7 @@ async def promise_replacement(case_id: str, agreed_by: str, by_deadline: bool) -
     Decided once (business cache key): a resumed run keeps the promise it made."""
     case = load_case(case_id)
     terms = details_of(case, ExchangeDetails).terms
-    async with shop_platform() as platform:
+    async with shop_platform(case) as platform:
         level = await stock_of(platform, terms.new_sku)
         address = await platform.get_return_address(case.order_id)
     in_stock = level is not None and level.can_ship(terms.quantity)
@@ -85,7 +85,7 @@ async def replacement_in_stock(case_id: str) -> bool:
     does not change its mind after the last piece has gone into our own parcel."""
     case = load_case(case_id)
     terms = details_of(case, ExchangeDetails).terms
-    async with shop_platform() as platform:
+    async with shop_platform(case) as platform:
         level = await stock_of(platform, terms.new_sku)
     in_stock = level is not None and level.can_ship(terms.quantity)
     with session_scope() as session:

@@ -156,7 +156,7 @@ async def move_money(case_id: str, key: str, movements: list[Movement], approved
     case = load_case(case_id)
     moved: list[Moved] = []
     if movements:
-        async with shop_platform() as platform:
+        async with shop_platform(case) as platform:
             for movement in movements:
                 moved.append(await _through_platform(platform, case, movement))
     with session_scope() as session:

@@ -32,7 +32,7 @@ def terms_of(case: Case) -> RepairTerms:
 async def ask_buyer_to_send_in(case_id: str, quote: Decimal, approved_by: str) -> dict:
     """The repair goes ahead: the buyer gets the address and the terms (free, or the quote)."""
     case = load_case(case_id)
-    async with shop_platform() as platform:
+    async with shop_platform(case) as platform:
         address = await platform.get_return_address(case.order_id)
     rules = get_settings().rules
     bearer = terms_of(case).bearer(quote)

@@ -40,7 +40,7 @@ async def report_malicious_review(case_id: str, cause: str, evidence: str, verif
     """000 §5.2.2: a verified malicious review is reported to the platform, once."""
     case = load_case(case_id)
     review_id = details_of(case, ReviewDetails).review_id
-    async with shop_platform() as platform:
+    async with shop_platform(case) as platform:
         report = await platform.report_review(review_id, cause or "恶意评价 malicious review", evidence, case_id, f"review-report-{case_id}")
     with session_scope() as session:
         case = case_store.get_case(session, case_id)

@@ -42,8 +42,9 @@ def items_text(case) -> str:
 async def correct_items_in_stock(case_id: str) -> bool:
     """Are all the correct items there to ship? Decided once, so a resumed run keeps its choice.
     A SKU the catalogue does not track is taken as available: the warehouse ships it."""
-    items = ordered_items(load_case(case_id))
-    async with shop_platform() as platform:
+    case = load_case(case_id)
+    items = ordered_items(case)
+    async with shop_platform(case) as platform:
         for sku, quantity in items:
             level = await stock_of(platform, sku)
             if level is not None and not level.can_ship(quantity):

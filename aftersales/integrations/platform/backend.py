@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, Self
 
+from aftersales.domain.models import Case
 from aftersales.domain.settings import Settings, get_settings
 from aftersales.integrations.platform.models import (
     Charge,
@@ -75,7 +76,8 @@ class ShopPlatform(Protocol):
 BACKENDS: dict[str, type] = {"gateway": PlatformClient, "taobao": TopClient}
 
 
-def shop_platform(settings: Settings | None = None) -> ShopPlatform:
-    """The backend for ``AFTERSALES_PLATFORM`` (read now, so a test or a command that sets it is heard)."""
+def shop_platform(case: Case | None = None, settings: Settings | None = None) -> ShopPlatform:
+    """The backend of ``case``'s platform (where its order is, recorded when it was opened), or for
+    a new case ``AFTERSALES_PLATFORM`` (read now, so a test or a command that sets it is heard)."""
     settings = settings or get_settings()
-    return BACKENDS[settings.platform](settings=settings)
+    return BACKENDS[case.platform if case is not None else settings.platform](settings=settings)
