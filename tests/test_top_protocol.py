@@ -661,3 +661,14 @@ def test_settings_default_to_the_sandbox_and_production_refuses_the_built_in_top
     monkeypatch.setenv("AFTERSALES_TOP_APP_SECRET", "app-secret-of-the-shop")
     monkeypatch.setenv("AFTERSALES_TOP_SESSION_KEY", "session-of-the-seller")
     assert Settings(_env_file=None).platform == "taobao"
+
+
+def test_shop_platform_is_the_client_the_settings_name():
+    from aftersales.integrations.platform import PlatformClient, shop_platform
+
+    taobao = shop_platform(Settings(_env_file=None, platform="taobao", top_url="http://127.0.0.1:9/router/rest"))
+    gateway = shop_platform(Settings(_env_file=None, platform="gateway"))
+    assert isinstance(taobao, TopClient) and taobao.url == "http://127.0.0.1:9/router/rest"
+    assert isinstance(gateway, PlatformClient)
+    run(taobao.aclose())
+    run(gateway.aclose())

@@ -25,7 +25,7 @@ from aftersales.intake.out_of_area import open_out_of_area
 from aftersales.intake.returns import open_return
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import CarrierClient, CarrierError, NoTrackingRecord, Order, PlatformClient, TrackingResult
+from aftersales.integrations.platform import CarrierClient, CarrierError, NoTrackingRecord, Order, PlatformClient, TrackingResult, shop_platform
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import SCHEDULED_READ
 
@@ -52,7 +52,7 @@ async def sync_order_feed(page_size: int = 500) -> int:
     checkpoint = _feed_checkpoint()
     modified_since = max(horizon, checkpoint - FEED_OVERLAP) if checkpoint else horizon
     added, after, newest = 0, None, checkpoint
-    async with PlatformClient() as platform:
+    async with shop_platform() as platform:
         while True:
             page = await platform.list_shipped_orders(horizon, modified_since=modified_since, after=after, limit=page_size)
             added += _watch(page.orders, now, rules.tracking_watch_days)

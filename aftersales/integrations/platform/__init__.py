@@ -5,7 +5,8 @@ One client per outside system, each wrapping one ``httpx.AsyncClient``:
 * ``PlatformClient`` (``shop.py``): orders, return addresses, refunds, re-shipments and reviews
   from the shop platform's HTTP gateway (the sandbox in ``sandbox_platform/`` speaks the same API).
 * ``TopClient`` (``top.py``): the same shop on Taobao/Tmall's TOP protocol (``/router/rest``, signed
-  forms, ``error_response`` codes as typed errors), for ``AFTERSALES_PLATFORM=taobao``.
+  forms, ``error_response`` codes as typed errors), for ``AFTERSALES_PLATFORM=taobao``;
+  ``shop_platform()`` gives the one the settings name.
 * ``CarrierClient`` (``carrier.py``): Kuaidi100's real-time query (``/poll/query.do``) and push
   subscription (``/poll``; ``read_push``/``push_signed`` for the pushes), so going live is a URL and a key.
 
@@ -72,6 +73,7 @@ from aftersales.integrations.platform.top import (
     top_sign,
     top_time,
 )
+from aftersales.domain.settings import Settings, get_settings
 from aftersales.integrations.platform.carrier import (
     CARRIER_TZ,
     kuaidi100_sign,
@@ -84,7 +86,20 @@ from aftersales.integrations.platform.carrier import (
     read_push,
 )
 
+
+
+def shop_platform(settings: Settings | None = None) -> PlatformClient | TopClient:
+    """The shop platform's client for ``AFTERSALES_PLATFORM``: ``TopClient`` on ``taobao``, else
+    ``PlatformClient`` (the gateway). Both answer the same calls (``list_shipped_orders``, …);
+    use as ``async with shop_platform() as platform:``."""
+    settings = settings or get_settings()
+    if settings.platform == "taobao":
+        return TopClient(settings=settings)
+    return PlatformClient(settings=settings)
+
+
 __all__ = [
+    "shop_platform",
     "CENT",
     "refuse_float",
     "to_cents",
