@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from sqlmodel import delete, select
 
 from aftersales.domain.details import ReturnDetails, details_of
-from aftersales.domain.models import Case
+from aftersales.domain.models import Case, Checkpoint, TrackedOrder
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import PlatformRejected, RefundStatus, TopClient
 from tests.support.records import events, ledger
@@ -39,10 +40,10 @@ def sync(stack) -> dict:
     return stack.run(platform_sync())
 
 
-def top_order(stack, paid: str) -> tuple[dict, int]:
-    """An order whose TOP tid is unique: the digits of its id."""
+def top_order(stack, paid: str, **options) -> tuple[dict, int]:
+    """An order whose TOP tid is unique: the digits of its id (``options`` go to ``make_order``)."""
     digits = f"{uuid.uuid4().int % 10**9:09d}"
-    order = stack.make_order(paid=paid, order_id=f"T{datetime.now(timezone.utc):%Y%m%d}-{digits}")
+    order = stack.make_order(paid=paid, order_id=f"T{datetime.now(timezone.utc):%Y%m%d}-{digits}", **options)
     return order, int(f"{datetime.now(timezone.utc):%Y%m%d}{digits}")
 
 
@@ -241,3 +242,41 @@ def test_on_taobao_the_review_monitor_reads_the_reviews_at_top_and_follows_up_a_
         case = session.get(Case, case_id)
         assert (case.order_id, case.reason) == (str(tid), "做工粗糙，线头很多")
     assert case_id in stack.run(review_monitor())["already_followed_up"]  # read again through "since": opened once
+
+
+def test_the_trackers_feed_watches_a_taobao_shops_shipped_orders_read_from_top(stack, sandbox_clean, taobao):
+    """On AFTERSALES_PLATFORM=taobao the 15-day tracker's feed is TOP's trades.sold.increment.get: a
+    shipped order goes on the watch list under its tid with its parcel; one not shipped does not."""
+    from aftersales.tasks.tracking import FEED, sync_order_feed
+
+    with session_scope() as session:
+        watched_before = set(session.exec(select(TrackedOrder.order_id)))
+        saved = session.get(Checkpoint, FEED)
+        saved = saved.value if saved else None
+    feed_calls = stack.sandbox("GET", "/sandbox/top/state")["calls"].get("taobao.trades.sold.increment.get", 0)
+    in_transit, tid = top_order(stack, "128.00", status="shipped", delivered_days_ago=None)
+    _, unshipped_tid = top_order(stack, "59.00", status="awaiting_shipment", delivered_days_ago=None)
+    try:
+        assert stack.run(sync_order_feed()) >= 1
+        with session_scope() as session:
+            ids = [str(tid), str(unshipped_tid), in_transit["order_id"]]
+            watched = {row.order_id: row for row in session.exec(select(TrackedOrder).where(TrackedOrder.order_id.in_(ids)))}
+            checkpoint = datetime.fromisoformat(session.get(Checkpoint, FEED).value)
+        assert set(watched) == {str(tid)}  # under its TOP tid: read from TOP, not from the gateway
+        row = watched[str(tid)]
+        assert (row.carrier, row.waybill, row.phone_tail, row.signed_at) == ("zhongtong", in_transit["waybill"], "5678", None)
+        shipped = datetime.fromisoformat(in_transit["shipped_at"])
+        assert abs(row.shipped_at - shipped).total_seconds() < 1  # TOP's times are to the second
+        assert stack.sandbox("GET", "/sandbox/top/state")["calls"]["taobao.trades.sold.increment.get"] > feed_calls
+        assert checkpoint.tzinfo is not None and checkpoint >= shipped
+    finally:  # the watch list and the feed's checkpoint as they were, for the gateway's tracker tests
+        with session_scope() as session:
+            added = set(session.exec(select(TrackedOrder.order_id))) - watched_before
+            if added:
+                session.exec(delete(TrackedOrder).where(TrackedOrder.order_id.in_(added)))
+            row = session.get(Checkpoint, FEED)
+            if saved is None and row is not None:
+                session.delete(row)
+            elif saved is not None:
+                row.value = saved
+                session.add(row)

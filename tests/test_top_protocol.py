@@ -37,6 +37,7 @@ from aftersales.integrations.platform import (
     fen_to_yuan,
     shop_platform,
     top_sign,
+    top_time,
     yuan_to_fen,
 )
 from tests.support.sandbox import start_sandbox
@@ -408,6 +409,238 @@ def test_a_platform_down_is_unavailable_after_the_retries(sandbox):
     sandbox.admin.post("/sandbox/faults", json={}).raise_for_status()
 
 
+# --- the order feed: taobao.trades.sold.increment.get (PLATFORMS.md §5) ----------------------------------
+
+
+class StoppedClock:
+    """The sandbox's and the client's "now", moved on by the test: the platform stamps an order's
+    ``modified`` with it, so the test places orders in the windows it wants."""
+
+    def __init__(self):
+        self.moment = datetime.now(SHANGHAI).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture(scope="module")
+def feed_server():
+    clock = StoppedClock()
+    url, app, stop = start_sandbox(API_KEY, seed=False, now=clock, top_app_key=APP_KEY, top_app_secret=APP_SECRET,
+                                   top_session_key=SESSION_KEY)
+    yield SimpleNamespace(url=url, app=app, clock=clock)
+    stop()
+
+
+@pytest.fixture
+def feed(feed_server):
+    """An empty sandbox on a clock of the test's (started at the real now)."""
+    feed_server.clock.moment = datetime.now(SHANGHAI).replace(microsecond=0)
+    with httpx.Client(base_url=feed_server.url, headers={"X-Api-Key": API_KEY}) as admin:
+        admin.post("/sandbox/reset", json={"seed": False}).raise_for_status()
+        yield SimpleNamespace(url=feed_server.url, admin=admin, clock=feed_server.clock)
+
+
+def feed_client(feed, **options) -> TopClient:
+    return top(feed, clock=feed.clock, **options)
+
+
+def put_order(feed, number: int, at: datetime, *, status: str = "shipped", carrier: str = "zhongtong") -> str:
+    """Order ``F…number`` (tid = its digits) created or changed at the platform at ``at``; the tid as text."""
+    from sandbox_platform.app import seed_orders
+
+    feed.clock.moment = at
+    order = seed_orders(at)[0].model_dump(mode="json")
+    shipped = status not in ("awaiting_shipment", "cancelled")  # cancelled: before it shipped
+    order.update(order_id=f"F{number:06d}", status=status, carrier=carrier if shipped else None,
+                 waybill=f"ZT{number:010d}" if shipped else None, shipped_at=(at - timedelta(hours=6)).isoformat() if shipped else None,
+                 delivered_at=None, transaction_success_at=None)
+    feed.admin.post("/sandbox/orders", json=order).raise_for_status()
+    return str(number)
+
+
+def read_feed(feed, since: datetime, limit: int, **options) -> list:
+    """Every page of the feed from ``since``, each page read by a client of its own (the cursor is all it carries)."""
+    async def scenario():
+        pages, after = [], None
+        while True:
+            async with feed_client(feed, **options) as client:
+                page = await client.list_shipped_orders(after=after, limit=limit, modified_since=since)
+            pages.append(page)
+            if page.next is None:
+                return pages
+            after = page.next
+
+    return run(scenario())
+
+
+class ChangeDuringFeed(httpx.AsyncBaseTransport):
+    """Loopback HTTP as usual; right after the feed call number ``after_calls`` is answered, ``change()``
+    runs (a lever on the sandbox): the platform changes an order while the client is paging."""
+
+    def __init__(self, after_calls: int, change):
+        self.inner, self.after_calls, self.change, self.feed_calls = httpx.AsyncHTTPTransport(), after_calls, change, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        if b"taobao.trades.sold.increment.get" in request.content:
+            self.feed_calls += 1
+            if self.feed_calls == self.after_calls:
+                self.change()
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_a_feed_window_over_a_day_is_refused_with_tops_parameter_error(feed):
+    client = feed_client(feed)
+    day = {"fields": "tid,modified", "start_modified": "2026-11-20 00:00:00", "end_modified": "2026-11-21 00:00:01"}
+    answer = httpx.post(f"{feed.url}/router/rest", data=client.signed("taobao.trades.sold.increment.get", day)).json()
+    assert (answer["error_response"]["code"], answer["error_response"]["sub_code"]) == (41, "isv.invalid-parameter:end_modified")
+    exactly_a_day = {**day, "end_modified": "2026-11-21 00:00:00"}
+    answer = httpx.post(f"{feed.url}/router/rest", data=client.signed("taobao.trades.sold.increment.get", exactly_a_day)).json()
+    assert answer["trades_sold_increment_get_response"]["trades"] == {"trade": []}
+    assert answer["trades_sold_increment_get_response"]["total_results"] == 0
+
+    async def ask(params):
+        async with feed_client(feed) as top_client:
+            return await top_client._call("taobao.trades.sold.increment.get", params)
+
+    with pytest.raises(TopRejected) as caught:
+        run(ask({**day, "start_modified": datetime(2026, 11, 20, tzinfo=SHANGHAI),
+                 "end_modified": datetime(2026, 11, 21, 0, 0, 1, tzinfo=SHANGHAI)}))
+    assert caught.value.code == 41 and caught.value.sub_code == "isv.invalid-parameter:end_modified"
+    with pytest.raises(TopRejected) as caught:
+        run(ask({"fields": "tid", "end_modified": "2026-11-21 00:00:00"}))
+    assert caught.value.code == 40  # start_modified is required
+    with pytest.raises(TopRejected) as caught:
+        run(ask({**exactly_a_day, "page_size": 101}))
+    assert caught.value.sub_code == "isv.invalid-parameter:page_size"
+    assert calls(feed) == {"taobao.trades.sold.increment.get": 5}
+
+
+def test_the_feed_lists_newest_change_first_with_has_next_or_total(feed):
+    now = feed.clock()
+    for number in range(1, 4):
+        put_order(feed, number, now - timedelta(minutes=10 - number))
+    feed.clock.moment = now
+    client = feed_client(feed)
+    window = {"fields": "tid,modified,status,orders", "start_modified": top_time(now - timedelta(hours=1)),
+              "end_modified": top_time(now), "page_size": "2"}
+    first = httpx.post(f"{feed.url}/router/rest", data=client.signed("taobao.trades.sold.increment.get",
+                                                                     {**window, "use_has_next": "true"})).json()
+    body = first["trades_sold_increment_get_response"]
+    assert [t["tid"] for t in body["trades"]["trade"]] == [3, 2] and body["has_next"] is True and "total_results" not in body
+    last = httpx.post(f"{feed.url}/router/rest", data=client.signed("taobao.trades.sold.increment.get",
+                                                                    {**window, "page_no": "2"})).json()
+    body = last["trades_sold_increment_get_response"]
+    assert [t["tid"] for t in body["trades"]["trade"]] == [1] and body["total_results"] == 3 and "has_next" not in body
+    (trade,) = body["trades"]["trade"]
+    assert trade["status"] == "WAIT_BUYER_CONFIRM_GOODS" and trade["orders"]["order"][0]["logistics_company"] == "中通快递"
+
+
+def test_the_feed_gives_every_shipped_order_once_across_windows_and_pages(feed):
+    now = feed.clock()
+    start = now - timedelta(days=3)
+    expected = []
+    # day 1 (more than a page holds), day 2, the last hour; with orders that have not shipped among them
+    for n in range(5):
+        expected.append(put_order(feed, 100 + n, start + timedelta(hours=2, minutes=n)))
+    put_order(feed, 199, start + timedelta(hours=3), status="awaiting_shipment")
+    for n in range(4):
+        expected.append(put_order(feed, 200 + n, start + timedelta(days=1, hours=20, seconds=n)))
+    for n in range(3):
+        expected.append(put_order(feed, 300 + n, now - timedelta(minutes=30 - n), status="completed" if n else "shipped"))
+    put_order(feed, 399, now - timedelta(minutes=5), status="cancelled")
+    feed.clock.moment = now
+
+    pages = read_feed(feed, start, limit=4, feed_page_size=2)
+    orders = [order for page in pages for order in page.orders]
+    assert [o.order_id for o in orders] == expected  # each once, oldest change first, the unshipped left out
+    assert len(pages) >= 3 and all(len(page.orders) <= 4 for page in pages)
+    assert [o.modified_at for o in orders] == sorted(o.modified_at for o in orders)
+    first = orders[0]
+    assert first.modified_at == start + timedelta(hours=2) and first.modified_at.tzinfo is not None
+    assert first.shipped_at == start - timedelta(hours=4)
+    assert (first.carrier, first.waybill, first.status) == ("zhongtong", "ZT0000000100", OrderStatus.SHIPPED)
+    assert first.customer.phone == "13812345601" and first.paid_amount == Decimal("59.00")
+    assert orders[-1].status == OrderStatus.COMPLETED
+    # TOP's rule held on every call: no window over a day (else the sandbox refused it above)
+    assert calls(feed)["taobao.trades.sold.increment.get"] >= 4
+
+    # shipped_since alone walks from it too, and keeps the orders shipped at or after it
+    async def shipped_since():
+        async with feed_client(feed) as client:
+            return await client.list_shipped_orders(now - timedelta(hours=12), limit=100)
+
+    page = run(shipped_since())
+    assert [o.order_id for o in page.orders] == expected[-3:] and page.next is None
+
+
+def test_an_order_changed_while_the_window_is_paged_is_not_lost_nor_any_other(feed):
+    """Seven orders in a window that has ended, two to a TOP page. After the second call the newest
+    one changes at the platform: it leaves the window and the older ones move up a place. Paging
+    forwards, the one that moved onto page 1 would be skipped; backwards, none is."""
+    now = feed.clock()
+    ids = [put_order(feed, 400 + n, now - timedelta(hours=2) + timedelta(minutes=n)) for n in range(7)]
+    feed.clock.moment = now
+    changed = ids[-1]
+
+    def change():
+        feed.clock.moment = now + timedelta(seconds=5)
+        order = feed.admin.get(f"/api/orders/F{int(changed):06d}").json()
+        feed.admin.post("/sandbox/orders", json={**order, "waybill": "ZT9999999999"}).raise_for_status()
+
+    async def walk(since, transport=None):
+        async with feed_client(feed, **({"transport": transport} if transport else {}), feed_page_size=2) as client:
+            return await client.list_shipped_orders(after=None, limit=100, modified_since=since)
+
+    first = run(walk(now - timedelta(hours=3), ChangeDuringFeed(2, change)))
+    assert sorted(o.order_id for o in first.orders) == sorted(ids[:-1])  # the six unchanged, none skipped
+    assert first.next is None
+    # the change itself comes with the next read, from the newest change read (as the tracker's checkpoint)
+    second = run(walk(max(o.modified_at for o in first.orders)))
+    assert changed in [o.order_id for o in second.orders]
+    again = next(o for o in second.orders if o.order_id == changed)
+    assert again.waybill == "ZT9999999999" and again.modified_at == now + timedelta(seconds=5)
+
+
+def test_an_order_changed_within_the_windows_last_second_pushes_none_out(feed):
+    """The window that ends now can gain an order at its top: changed at this very second, the oldest
+    order jumps to the top and pushes the bottom of an unread page onto a page already read. The
+    client sees the tid come back with another ``modified`` and pages the window again."""
+    now = feed.clock()
+    ids = [put_order(feed, 500 + n, now - timedelta(hours=2) + timedelta(minutes=n)) for n in range(7)]
+    feed.clock.moment = now
+    oldest = ids[0]
+
+    def change():  # at the walk's last second: the order stays in its window, at the top
+        order = feed.admin.get(f"/api/orders/F{int(oldest):06d}").json()
+        feed.admin.post("/sandbox/orders", json={**order, "waybill": "ZT8888888888"}).raise_for_status()
+
+    async def walk():
+        async with feed_client(feed, transport=ChangeDuringFeed(2, change), feed_page_size=2) as client:
+            return await client.list_shipped_orders(limit=100, modified_since=now - timedelta(hours=3))
+
+    page = run(walk())
+    assert sorted(o.order_id for o in page.orders) == sorted(ids)
+    assert [o.order_id for o in page.orders][-1] == oldest  # once, with its latest change
+    assert next(o for o in page.orders if o.order_id == oldest).waybill == "ZT8888888888"
+
+
+def test_a_foreign_or_naive_feed_request_is_refused_before_any_call(feed):
+    async def ask(**kwargs):
+        async with feed_client(feed) as client:
+            return await client.list_shipped_orders(**kwargs)
+
+    for kwargs in ({}, {"modified_since": datetime(2026, 11, 20)}, {"modified_since": feed.clock(), "after": "2026-11-20|X"}):
+        with pytest.raises(ValueError):
+            run(ask(**kwargs))
+    assert calls(feed) == {}
+
+
 # --- settings -----------------------------------------------------------------------------------------------
 
 
@@ -444,7 +677,7 @@ def test_the_shop_platform_on_taobao_is_the_top_client_reading_what_the_processe
     buyer_applies(sandbox, T_SHIRT, "49.00", goods=True)
 
     async def scenario():
-        async with shop_platform(settings) as platform:
+        async with shop_platform(settings=settings) as platform:
             fresh = await platform.get_refund(refund_id)
             await platform.agree_refund(refund_id, fresh.amount, version=fresh.version, phase=fresh.phase)
             return (await platform.get_order(str(PILLOW)), await platform.get_return_address(str(PILLOW)),
@@ -460,7 +693,7 @@ def test_the_shop_platform_on_taobao_is_the_top_client_reading_what_the_processe
     assert none_paid == []  # the T-shirt's refund is applied for, not paid
     assert [r.created_at for r in reviews] == sorted(r.created_at for r in reviews)  # oldest first
     assert {r.order_id for r in reviews} == {str(T_SHIRT), str(PILLOW), str(SHOES)}
-    assert isinstance(shop_platform(gateway), PlatformClient)
+    assert isinstance(shop_platform(settings=gateway), PlatformClient)
 
 
 def test_what_taobao_does_not_offer_is_refused_naming_where_to_do_it_and_calls_nothing(sandbox):
@@ -477,7 +710,7 @@ def test_what_taobao_does_not_offer_is_refused_naming_where_to_do_it_and_calls_n
     }
 
     async def attempt(operation):
-        async with shop_platform(settings) as platform:
+        async with shop_platform(settings=settings) as platform:
             await attempts[operation](platform)
 
     for operation in attempts:

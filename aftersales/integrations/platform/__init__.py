@@ -91,6 +91,8 @@ from aftersales.integrations.platform.carrier import (
     read_push,
 )
 
+
+
 __all__ = [
     "CENT",
     "refuse_float",

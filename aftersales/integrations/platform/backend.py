@@ -76,7 +76,7 @@ class ShopPlatform(Protocol):
 BACKENDS: dict[str, type] = {"gateway": PlatformClient, "taobao": TopClient}
 
 
-def shop_platform(case: Case | None = None, settings: Settings | None = None) -> ShopPlatform:
+def shop_platform(case: Case | None = None, *, settings: Settings | None = None) -> ShopPlatform:
     """The backend of ``case``'s platform (where its order is, recorded when it was opened), or for
     a new case ``AFTERSALES_PLATFORM`` (read now, so a test or a command that sets it is heard)."""
     settings = settings or get_settings()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,6 +57,7 @@ from aftersales.integrations.platform.models import (
     Customer,
     Order,
     OrderItem,
+    OrderPage,
     OrderStatus,
     Rating,
     Refund,
@@ -208,6 +209,15 @@ REFUND_LIST_FIELDS = ("refund_id,tid,oid,title,buyer_nick,total_fee,status,creat
                       "has_good_return,company_name,sid,payment,reason,desc,order_status,refund_phase,dispute_type")
 REFUND_FIELDS = REFUND_LIST_FIELDS + ",refund_version,refund_remind_timeout,address,good_return_time,buyer_open_uid"
 REASON_FIELDS = "reason_id,reason_text,reason_tips"
+
+# The order feed (taobao.trades.sold.increment.get, PLATFORMS.md §5)
+FEED_WINDOW = timedelta(days=1)  # TOP refuses start_modified and end_modified more than a day apart
+FEED_PAGE_SIZE = 100  # TOP's largest page: the fewest calls per window
+FEED_PASSES = 3  # a window that changed while it was paged is paged again, this many times at most
+SECOND = timedelta(seconds=1)  # TOP's times have no fraction: windows are whole seconds, both ends included
+# a trade that has shipped (§4); a closed one counts when it shipped before it closed (a full refund)
+SHIPPED_TRADE_STATUSES = {"SELLER_CONSIGNED_PART", "WAIT_BUYER_CONFIRM_GOODS", "TRADE_BUYER_SIGNED", "TRADE_FINISHED"}
+FEED_CURSOR = "tb-modified:"  # + the next window's start, in TOP's time
 RATE_FIELDS = "tid,oid,role,nick,result,created,rated_nick,item_title,item_price,content,reply,num_iid,ouid"
 
 
@@ -216,7 +226,8 @@ class TopClient(GatewayClient):
 
     Arguments override the settings (``AFTERSALES_TOP_URL``, ``_TOP_APP_KEY``, ``_TOP_APP_SECRET``,
     ``_TOP_SESSION_KEY``; timeouts and retries are the platform's: ``AFTERSALES_PLATFORM_TIMEOUT_SECONDS``,
-    ``_RETRIES``); ``clock`` gives the envelope's timestamp (a test's skewed clock)."""
+    ``_RETRIES``); ``clock`` gives the envelope's timestamp (a test's skewed clock) and the order
+    feed's "now"; ``feed_page_size`` is the feed's TOP page (at most 100, TOP's largest)."""
 
     def __init__(
         self,
@@ -232,6 +243,7 @@ class TopClient(GatewayClient):
         backoff_cap: float = 5.0,
         settings: Settings | None = None,
         clock: Callable[[], datetime] | None = None,
+        feed_page_size: int = FEED_PAGE_SIZE,
     ):
         settings = self._settings = settings or get_settings()
         self.url = url or settings.top_url
@@ -239,6 +251,9 @@ class TopClient(GatewayClient):
         self._secret = secret_value(settings.top_app_secret if app_secret is None else app_secret)
         self._session = secret_value(settings.top_session_key if session_key is None else session_key)
         self._clock = clock or (lambda: datetime.now(TOP_TZ))
+        if not 1 <= feed_page_size <= FEED_PAGE_SIZE:
+            raise ValueError(f"feed_page_size {feed_page_size}: TOP pages hold 1 to {FEED_PAGE_SIZE}")
+        self.feed_page_size = feed_page_size
         super().__init__(settings=settings, timeout=timeout, retries=retries, transport=transport,
                          backoff_base=backoff_base, backoff_cap=backoff_cap)
 
@@ -270,6 +285,97 @@ class TopClient(GatewayClient):
                                       reason=refund.reason, case_id=f"TOP-{refund.refund_id}", status="paid",
                                       created_at=refund.modified_at or refund.created_at))
         return refunds
+
+    # --- the order feed (taobao.trades.sold.increment.get) ------------------------------------------
+
+    async def list_shipped_orders(self, shipped_since: datetime | None = None, after: str | None = None, limit: int = 500,
+                                  *, modified_since: datetime | None = None) -> OrderPage:
+        """One page of shipped orders by the time the platform last changed them, oldest change first
+        (``PlatformClient.list_shipped_orders``'s contract; pass the page's ``next`` back as ``after``).
+
+        Walks ``[modified_since (else shipped_since), now]`` forward in windows of at most a day
+        (TOP's limit), to the second; keeps the trades that have shipped (at or after
+        ``shipped_since`` if given). A window holding more trades than the page has room for is
+        halved until it fits (a single second is read whole, however many), so a page holds at most
+        ``limit`` orders and ends on a window's end: ``next`` is the following window's start, and
+        nothing is read twice or skipped across pages. An order changed during the walk comes again,
+        with its new ``modified_at``, in a later window or page, as on the gateway's feed. The list
+        gives no receiver's address (PLATFORMS.md §5: partial data; ``get_order`` has it)."""
+        if shipped_since is None and modified_since is None:
+            raise ValueError("give shipped_since or modified_since")
+        for moment in (shipped_since, modified_since):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"naive datetime {moment!r}: pass a timezone-aware time")
+        if limit < 1:
+            raise ValueError(f"limit {limit}: at least 1")
+        start = _feed_position(after) if after else _whole_second(modified_since or shipped_since)
+        stop = _whole_second(self._clock())
+        shipped_floor = _whole_second(shipped_since) if shipped_since is not None else None
+        orders: dict[str, Order] = {}
+        while start <= stop:
+            end = min(start + FEED_WINDOW - SECOND, stop)
+            room = limit - len(orders)
+            probe = await self._feed_page(start, end, 1)
+            total = int(probe.get("total_results") or 0)
+            while total > room and end > start:
+                if orders:  # the next window is the next page's
+                    return OrderPage(orders=_oldest_change_first(orders), next=_feed_cursor(start))
+                end = start + timedelta(seconds=int((end - start).total_seconds()) // 2)
+                probe = await self._feed_page(start, end, 1)
+                total = int(probe.get("total_results") or 0)
+            for trade in await self._feed_window(start, end, probe, total):
+                if not _shipped_trade(trade):
+                    continue
+                order = _order(trade, "taobao.trades.sold.increment.get")
+                if shipped_floor is not None and (order.shipped_at is None or order.shipped_at < shipped_floor):
+                    continue
+                known = orders.get(order.order_id)
+                if known is None or (order.modified_at or stop) >= (known.modified_at or stop):
+                    orders[order.order_id] = order  # changed during the walk: its latest change
+            start = end + SECOND
+            if len(orders) >= limit:
+                break
+        return OrderPage(orders=_oldest_change_first(orders), next=_feed_cursor(start) if start <= stop else None)
+
+    async def _feed_page(self, start: datetime, end: datetime, page_no: int) -> dict[str, Any]:
+        params = {"fields": TRADE_FIELDS, "start_modified": start, "end_modified": end, "page_no": page_no,
+                  "page_size": self.feed_page_size, "use_has_next": False}
+        return await self._call("taobao.trades.sold.increment.get", params)
+
+    async def _feed_window(self, start: datetime, end: datetime, probe: Mapping[str, Any], total: int) -> list[dict[str, Any]]:
+        """Every trade changed in ``[start, end]``: ``probe`` (page 1) is all of them when one page holds them.
+
+        Why backwards. TOP lists a window newest change first. A trade changed while the window is
+        being paged takes a new ``modified``, later than the window's end when the window lies in
+        the past: it leaves the window, and every trade older than it moves up one place. Paging
+        forwards (page 1, 2, … with ``use_has_next``), the trade that moves up from the unread page
+        onto the page just read is never seen (TOP's 漏单, PLATFORMS.md §5). Paging from the last
+        page back to page 1 (``use_has_next=false``, for ``total_results``: the last page's number),
+        the trades that move up move onto pages not yet read: one may be read twice (kept once, by
+        tid), none is skipped. A change cannot put a trade into a window that has ended.
+
+        The window that ends at this second can still gain a trade changed in it; one gained at
+        the top pushes the bottom of an unread page onto a read one. So a window whose
+        ``total_results`` moved, or where a tid came back with another ``modified``, while it was
+        paged, is paged again (the union is kept) until a pass sees it still, ``FEED_PASSES`` times
+        at most; what then escapes was changed within the last seconds, which the tracker reads
+        again at its next sync (its overlap)."""
+        if total <= self.feed_page_size:
+            return _listed(probe, "trades", "trade")  # one call: one consistent answer
+        trades: dict[str, dict[str, Any]] = {}
+        for _ in range(FEED_PASSES):
+            totals, moved, modified = {total}, False, {}
+            for page_no in range(-(-total // self.feed_page_size), 0, -1):
+                body = await self._feed_page(start, end, page_no)
+                totals.add(total := int(body.get("total_results") or 0))
+                for trade in _listed(body, "trades", "trade"):
+                    tid, when = str(trade["tid"]), str(trade.get("modified") or "")
+                    moved = moved or modified.setdefault(tid, when) != when
+                    if tid not in trades or when >= str(trades[tid].get("modified") or ""):  # TOP's times sort as text
+                        trades[tid] = trade
+            if len(totals) == 1 and not moved:
+                break
+        return list(trades.values())
 
     # --- refunds ----------------------------------------------------------------------------------
 
@@ -511,11 +617,41 @@ def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _order(trade: Mapping[str, Any]) -> Order:
+def _whole_second(moment: datetime) -> datetime:
+    """A moment in TOP's time to the second (TOP's times have no fraction)."""
+    return moment.astimezone(TOP_TZ).replace(microsecond=0)
+
+
+def _feed_cursor(start: datetime) -> str:
+    return FEED_CURSOR + top_time(start)
+
+
+def _feed_position(after: str) -> datetime:
+    try:
+        if not after.startswith(FEED_CURSOR):
+            raise ValueError(after)
+        return parse_top_time(after.removeprefix(FEED_CURSOR))
+    except ValueError:
+        raise ValueError(f"after: not a cursor of this feed: {after!r}") from None
+
+
+def _shipped_trade(trade: Mapping[str, Any]) -> bool:
+    status = trade.get("status")
+    if status in SHIPPED_TRADE_STATUSES:
+        return True
+    consigned = trade.get("consign_time") or any(line.get("consign_time") for line in _listed(trade, "orders", "order"))
+    return status == "TRADE_CLOSED" and bool(consigned)
+
+
+def _oldest_change_first(orders: Mapping[str, Order]) -> list[Order]:
+    return sorted(orders.values(), key=lambda order: (order.modified_at is None, order.modified_at, order.order_id))
+
+
+def _order(trade: Mapping[str, Any], method: str = "taobao.trade.fullinfo.get") -> Order:
     lines = _listed(trade, "orders", "order")
     status = TRADE_STATUS.get(trade.get("status", ""))
     if status is None:
-        raise PlatformError("taobao.trade.fullinfo.get", 200, f"trade {trade.get('tid')}: unknown status {trade.get('status')!r}")
+        raise PlatformError(method, 200, f"trade {trade.get('tid')}: unknown status {trade.get('status')!r}")
     address = " ".join(str(trade[part]) for part in ("receiver_state", "receiver_city", "receiver_district", "receiver_town",
                                                      "receiver_address") if trade.get(part))
     customer = Customer(customer_id=str(trade.get("buyer_open_uid") or trade.get("buyer_nick") or ""),
