@@ -280,3 +280,72 @@ def test_the_trackers_feed_watches_a_taobao_shops_shipped_orders_read_from_top(s
             elif saved is not None:
                 row.value = saved
                 session.add(row)
+
+
+def in_qianniu(stack, case_id: str):
+    """The case's open by-hand step (its number comes from the movement's key), once its run waits there."""
+    from aftersales.integrations import case_store
+    from tests.support.stack import wait_until
+
+    def found():
+        with session_scope() as session:
+            wait = case_store.find_wait(session, case_id)
+        return wait if wait is not None and wait.step.startswith("in-qianniu") else None
+
+    return stack.waiting(case_id, wait_until(found, 90, f"{case_id} to wait for Qianniu").step)
+
+
+def test_on_taobao_a_payment_top_has_no_call_for_waits_for_finance_in_qianniu_and_is_booked_once(stack, sandbox_clean, team, taobao):
+    from aftersales.intake.compensation import open_compensation
+
+    order, tid = top_order(stack, "128.00")
+    calls_before = stack.sandbox("GET", "/sandbox/top/state")["calls"]
+    # ¥15 cash is within the agent's limit (§1.3): no approval, straight to paying — which TOP cannot do
+    case_id = stack.run(open_compensation(str(tid), "cash", "15.00", "物流延误 parcel late", team["S001"], bearer="carrier")).case_id
+    with session_scope() as session:
+        assert session.get(Case, case_id).platform == "taobao"  # its steps talk to TOP for its whole life
+    wait = in_qianniu(stack, case_id)
+    assert wait.addressed_to == "finance"
+    assert any(case_id in str(m.json) for m in stack.messages("/staff/finance"))
+
+    too_much = stack.approve(case_id, wait.step, team["S005"], reference="QN20261206001", amount="18.00")
+    assert too_much.status == "rejected" and "more than the 15.00 decided" in too_much.reason
+    assert stack.approve(case_id, wait.step, team["S001"], reference="QN20261206001", amount="15.00").status == "rejected"  # an agent: not finance
+    assert stack.approve(case_id, wait.step, team["S005"], reference="QN20261206001", amount="15.00").status == "answered"
+
+    assert stack.finished(case_id).outcome == "compensated"
+    [line] = ledger(case_id)
+    assert (line.kind, line.amount, line.platform_ref, line.approved_by) == ("compensation", Decimal("15.00"), "QN20261206001", team["S001"])
+    [paid] = [e for e in events(case_id) if e.details.get("done_by_hand")]
+    assert paid.details["done_by_hand"] == {"compensation_refund": team["S005"]}
+    assert stack.refunds(order["order_id"]) == []  # nothing went to the gateway
+    writes = {m for m in stack.sandbox("GET", "/sandbox/top/state")["calls"] if not m.endswith(".get")}
+    assert {m: stack.sandbox("GET", "/sandbox/top/state")["calls"][m] for m in writes} == {m: calls_before.get(m) for m in writes}
+
+
+def test_on_taobao_a_parcel_top_cannot_ship_is_shipped_by_the_warehouse_and_put_on_the_order(stack, sandbox_clean, team, taobao):
+    from aftersales.intake.out_of_area import open_out_of_area
+
+    order, tid = top_order(stack, "158.00", status="shipped", delivered_days_ago=None)
+    stack.sandbox("POST", f"/sandbox/parcels/{order['waybill']}/events",
+                  json={"state": 2, "status_code": "2", "context": "【武汉洪山珞喻路营业部】网点暂停派送，快件滞留",
+                        "area": "湖北,武汉市,洪山区", "time": datetime.now(timezone.utc).isoformat()})
+    case_id = stack.run(open_out_of_area(str(tid), "stranded", requested_by=team["S011"])).case_id
+    stack.waiting(case_id, "buyer-choice")
+    assert stack.answer(case_id, "buyer-choice", remedy="switch_carrier", new_carrier="shunfeng").status == "answered"
+
+    wait = in_qianniu(stack, case_id)  # TOP ships nothing: the warehouse does, and says with what
+    assert wait.addressed_to == "warehouse"
+    assert stack.approve(case_id, wait.step, team["S004"], carrier="shunfeng", waybill="SF1206000001").status == "answered"
+    assert stack.finished(case_id).outcome == "carrier_switched"
+
+    async def on_the_order():
+        async with TopClient() as top:
+            return await top.get_order(str(tid))
+
+    now = stack.run(on_the_order())
+    assert (now.carrier, now.waybill) == ("shunfeng", "SF1206000001")  # the new parcel is on the order at TOP (consign.resend)
+    [postage] = ledger(case_id)
+    assert (postage.kind, postage.bearer, postage.platform_ref) == ("outbound_postage", "carrier", "SF1206000001")
+    assert stack.reshipments(order["order_id"]) == []  # nothing went to the gateway
+    assert "SF1206000001" in str([m.json for m in stack.customer_messages(order)])

@@ -205,6 +205,55 @@ class SmsVerification(StaffForm):
     )
 
 
+class DoneInQianniu(StaffForm):
+    """What the shop's platform has no call for (TOP: a payment the seller starts, a price-difference
+    charge, a coupon) was done by hand in Qianniu: the platform's reference and the amount it shows."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.FINANCE, Role.SUPERVISOR, Role.MANAGER)
+
+    reference: str = Field(
+        title="千牛单号 Qianniu reference",
+        description="千牛上打款、收款或优惠券的编号 The payment's, charge's or coupon's number in Qianniu.",
+        pattern=r"^[A-Za-z0-9_-]{4,64}$",
+    )
+    amount: str = Field(
+        title="金额(元) Amount (CNY)",
+        description="千牛上显示的金额，不超过已决定的金额 As Qianniu shows it; at most what was decided.",
+        pattern=MONEY_PATTERN,
+    )
+
+
+class ReportedInQianniu(StaffForm):
+    """A malicious review reported where the platform has no call for it (TOP): the review team filed
+    the complaint in Qianniu (评价管理 → 投诉) and records its number."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.REVIEW, Role.SUPERVISOR, Role.MANAGER)
+
+    reference: str = Field(
+        title="投诉编号 Complaint number",
+        description="千牛评价投诉的编号 The complaint's number in Qianniu.",
+        pattern=r"^[A-Za-z0-9_-]{4,64}$",
+    )
+
+
+class ShippedByHand(StaffForm):
+    """A parcel the shop's platform cannot ship (TOP ships nothing): the warehouse shipped it and
+    records its carrier and waybill, which then go on the order at the platform."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.WAREHOUSE, Role.SUPERVISOR, Role.MANAGER)
+
+    carrier: str = Field(
+        title="快递公司编码 Carrier code",
+        description="快递100 编码，如 zhongtong、shunfeng、yuantong。Kuaidi100 carrier code, e.g. zhongtong, shunfeng.",
+        pattern=r"^[a-z0-9]{2,20}$",
+    )
+    waybill: str = Field(
+        title="运单号 Waybill",
+        description="补发包裹的运单号 The new parcel's waybill number.",
+        pattern=r"^[A-Za-z0-9]{6,32}$",
+    )
+
+
 class Remedy(StrEnum):
     REFUND_MISSING = "refund_missing"
     RESHIP_MISSING = "reship_missing"

@@ -26,6 +26,8 @@ class Stage(StrEnum):
     SHORT_SHIPMENT_REMEDY = "short-shipment-remedy"
     REFUSED_PARCEL_BACK = "refused-parcel-back"
     SMS_CODE = "sms-code"  # a large refund on Taobao/Tmall waits for the seller's SMS code
+    # any process, on a platform without the call (TOP): a person does it in Qianniu and records it
+    IN_QIANNIU = "in-qianniu"
     # §1.3 compensation
     APPROVAL = "approval"
     # §1.4 express out of area, §1.7 wrong shipment
@@ -87,6 +89,7 @@ LABELS: dict[Stage, str] = {
     Stage.SHORT_SHIPMENT_REMEDY: "少件处理 short shipment: refund or re-ship",
     Stage.REFUSED_PARCEL_BACK: "确认拒收包裹已退回 confirming the refused parcel is back",
     Stage.SMS_CODE: "等待退款短信验证码 waiting for the refund's SMS code",
+    Stage.IN_QIANNIU: "等待在千牛手工处理 waiting for it to be done by hand in Qianniu",
     Stage.APPROVAL: "补偿审批 compensation approval",
     Stage.BUYER_CHOICE: "等待买家选择 waiting for the buyer's choice",
     Stage.SELF_PICKUP: "买家自提 the buyer collects the parcel",

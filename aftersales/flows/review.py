@@ -43,7 +43,7 @@ from aftersales.domain.settings import get_settings
 from aftersales.tasks.cases import close_case, load_case, open_case, record_step
 from aftersales.tasks.recovery import CASE_RUN
 from aftersales.tasks.money import pay_compensation
-from aftersales.tasks.review import cause_deadline, report_malicious_review, review_compensation
+from aftersales.tasks.review import cause_deadline, report_review, review_compensation
 
 
 @flow(name="review-followup", **CASE_RUN)
@@ -66,7 +66,7 @@ async def review_followup_flow(case_id: str, review_id: str, department: str | N
     if found.verdict == ReviewVerdict.SUSPECTED_MALICIOUS:
         check = await await_decision(case, verify_malicious(case, cause))
         if check.data.result == VerificationResult.MALICIOUS and not check.by_deadline:
-            await report_malicious_review(case_id, found.cause, check.data.evidence, check.actor)
+            await report_review(case, found.cause, check.data.evidence, check.actor)
             return await close_case(case_id, Outcome.REPORTED_MALICIOUS, check.actor, buyer=False)
         await record_step(case_id, "verified-genuine", "review.verified_genuine", check.actor,
                           details={"by_deadline": check.by_deadline})

@@ -20,10 +20,10 @@ from aftersales.domain.rules import PostageLine, ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import Order, OrderNotFound, ShopPlatform, StockLevel, shop_platform
+from aftersales.integrations.platform import NotOffered, Order, OrderNotFound, ShopPlatform, StockLevel, shop_platform
 from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.intake import order_facts
-from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, confirmed_shares, move_money
+from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, confirmed_shares, move, move_money
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
@@ -32,10 +32,11 @@ SETTLE_PRICE_DIFFERENCE = move_money.with_options(name="settle-price-difference"
 
 
 async def stock_of(platform: ShopPlatform, sku: str) -> StockLevel | None:
-    """The catalogue's entry for ``sku``; None when the catalogue does not know it."""
+    """The catalogue's entry for ``sku``; None when the catalogue does not know it, or the platform
+    keeps no catalogue (TOP: the stock is in the warehouse's system; the warehouse ships by hand)."""
     try:
         return await platform.get_stock(sku)
-    except OrderNotFound:  # the platform answers 404 for an unknown SKU too
+    except (OrderNotFound, NotOffered):  # the platform answers 404 for an unknown SKU too
         return None
 
 
@@ -110,7 +111,7 @@ async def settle_price_difference(case_id: str, approved_by: str, postage: list[
         movements.append(Movement(Moves.POSTAGE_REFUND, f"refund-{case_id}-exchange-postage", owed_postage,
                                   "换货退货运费 return postage of the exchange"))
     book = partial(_book_price_difference, terms=terms, postage=postage)
-    return await SETTLE_PRICE_DIFFERENCE(case_id, f"exchange-money-{case_id}", movements, approved_by, book)
+    return await move(SETTLE_PRICE_DIFFERENCE, case_id, f"exchange-money-{case_id}", movements, approved_by, book)
 
 
 def _book_price_difference(case: Case, moved: list[Moved], *, terms: ExchangeTerms, postage: list[PostageLine]) -> Booking:

@@ -19,7 +19,9 @@ declare their movements and bookings beside their own rules, in ``tasks/<process
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+import zlib
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -28,19 +30,24 @@ from typing import Any, Callable
 
 from prefect import task
 
+from aftersales.approvals.forms import DoneInQianniu, ShippedByHand
+from aftersales.approvals.ladder import await_stage, stage_default
+from aftersales.approvals.waits import WaitSpec
+from aftersales.domain.calendar import business_calendar, utcnow
 from aftersales.domain.compensation_rules import CompensationForm
-from aftersales.domain.models import Case
-from aftersales.domain.rules import PostageLine, refund_explained, refund_split
+from aftersales.domain.models import Case, Role
+from aftersales.domain.rules import PostageLine, parse_amount, refund_explained, refund_split
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
-from aftersales.integrations.platform import RefundKind, ShopPlatform, shop_platform
+from aftersales.integrations.platform import BACKENDS, PlatformRejected, RefundKind, ShopPlatform, shop_platform
 from aftersales.tasks.cases import load_case
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.platform_refunds import agree_refund_at_platform, platform_refund_of
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 ZERO = Decimal("0.00")
+log = logging.getLogger(__name__)
 
 
 class Moves(StrEnum):
@@ -65,6 +72,7 @@ class Movement:
     items: tuple[tuple[str, int], ...] = ()  # a parcel's (sku, quantity)
     carrier: str | None = None  # a parcel sent with another carrier (§1.4); else the order's
     verification_code: str | None = None  # the seller's SMS code a large platform (TOP) refund asks for
+    by_hand: dict | None = None  # done by a person where the platform has no call (Qianniu): reference, amount, actor…
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class Moved:
     coupon_code: str = ""
     coupon_expires: datetime | None = None
     by_platform: bool = False  # the platform had paid by itself (its deadline) before our call
+    by_hand: str = ""  # who did it by hand where the platform has no call (Qianniu)
 
     @property
     def paid_to_buyer(self) -> bool:
@@ -122,6 +131,8 @@ _REFUND_KINDS = {Moves.REFUND: RefundKind.GOODS, Moves.POSTAGE_REFUND: RefundKin
 
 async def _through_platform(platform: ShopPlatform, case: Case, movement: Movement) -> Moved:
     order, key = case.order_id, movement.key
+    if movement.by_hand is not None:
+        return await _done_by_hand(platform, case, movement)
     if movement.moves is Moves.REFUND and platform_refund_of(case):
         # the buyer's refund at the platform (TOP): agreeing it is what pays it, once
         refund_id, paid, ours = await agree_refund_at_platform(case, movement.amount, movement.verification_code)
@@ -139,6 +150,84 @@ async def _through_platform(platform: ShopPlatform, case: Case, movement: Moveme
     items = [{"sku": sku, "quantity": quantity} for sku, quantity in movement.items]
     shipment = await platform.reship(order, items, movement.reason, case.id, key, carrier=movement.carrier)
     return Moved(movement, shipment.reshipment_id, movement.amount, carrier=shipment.carrier, waybill=shipment.waybill)
+
+
+# --- what the case's platform has no call for: a person does it (Qianniu) and records it ---------
+
+_OPERATION = {Moves.REFUND: "refund", Moves.POSTAGE_REFUND: "refund", Moves.COMPENSATION_REFUND: "refund",
+              Moves.CHARGE: "charge", Moves.COUPON: "issue_coupon", Moves.PARCEL: "reship"}
+_DONE_BY_HAND = {  # what the person does, in the shop's words
+    Moves.REFUND: "在千牛给买家打款 pay the buyer in Qianniu", Moves.POSTAGE_REFUND: "在千牛给买家打款运费 pay the buyer the postage in Qianniu",
+    Moves.COMPENSATION_REFUND: "在千牛给买家打款补偿 pay the buyer the compensation in Qianniu",
+    Moves.CHARGE: "在千牛发补差价链接并确认买家已付 send the buyer a price-difference link in Qianniu and confirm it was paid",
+    Moves.COUPON: "在千牛发放优惠券 issue the coupon in Qianniu", Moves.PARCEL: "仓库补发包裹 the warehouse ships the parcel",
+}
+
+
+def done_by_hand(case: Case, movement: Movement) -> bool:
+    """The case's platform has no call for this movement (TOP: a payment the seller starts, a charge,
+    a coupon, a parcel); a buyer's refund application at the platform is agreed there, not by hand."""
+    if movement.moves is Moves.REFUND and platform_refund_of(case):
+        return False
+    return _OPERATION[movement.moves] in BACKENDS[case.platform].by_hand
+
+
+def by_hand_wait(case: Case, movement: Movement) -> WaitSpec:
+    """The person's step: finance pays (or collects, or issues) in Qianniu and records the reference
+    and amount; the warehouse ships a parcel and records carrier and waybill. One working day, then
+    the supervisor and the manager (the ladder)."""
+    parcel = movement.moves is Moves.PARCEL
+    what = _DONE_BY_HAND[movement.moves]
+    goods = "、".join(f"{sku} × {quantity}" for sku, quantity in movement.items)
+    return WaitSpec(
+        # one step per movement, the same on every replay: its number comes from the movement's key
+        step=f"in-qianniu-{zlib.crc32(movement.key.encode()) % 100000}",
+        title=f"{what}（平台无此接口）{case.platform}: no platform call for this, done by hand",
+        form=ShippedByHand if parcel else DoneInQianniu,
+        deadline=business_calendar().add_working_days(utcnow(), 1),
+        default_action=stage_default(1),
+        default_input={"carrier": "none", "waybill": "NONE000"} if parcel else {"reference": "none", "amount": "0.00"},
+        addressed_to=(Role.WAREHOUSE if parcel else Role.FINANCE).value,
+        decides=None if parcel else movement.amount,
+        check=None if parcel else partial(_at_most, movement.amount),
+        facts=(f"**{what}** · {goods or f'{movement.amount:.2f} 元'}", f"订单 Order `{case.order_id}` · {movement.reason}"),
+    )
+
+
+def _at_most(decided: Decimal, form: DoneInQianniu) -> str | None:
+    amount = parse_amount(form.amount, "amount")
+    if amount > decided:
+        return f"金额 {amount} 元超过已决定的 {decided} 元 {amount} is more than the {decided} decided"
+    return None
+
+
+async def move(step: Callable[..., Any], case_id: str, key: str, movements: list[Movement], approved_by: str,
+               book: Book) -> list[Moved]:
+    """How a process moves money and goods: ``step`` (``move_money`` under the process's name) with
+    ``movements`` — each the case's platform has no call for first done by a person, the case
+    waiting for them (``by_hand_wait``) and what they record taken as the platform's answer."""
+    case = load_case(case_id)
+    ready = []
+    for movement in movements:
+        if done_by_hand(case, movement):
+            decision = await await_stage(case, by_hand_wait(case, movement), 1)
+            ready.append(replace(movement, by_hand={**decision.data.model_dump(include={"reference", "amount", "carrier", "waybill"}),
+                                                    "actor": decision.actor}))
+        else:
+            ready.append(movement)
+    return await step(case_id, key, ready, approved_by, book)
+
+
+async def _done_by_hand(platform: ShopPlatform, case: Case, movement: Movement) -> Moved:
+    done = movement.by_hand
+    if movement.moves is Moves.PARCEL:
+        try:  # the buyer follows the new parcel on the order's page
+            await platform.put_parcel_on_order(case.order_id, done["carrier"], done["waybill"])
+        except PlatformRejected as refused:  # shipped all the same: the message carries the waybill
+            log.warning("%s: parcel %s %s not put on order %s: %s", case.id, done["carrier"], done["waybill"], case.order_id, refused)
+        return Moved(movement, done["waybill"], movement.amount, carrier=done["carrier"], waybill=done["waybill"], by_hand=done["actor"])
+    return Moved(movement, done["reference"], parse_amount(done["amount"], "amount"),
+                 coupon_code=done["reference"] if movement.moves is Moves.COUPON else "", by_hand=done["actor"])
 
 
 def _money_cache_key(_context, parameters) -> str:
@@ -169,7 +258,9 @@ async def move_money(case_id: str, key: str, movements: list[Movement], approved
                                        responsible_department=entry.department)
         # who moved it: the platform when it had paid by itself before our call reached it
         actor = "platform" if moved and all(m.by_platform for m in moved) else approved_by
-        case_store.record_event(session, case_id, booking.event_key, actor, booking.action, booking.event)
+        hands = {m.movement.moves.value: m.by_hand for m in moved if m.by_hand}
+        case_store.record_event(session, case_id, booking.event_key, actor, booking.action,
+                                {**booking.event, "done_by_hand": hands} if hands else booking.event)
         if booking.notice:
             notify_in_session(session, case, booking.event_key, booking.notice, staff_tags=booking.staff_tags,
                               buyer=booking.buyer, **booking.context)
@@ -202,7 +293,7 @@ async def refund_buyer(case_id: str, step: str, goods_amount: Decimal, approved_
         movements.append(Movement(Moves.POSTAGE_REFUND, f"{key}-postage", owed_postage, f"{reason}（运费 postage）"))
     book = partial(_book_refund, step=step, key=key, goods_amount=goods_amount, goods=goods, owed_postage=owed_postage,
                    postage=postage, reason=reason)
-    return await REFUND_BUYER(case_id, key, movements, approved_by, book)
+    return await move(REFUND_BUYER, case_id, key, movements, approved_by, book)
 
 
 def _book_refund(case: Case, moved: list[Moved], *, step: str, key: str, goods_amount: Decimal, goods: Decimal,
@@ -271,7 +362,7 @@ async def reship_items(case_id: str, step: str, items: list[dict], value: Decima
     """Re-ship goods once; the goods and the postage are the seller's cost (§1.1)."""
     key = f"reship-{case_id}-{step}"
     parcel = Movement(Moves.PARCEL, key, value, reason, items=tuple((item["sku"], int(item["quantity"])) for item in items))
-    return await RESHIP_ITEMS(case_id, key, [parcel], approved_by, partial(_book_reshipment, step=step, key=key, reason=reason))
+    return await move(RESHIP_ITEMS, case_id, key, [parcel], approved_by, partial(_book_reshipment, step=step, key=key, reason=reason))
 
 
 def _book_reshipment(case: Case, moved: list[Moved], *, step: str, key: str, reason: str) -> Booking:
@@ -316,7 +407,7 @@ async def pay_compensation(case_id: str, step: str, compensation: Compensation, 
     key = f"compensation-{case_id}" + (f"-{step}" if step else "")
     book = partial(_book_compensation, step=step, key=key, compensation=compensation, notice=notice, staff_tags=staff_tags,
                    context=context or {}, approved_by=approved_by)
-    return await PAY_COMPENSATION(case_id, key, [compensation.movement(key)], approved_by, book)
+    return await move(PAY_COMPENSATION, case_id, key, [compensation.movement(key)], approved_by, book)
 
 
 def _book_compensation(case: Case, moved: list[Moved], *, step: str, key: str, compensation: Compensation, notice: str,

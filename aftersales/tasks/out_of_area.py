@@ -16,7 +16,7 @@ from aftersales.domain.out_of_area_rules import pickup_suggestion
 from aftersales.domain.settings import get_settings
 from aftersales.integrations.platform import CarrierClient, CarrierError
 from aftersales.tasks.cases import load_case
-from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, move_money
+from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, move, move_money
 
 # the one money task, under a name that says what moves here
 SWITCH_CARRIER = move_money.with_options(name="switch-carrier")
@@ -47,7 +47,7 @@ async def switch_carrier(case_id: str, new_carrier: str, chosen_by: str) -> list
     details = details_of(load_case(case_id), OutOfAreaDetails)
     parcel = Movement(Moves.PARCEL, key, Decimal("0"), f"超区件换快递 {details.carrier}→{new_carrier} problem parcel: switch carrier",
                       items=tuple((line.sku, line.quantity) for line in details.items), carrier=new_carrier)
-    return await SWITCH_CARRIER(case_id, key, [parcel], chosen_by, partial(_book_new_parcel, key=key, details=details))
+    return await move(SWITCH_CARRIER, case_id, key, [parcel], chosen_by, partial(_book_new_parcel, key=key, details=details))
 
 
 def _book_new_parcel(case: Case, moved: list[Moved], *, key: str, details: OutOfAreaDetails) -> Booking:
@@ -67,7 +67,7 @@ async def book_returned_parcel(case_id: str, chosen_by: str) -> list[Moved]:
     """Return and refund: the stranded parcel travels back; its postage is the extra cost (§1.4).
     Nothing moves through the platform here (the refund follows); the postage is booked once."""
     details = details_of(load_case(case_id), OutOfAreaDetails)
-    return await BOOK_RETURNED_PARCEL(case_id, f"returned-parcel-{case_id}", [], chosen_by,
+    return await move(BOOK_RETURNED_PARCEL, case_id, f"returned-parcel-{case_id}", [], chosen_by,
                                                partial(_book_returned_parcel, details=details))
 
 

@@ -16,7 +16,7 @@ from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.platform import shop_platform
 from aftersales.tasks.cases import load_case, per_case
-from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, move_money
+from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, move, move_money
 from aftersales.tasks.notify import notify_in_session, send_pending
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
@@ -61,7 +61,7 @@ async def book_repair_costs(case_id: str, quote: Decimal, approved_by: str, repa
     if bearer == "seller" and postage_in > 0:
         movements.append(Movement(Moves.POSTAGE_REFUND, f"{key}-postage-in", postage_in, "返修寄件运费 postage of sending the item for repair"))
     book = partial(_book_repair_costs, key=key, bearer=bearer, quote=quote, repair_cost=repair_cost, postage_back=postage_back)
-    return await BOOK_REPAIR_COSTS(case_id, f"repair-costs-{case_id}", movements, approved_by, book)
+    return await move(BOOK_REPAIR_COSTS, case_id, f"repair-costs-{case_id}", movements, approved_by, book)
 
 
 def _book_repair_costs(case: Case, moved: list[Moved], *, key: str, bearer: str, quote: Decimal, repair_cost: Decimal,

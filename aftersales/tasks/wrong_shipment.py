@@ -18,7 +18,7 @@ from aftersales.integrations.platform import Order, ShopPlatform, shop_platform
 from aftersales.tasks.cases import load_case, per_case
 from aftersales.tasks.exchange import stock_of
 from aftersales.tasks.intake import order_facts
-from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, move_money
+from aftersales.tasks.money import Booking, Entry, Moved, Movement, Moves, move, move_money
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 
 DEPARTMENT = "warehouse"  # 串发/错发 is a picking and packing fault; the supervisor may name another
@@ -71,7 +71,7 @@ async def put_it_right(case_id: str, choice: BuyerChoice, approved_by: str) -> O
         outcome = Outcome.REFUNDED_WRONG_ITEMS if choice is BuyerChoice.RETURN else Outcome.OUT_OF_STOCK_REFUNDED
         movement = Movement(Moves.REFUND, key, case.amount, "错发货退款 wrong shipment refunded")
     book = partial(_book_remedy, key=key, choice=choice, outcome=outcome)
-    await PUT_IT_RIGHT(case_id, f"wrong-shipment-remedy-{case_id}", [movement], approved_by, book)
+    await move(PUT_IT_RIGHT, case_id, f"wrong-shipment-remedy-{case_id}", [movement], approved_by, book)
     return outcome
 
 

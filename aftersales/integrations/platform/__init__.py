@@ -76,6 +76,7 @@ from aftersales.integrations.platform.top import (
     top_time,
 )
 from aftersales.integrations.platform.backend import (
+    BACKENDS,
     ShopPlatform,
     shop_platform,
 )
@@ -142,6 +143,7 @@ __all__ = [
     "VerificationCodeRequired",
     "PlatformClient",
     "TopClient",
+    "BACKENDS",
     "ShopPlatform",
     "shop_platform",
     "NotOffered",

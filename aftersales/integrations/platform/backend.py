@@ -41,6 +41,10 @@ from aftersales.integrations.platform.top import TopClient
 class ShopPlatform(Protocol):
     """The shop platform as the processes use it (``async with shop_platform() as platform:``)."""
 
+    # the operations a person does by hand on this platform (Qianniu on TOP), each the name of the
+    # method that refuses with ``NotOffered``; ``tasks/money.move`` waits for them instead
+    by_hand: frozenset[str]
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
@@ -59,6 +63,8 @@ class ShopPlatform(Protocol):
 
     async def reship(self, order_id: str, items: Sequence[Any | Mapping[str, Any]], reason: str, case_id: str,
                      idempotency_key: str, carrier: str | None = None) -> Reshipment: ...
+
+    async def put_parcel_on_order(self, order_id: str, carrier: str, waybill: str) -> None: ...
 
     async def get_stock(self, sku: str) -> StockLevel: ...
 

@@ -229,6 +229,9 @@ class TopClient(GatewayClient):
     ``_RETRIES``); ``clock`` gives the envelope's timestamp (a test's skewed clock) and the order
     feed's "now"; ``feed_page_size`` is the feed's TOP page (at most 100, TOP's largest)."""
 
+    # what TOP has no call for: the seller does it in Qianniu (``NotOffered`` below)
+    by_hand: frozenset[str] = frozenset({"refund", "reship", "charge", "issue_coupon", "report_review"})
+
     def __init__(
         self,
         *,
@@ -521,6 +524,10 @@ class TopClient(GatewayClient):
                      carrier: str | None = None) -> Reshipment:
         raise NotOffered("reship", "TOP 不发货：请由仓库补发，再以 taobao.logistics.consign.resend 改运单 TOP ships nothing: the "
                                    "warehouse re-ships, then change_waybill puts the new parcel on the order")
+
+    async def put_parcel_on_order(self, order_id: str, carrier: str, waybill: str) -> None:
+        """A parcel shipped by hand goes on the order: the order's waybill becomes it (consign.resend)."""
+        await self.change_waybill(order_id, carrier, waybill)
 
     async def get_stock(self, sku: str) -> StockLevel:
         raise NotOffered("stock", "库存在仓库系统中 the stock is in the warehouse's system, not on TOP")
