@@ -228,7 +228,7 @@ async def _agree(refund_id: str, tid: int, decided: Decimal):
     return await agree_refund_at_platform(case, decided, None)
 
 
-def test_on_taobao_the_review_monitor_reads_the_reviews_at_top_and_follows_up_a_negative_one(stack, sandbox_clean, taobao):
+def test_on_taobao_the_review_monitor_reads_the_reviews_at_top_and_follows_up_a_negative_one(stack, sandbox_clean, team, taobao):
     from aftersales.flows.review_monitor import review_monitor
 
     order, tid = top_order(stack, "88.00")
@@ -242,6 +242,15 @@ def test_on_taobao_the_review_monitor_reads_the_reviews_at_top_and_follows_up_a_
         case = session.get(Case, case_id)
         assert (case.order_id, case.reason) == (str(tid), "做工粗糙，线头很多")
     assert case_id in stack.run(review_monitor())["already_followed_up"]  # read again through "since": opened once
+
+    # found malicious: TOP has no call to report it — the review team files the complaint in Qianniu
+    stack.approve(case_id, "review-cause", team["S008"], cause="买家未收货即差评，同行恶意", verdict="suspected_malicious")
+    stack.approve(case_id, "review-verify", team["S009"], result="malicious", evidence="同一 IP 批量差评 same IP, many reviews")
+    assert stack.waiting(case_id, "in-qianniu-report").addressed_to == "review"
+    stack.approve(case_id, "in-qianniu-report", team["S009"], reference="TS20261206001")
+    assert stack.finished(case_id).outcome == "reported_malicious"
+    [reported] = [e for e in events(case_id) if e.action == "review.reported"]
+    assert (reported.details["report_id"], reported.details["done_by_hand"]) == ("TS20261206001", team["S009"])
 
 
 def test_the_trackers_feed_watches_a_taobao_shops_shipped_orders_read_from_top(stack, sandbox_clean, taobao):
@@ -349,3 +358,34 @@ def test_on_taobao_a_parcel_top_cannot_ship_is_shipped_by_the_warehouse_and_put_
     assert (postage.kind, postage.bearer, postage.platform_ref) == ("outbound_postage", "carrier", "SF1206000001")
     assert stack.reshipments(order["order_id"]) == []  # nothing went to the gateway
     assert "SF1206000001" in str([m.json for m in stack.customer_messages(order)])
+
+
+def test_on_taobao_goods_that_fail_inspection_are_refused_in_qianniu_before_the_platform_refunds(stack, sandbox_clean, team, taobao):
+    order, tid = top_order(stack, "99.00")
+    refund = apply(stack, tid, "99.00", goods_back=True)
+    refund_id, case_id = refund["refund_id"], case_of(tid, refund["refund_id"])
+    sync(stack)
+    stack.approve(case_id, "seller-review", team["S002"], decision="agree")
+    stack.waiting(case_id, "buyer-shipment")
+    stack.sandbox("POST", f"/sandbox/top/refunds/{refund_id}/waybill", json={"company_name": "中通快递", "sid": "ZT20261206099"})
+    sync(stack)
+    stack.approve(case_id, "receipt", team["S004"], note="包裹到仓")
+    stack.approve(case_id, "inspection", team["S004"], result="fail", refund_amount="0.00", note="商品已使用，有明显磨损")
+
+    wait = stack.waiting(case_id, "in-qianniu-refuse-goods")  # refusing needs photos: the warehouse does it in Qianniu
+    platform_deadline = datetime.fromisoformat(at_platform(stack, refund_id)["refund_remind_timeout"]["timeout"].replace(" ", "T") + "+08:00")
+    assert wait.addressed_to == "warehouse" and wait.deadline <= platform_deadline
+    assert at_platform(stack, refund_id)["status"] == RefundStatus.WAIT_SELLER_CONFIRM_GOODS
+
+    async def refuse_in_qianniu():  # what the warehouse does in Qianniu, with its photo
+        async with TopClient() as top:
+            now = await top.get_refund(refund_id)
+            await top.refuse_return(refund_id, version=now.version, phase=now.phase, proof=b"\xff\xd8 photo of the worn sole")
+
+    stack.run(refuse_in_qianniu())
+    stack.approve(case_id, "in-qianniu-refuse-goods", team["S004"], note="已拒绝，附 3 张磨损照片")
+    assert stack.finished(case_id).outcome == "inspection_failed"
+    [refused] = [e for e in events(case_id) if e.action == "platform.goods_refused"]
+    assert (refused.actor, refused.details["platform_status"]) == (team["S004"], RefundStatus.SELLER_REFUSE_BUYER)
+    assert at_platform(stack, refund_id)["status"] == RefundStatus.SELLER_REFUSE_BUYER
+    assert not [r for r in stack.refunds(order["order_id"]) if r["case_id"] == f"TOP-{refund_id}"]  # nothing paid

@@ -236,6 +236,20 @@ class ReportedInQianniu(StaffForm):
     )
 
 
+class RefusedInQianniu(StaffForm):
+    """Returned goods that failed inspection, refused at the platform where that needs photos as
+    proof (TOP: taobao.rp.returngoods.refuse): the warehouse refused them in Qianniu with its photos."""
+
+    allowed_roles: ClassVar[tuple[Role, ...]] = (Role.WAREHOUSE, Role.SUPERVISOR, Role.MANAGER)
+
+    note: str = Field(
+        title="拒绝说明 What was sent",
+        description="在千牛拒绝退货时的说明和所附照片 What you wrote and which photos you attached when refusing in Qianniu.",
+        min_length=2,
+        max_length=200,
+    )
+
+
 class ShippedByHand(StaffForm):
     """A parcel the shop's platform cannot ship (TOP ships nothing): the warehouse shipped it and
     records its carrier and waybill, which then go on the order at the platform."""

@@ -28,6 +28,8 @@ class Stage(StrEnum):
     SMS_CODE = "sms-code"  # a large refund on Taobao/Tmall waits for the seller's SMS code
     # any process, on a platform without the call (TOP): a person does it in Qianniu and records it
     IN_QIANNIU = "in-qianniu"
+    REPORT_IN_QIANNIU = "in-qianniu-report"  # a malicious review reported (§1.6)
+    REFUSE_GOODS_IN_QIANNIU = "in-qianniu-refuse-goods"  # returned goods that failed inspection refused (§1.1)
     # §1.3 compensation
     APPROVAL = "approval"
     # §1.4 express out of area, §1.7 wrong shipment
@@ -90,6 +92,8 @@ LABELS: dict[Stage, str] = {
     Stage.REFUSED_PARCEL_BACK: "确认拒收包裹已退回 confirming the refused parcel is back",
     Stage.SMS_CODE: "等待退款短信验证码 waiting for the refund's SMS code",
     Stage.IN_QIANNIU: "等待在千牛手工处理 waiting for it to be done by hand in Qianniu",
+    Stage.REPORT_IN_QIANNIU: "等待在千牛投诉恶意评价 waiting for the review to be reported in Qianniu",
+    Stage.REFUSE_GOODS_IN_QIANNIU: "等待在千牛拒绝退货（附验货照片）waiting for the goods to be refused in Qianniu, with the photos",
     Stage.APPROVAL: "补偿审批 compensation approval",
     Stage.BUYER_CHOICE: "等待买家选择 waiting for the buyer's choice",
     Stage.SELF_PICKUP: "买家自提 the buyer collects the parcel",

@@ -55,6 +55,7 @@ from aftersales.tasks.platform_refunds import (
     platform_refund_of,
     read_platform_deadline,
     refuse_at_platform,
+    refuse_goods_at_platform,
 )
 from aftersales.tasks.policy import OUTSIDE_EFFECT
 from aftersales.tasks.recovery import CASE_RUN
@@ -104,6 +105,10 @@ async def return_flow(case_id: str, order_id: str, amount: str, reason: str = ""
     inspection = await await_decision(case, inspect_goods(case, receipt, postage))
     result = inspection.data.result
     if result == InspectionResult.FAIL:
+        if platform_refund_of(case) is not None:
+            refused = await refuse_goods_at_platform(case, inspection.data.note)
+            if refused == RefundStatus.SUCCESS:  # the platform refunded at its deadline before the refusal
+                return await settled_at_platform(case, refused)
         return await close_case(case_id, Outcome.INSPECTION_FAILED, inspection.actor, notify="return_refused", staff_tags=[Role.AGENT.value], note=inspection.data.note)
     goods = case.amount if result == InspectionResult.PASS or inspection.by_deadline else parse_amount(inspection.data.refund_amount)
     if platform_refund_of(case) is not None:

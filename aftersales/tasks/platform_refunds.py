@@ -18,8 +18,13 @@ from decimal import Decimal
 
 from prefect import task
 
+from aftersales.approvals.forms import RefusedInQianniu
+from aftersales.approvals.ladder import await_stage, stage_default
+from aftersales.approvals.waits import WaitSpec
+from aftersales.domain.calendar import business_calendar, shop_time, utcnow
+
 from aftersales.domain.details import ReturnDetails, details_of, stored, with_changes
-from aftersales.domain.models import Case
+from aftersales.domain.models import Case, Role
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -166,3 +171,42 @@ async def agree_refund_at_platform(case: Case, amount: Decimal, verification_cod
                                f"退款 {refund_id} 在平台上为 {refund.status}，无法同意退款 refund {refund_id} is {refund.status} "
                                "at the platform: there is nothing to agree")
     return refund_id, Decimal(refund.amount), ours
+
+
+# --- returned goods that failed inspection: refused at the platform, which needs photos ------------
+
+
+async def refuse_goods_at_platform(case: Case, note: str) -> str:
+    """§1.1 inspection failed on a TOP return: unless the goods are refused at the platform it
+    refunds the buyer at its own deadline. Refusing needs photos as proof (taobao.rp.returngoods.refuse),
+    which our forms do not take: the warehouse refuses in Qianniu and says so here, by the
+    platform's deadline at the latest (then the supervisor, then the manager). Returns the refund's
+    status read afterwards."""
+    case = await read_platform_deadline(case.id)
+    details = details_of(case, ReturnDetails)
+    deadline = business_calendar().add_working_days(utcnow(), 1)
+    if details.platform_deadline is not None and utcnow() < details.platform_deadline < deadline:
+        deadline = details.platform_deadline
+    done = await await_stage(case, WaitSpec(
+        step="in-qianniu-refuse-goods",
+        title="在千牛拒绝退货并上传验货照片 Refuse the returned goods in Qianniu, with the inspection photos",
+        form=RefusedInQianniu, deadline=deadline, default_action=stage_default(1), default_input={"note": "未处理 not done"},
+        addressed_to=Role.WAREHOUSE.value,
+        facts=(f"**平台退款 Platform refund** `{details.platform_refund_id}` · 验货不通过 inspection failed: {note}",
+               f"平台 {shop_time(details.platform_deadline) if details.platform_deadline else '—'} 到期将自动退款 "
+               "the platform refunds by itself at its deadline unless the goods are refused")), 1)
+    return await goods_refused_at_platform(case.id, done.data.note, done.actor)
+
+
+@task(name="goods-refused-at-platform", cache_key_fn=per_case("goods-refused-at-platform"), **OUTSIDE_EFFECT)
+async def goods_refused_at_platform(case_id: str, note: str, refused_by: str) -> str:
+    """What the platform shows after the warehouse refused the goods in Qianniu, recorded."""
+    refund_id = platform_refund_of(load_case(case_id))
+    async with TopClient() as top:
+        refund = await top.get_refund(refund_id)
+    refused = refund.status in (RefundStatus.SELLER_REFUSE_BUYER, RefundStatus.CLOSED)
+    with session_scope() as session:
+        case_store.record_event(session, case_id, "goods-refused-at-platform", refused_by,
+                                "platform.goods_refused" if refused else "platform.goods_not_refused",
+                                {"platform_refund_id": refund_id, "platform_status": refund.status, "note": note, "done_by_hand": refused_by})
+    return refund.status
