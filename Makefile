@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-sqlite test-postgres install tools bench clean
+.PHONY: run run-workers test test-sqlite test-postgres install tools bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,6 +20,12 @@ tools:
 # Prefect server + UI (127.0.0.1:4200), sandbox platform, intake API, served flows, demo cases.
 run: install
 	$(VENV)/bin/aftersales dev
+
+# The same with the flows on two Prefect workers (work pool `aftersales`) instead of serve, the Prefect
+# server and the case database on PostgreSQL (AFTERSALES_DATABASE_URL, AFTERSALES_PREFECT_DATABASE_URL
+# in .env; README "Past one machine: workers").
+run-workers: install
+	$(VENV)/bin/aftersales dev --workers 2
 
 # The suite on a SQLite case database and on the local PostgreSQL (127.0.0.1:5432, database test),
 # both legs at once; each leg's output in var/test-logs/. One leg: `make test-sqlite`, `make test-postgres`.

@@ -304,11 +304,13 @@ def api_command() -> None:
 
 
 @app.command("dev")
-def dev_command() -> None:
+def dev_command(workers: int = typer.Option(0, "--workers", min=0, help=(
+        "Worker mode (`make run-workers`): the flows run on this many Prefect workers of the `aftersales` work pool "
+        "instead of serve; needs AFTERSALES_DATABASE_URL and AFTERSALES_PREFECT_DATABASE_URL on PostgreSQL"))) -> None:
     """`make run`: Prefect server, sandbox platform, API, flows and demo cases, all in one."""
     from aftersales.deployments.dev import main
 
-    sys.exit(main())
+    sys.exit(main(workers=workers))
 
 
 if __name__ == "__main__":

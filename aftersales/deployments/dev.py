@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -44,13 +45,17 @@ class Component:
     what: str
     headers: dict | None = None
     ready_timeout: float = 120
+    # started with these instead of the stack's environment (a worker's: settings exported, heartbeats)
+    env: dict | None = None
+    # ready when this says so (a worker: registered with its work pool) instead of ready_url answering
+    ready: Callable[[], bool] | None = None
     process: subprocess.Popen | None = None
     restarts: deque = field(default_factory=deque)
 
     def start(self, env: dict[str, str], logs) -> None:
         log = (logs / f"{self.name}.log").open("ab")
         # its own session: the whole group (serve and its flow-run processes) can be stopped at once
-        self.process = subprocess.Popen([sys.executable, *self.args], env=env, stdout=log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen([sys.executable, *self.args], env=self.env or env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         # for operations (and the operations tests): which process is which
         (logs.parent / "run").mkdir(exist_ok=True)
@@ -58,7 +63,7 @@ class Component:
 
     def wait_ready(self, logs) -> None:
         started = time.monotonic()
-        while not _up(self.ready_url, self.headers):
+        while not (self.ready() if self.ready else _up(self.ready_url, self.headers)):
             if self.process is not None and self.process.poll() is not None:
                 raise SystemExit(f"{self.what} exited with {self.process.returncode}; see {logs / (self.name + '.log')}")
             if time.monotonic() - started > self.ready_timeout:
@@ -88,8 +93,26 @@ def last_served() -> str:
     return f"{last.flow_name}/{last.name}"
 
 
-def main() -> int:
+def _worker_registered(prefect_api: str, name: str) -> bool:
+    """The worker has sent its first heartbeat to the work pool: it polls for runs."""
+    from aftersales.deployments.commands.deployments import WORK_POOL
+
+    try:
+        answer = httpx.post(f"{prefect_api}/work_pools/{WORK_POOL}/workers/filter", json={}, timeout=5, headers=prefect_auth_header())
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and any(worker.get("name") == name for worker in answer.json())
+
+
+def main(workers: int = 0) -> int:
+    """``workers`` > 0: worker mode (`make run-workers`, see ``aftersales.deployments.workers``) —
+    instead of serve, the deployments go to the `aftersales` work pool and this many Prefect
+    workers run them; both databases on PostgreSQL."""
     settings = get_settings()
+    if workers:
+        from aftersales.deployments.workers import require_postgres
+
+        require_postgres()
     env = dict(os.environ)  # with this installation's Prefect settings (aftersales.deployments)
     env["AFTERSALES_HOME"] = str(settings.home)
     logs = settings.var_dir / "logs"
@@ -110,10 +133,10 @@ def main() -> int:
                   {"X-Api-Key": sandbox_key}, 60),
         Component("api", ["-m", "aftersales.deployments.cli", "api"], f"http://{settings.api_host}:{settings.api_port}/health",
                   f"intake API on http://{settings.api_host}:{settings.api_port} (X-Api-Key)", {"X-Api-Key": api_key}, 60),
-        # serve registers its deployments one after the other: it is ready once the last one exists
-        Component("serve", ["-m", "aftersales.deployments.serve"], f"{prefect_api}/deployments/name/{last_served()}",
-                  "flows served (deployments with schedules)", prefect_auth_header()),
     ]
+    if not workers:  # serve registers its deployments one after the other: it is ready once the last one exists
+        components.append(Component("serve", ["-m", "aftersales.deployments.serve"], f"{prefect_api}/deployments/name/{last_served()}",
+                  "flows served (deployments with schedules)", prefect_auth_header()))
     supervised: list[Component] = []
 
     def stop_all() -> None:
@@ -147,6 +170,11 @@ def main() -> int:
             component.start(env, logs)
             supervised.append(component)
             component.wait_ready(logs)
+        if workers:
+            for component in start_worker_mode(workers, env, prefect_api):
+                component.start(env, logs)
+                supervised.append(component)
+                component.wait_ready(logs)
         asyncio.run(open_demo_cases())
         print(f"  ✓ ready in {time.monotonic() - started:.0f} s", flush=True)
         print(GUIDE.format(ui=settings.ui_url, platform=settings.platform_url.rstrip("/"), sandbox_key=sandbox_key,
@@ -164,6 +192,26 @@ def main() -> int:
         return 1
     finally:
         stop_all()
+
+
+def start_worker_mode(count: int, env: dict[str, str], prefect_api: str) -> list[Component]:
+    """The work pool and its deployments (`prefect deploy --all`), the automation that re-queues a
+    run whose worker died, serve's start-up recovery (runs a stopped stack left, lost forms), and
+    the workers to start, sharing this home's result storage."""
+    from aftersales.deployments import workers
+    from aftersales.deployments.serve import deployments, recover_interrupted_runs
+
+    started = time.monotonic()
+    prefect_file = workers.deploy(env)
+    print(f"  ✓ work pool `aftersales` with every deployment of {prefect_file} ({time.monotonic() - started:.0f} s)", flush=True)
+    asyncio.run(workers.ensure_unresponsive_run_automation())
+    recovered = asyncio.run(recover_interrupted_runs(deployments()))
+    if recovered:
+        print(f"  ! re-queued runs interrupted by the last stop: {', '.join(recovered)}", flush=True)
+    worker_env = workers.worker_env(env)
+    return [Component(name, workers.worker_command(name), "", f"Prefect worker {name} (pool aftersales)", env=worker_env,
+                      ready=lambda name=name: _worker_registered(prefect_api, name))
+            for name in workers.default_names(count)]
 
 
 def restart(component: Component, env: dict[str, str], logs, max_restarts: int) -> None:

@@ -46,7 +46,8 @@ async def recover_interrupted_runs(served: list) -> list[str]:
     supervisor has killed any flow-run process the dead serve left behind). They run again from the
     top through ``aftersales.tasks.recovery.requeue``: finished steps are skipped, and a refund that
     was in flight is asked again with the same idempotency key, so it is paid and recorded once.
-    (Runs started by workers carry an infrastructure pid and are left to the worker.)
+    (Runs started by workers carry an infrastructure pid and are left to them: a run whose worker
+    died with it is re-queued by the heartbeat automation of ``aftersales.deployments.workers``.)
     """
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType

@@ -269,6 +269,16 @@ class Settings(BaseSettings):
     # this (one light query per poll; Prefect's own default is 10 s).
     runner_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Worker mode (`make run-workers`, `aftersales dev --workers N`): the Prefect server's own
+    # database (PREFECT_API_DATABASE_CONNECTION_URL, e.g. postgresql+asyncpg://user@host:5432/prefect);
+    # empty: Prefect's SQLite in var/prefect/.
+    prefect_database_url: str = ""
+    # A worker's flow run reports a heartbeat this often (Prefect's minimum is 30 s); a run that
+    # stops reporting for `worker_unresponsive_seconds` (its worker or machine died) is re-queued by
+    # a Prefect automation and runs again from the top on any worker.
+    worker_heartbeat_seconds: int = Field(default=30, ge=30)
+    worker_unresponsive_seconds: int = Field(default=120, ge=45)
+
     rules: Rules = Field(default_factory=Rules)
 
     @field_validator("carrier_push_salt")
@@ -339,6 +349,7 @@ class Settings(BaseSettings):
             "PREFECT_LOCAL_STORAGE_PATH": str(self.var_dir / "results"),
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            **({"PREFECT_API_DATABASE_CONNECTION_URL": self.prefect_database_url} if self.prefect_database_url else {}),
         }
 
 

@@ -106,13 +106,14 @@ def write_home(home: Path, database_url: str | None, **settings: str) -> dict[st
     return values
 
 
-def start_live_stack(home: Path, database_url: str | None = None, **settings: str) -> LiveStack:
-    """`make run` in ``home``: returns once it printed "Ready" (demo cases opened)."""
+def start_live_stack(home: Path, database_url: str | None = None, command: tuple[str, ...] = ("dev",), **settings: str) -> LiveStack:
+    """`make run` in ``home`` (``command``: `aftersales dev --workers 2` is `make run-workers`):
+    returns once it printed "Ready" (demo cases opened)."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "user-home").mkdir(exist_ok=True)
     values = write_home(home, database_url, **settings)
     log = home / "make-run.log"
-    process = subprocess.Popen([str(VENV_BIN / "aftersales"), "dev"], cwd=home, env=clean_env(home),
+    process = subprocess.Popen([str(VENV_BIN / "aftersales"), *command], cwd=home, env=clean_env(home),
                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     stack = LiveStack(home=home, prefect_api=values["AFTERSALES_PREFECT_API_URL"], platform_url=values["AFTERSALES_PLATFORM_URL"],
                       api_url=f"http://127.0.0.1:{values['AFTERSALES_API_PORT']}", process=process, log=log)
@@ -122,7 +123,7 @@ def start_live_stack(home: Path, database_url: str | None = None, **settings: st
             raise RuntimeError(f"`aftersales dev` exited with {process.returncode}:\n{stack.output()[-4000:]}")
         return "Ready." in stack.output()
 
-    wait_until(ready, 420, "`aftersales dev` to be ready", interval=1)
+    wait_until(ready, 420, f"`aftersales {' '.join(command)}` to be ready", interval=1)
     return stack
 
 

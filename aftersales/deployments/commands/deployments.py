@@ -29,7 +29,8 @@ HEADER = """\
 """
 
 
-def manifest() -> dict:
+def manifest(pull_directory: str = "{{ $AFTERSALES_HOME }}") -> dict:
+    """Every deployment for the work pool; a run works in ``pull_directory`` (where the code is)."""
     from aftersales.deployments.serve import deployments
 
     timezone = get_settings().timezone
@@ -50,13 +51,13 @@ def manifest() -> dict:
     return {
         "name": "aftersales",
         "prefect-version": "3.8.8",
-        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $AFTERSALES_HOME }}"}}],
+        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": pull_directory}}],
         "deployments": entries,
     }
 
 
-def render() -> str:
-    return HEADER + yaml.safe_dump(manifest(), sort_keys=False, allow_unicode=True, width=120)
+def render(**options) -> str:
+    return HEADER + yaml.safe_dump(manifest(**options), sort_keys=False, allow_unicode=True, width=120)
 
 
 @app.command("write-yaml")

@@ -1,0 +1,123 @@
+"""Worker mode: the same deployments run by Prefect workers of the `aftersales` work pool, not `serve`.
+
+`make run-workers` (`aftersales dev --workers 2`) is `make run` with the Prefect server and the case
+database on PostgreSQL and, instead of `serve`, a `process` work pool with every deployment of
+`prefect.yaml` (`prefect deploy --all`) and N `prefect worker start --pool aftersales` processes
+sharing one result storage. This module holds the pieces that differ from serve; `dev.py` starts
+and supervises them like every other component.
+
+A worker's flow run whose process dies while its worker lives is marked Crashed by that worker and
+re-queued by the flows' ``on_crashed`` hook (``aftersales.tasks.recovery``), as under serve. When
+the worker dies with it (``kill -9``, the machine lost), nobody is left to notice: the run stays
+Running. Prefect's answer is flow-run heartbeats and an automation that acts on runs that stop
+sending them (https://docs.prefect.io/v3/advanced/detect-zombie-flows). Ours re-queues such a run
+the way recovery does (``Scheduled``, named ``Recovering``): it runs again from the top on any
+worker, finished steps are skipped and money is asked again with the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from aftersales.deployments.commands.deployments import WORK_POOL, render
+from aftersales.domain.settings import PROJECT_ROOT, get_settings
+from aftersales.tasks.recovery import RECOVERING
+
+UNRESPONSIVE_AUTOMATION = "aftersales: re-queue runs that stopped reporting (worker or machine died)"
+
+
+def require_postgres() -> None:
+    """Worker mode keeps both databases on PostgreSQL (the machines share them): say which is not."""
+    settings = get_settings()
+    missing = [name for name, url in (("AFTERSALES_DATABASE_URL", settings.database_url),
+                                      ("AFTERSALES_PREFECT_DATABASE_URL", settings.prefect_database_url))
+               if not url.startswith("postgresql")]
+    if missing:
+        raise SystemExit(f"worker mode needs the case database and the Prefect server on PostgreSQL: set {' and '.join(missing)} "
+                         "(e.g. in .env: AFTERSALES_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/aftersales, "
+                         "AFTERSALES_PREFECT_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/aftersales_prefect; "
+                         "both databases must exist)")
+
+
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """What every worker (and so every flow run it starts) needs beside the stack's environment:
+    the installation's settings exported (a run works in the code's directory, not in the home
+    whose `.env` holds them), heartbeats, and the poll cadence serve has."""
+    from dotenv import dotenv_values
+
+    settings = get_settings()
+    exported = {name: value for name, value in dotenv_values(Path(".env")).items() if value is not None}
+    return {
+        **exported,
+        **env,
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.worker_heartbeat_seconds),
+        "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", str(settings.runner_poll_seconds)),
+    }
+
+
+def worker_command(name: str) -> list[str]:
+    return ["-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", name]
+
+
+def deploy(env: dict[str, str]) -> Path:
+    """Create the `process` work pool and deploy every deployment with `prefect deploy --all`.
+
+    The deployments are the ones `prefect.yaml` declares, rendered from this installation's
+    settings (its schedules) into ``var/prefect.yaml`` with the pull step pointing at this
+    machine's code; the checked-in `prefect.yaml` says ``$AFTERSALES_HOME`` for machines where the
+    home is the checkout."""
+    settings = get_settings()
+    prefect_file = settings.var_dir / "prefect.yaml"
+    prefect_file.write_text(render(pull_directory=str(PROJECT_ROOT)), encoding="utf-8")
+    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+    for command in ([*prefect, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
+                    [*prefect, "deploy", "--all", "--prefect-file", str(prefect_file)]):
+        done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"`{' '.join(command[2:])}` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return prefect_file
+
+
+async def ensure_unresponsive_run_automation() -> None:
+    """Prefect's zombie-flow automation, acting as our recovery: a flow run that sent a heartbeat
+    and then nothing more about itself (no heartbeat, no state change) within
+    ``worker_unresponsive_seconds`` is put back in the queue as ``Recovering``. A run that
+    suspends, finishes, fails or crashes says so (a ``prefect.flow-run.<state>`` event) and is left
+    alone. Replaced at every start, so its timing follows the settings."""
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    settings = get_settings()
+    async with get_client() as client:
+        for old in await client.read_automations_by_name(UNRESPONSIVE_AUTOMATION):
+            await client.delete_automation(old.id)
+        await client.create_automation(AutomationCore(
+            name=UNRESPONSIVE_AUTOMATION,
+            description="A flow run whose worker or machine died stops sending heartbeats; it runs again from the top "
+                        "(aftersales.deployments.workers).",
+            trigger=EventTrigger(
+                after={"prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.*"},
+                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=settings.worker_unresponsive_seconds),
+            ),
+            actions=[ChangeFlowRunState(
+                state=StateType.SCHEDULED, name=RECOVERING, force=True,
+                message=f"no heartbeat for {settings.worker_unresponsive_seconds} s: its worker or machine died; "
+                        "re-queued, it runs again from the top")],
+        ))
+
+
+def default_names(count: int) -> list[str]:
+    host = os.uname().nodename.split(".")[0] or "local"
+    return [f"{host}-worker-{n}" for n in range(1, count + 1)]

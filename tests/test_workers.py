@@ -1,0 +1,196 @@
+"""Past one machine (issue 13): the same deployments on Prefect workers, both databases on PostgreSQL.
+
+One `aftersales dev --workers 2` (what `make run-workers` runs) in a home of its own, started and
+used as `tests/test_unattended.py` uses `make run`: commands typed in a clean environment, the
+server's scheduler starting the sweeper, processes killed the way a machine kills them. No serve:
+every case run is started by one of the two workers of the `aftersales` work pool, which share the
+home's result storage. PostgreSQL leg only (worker mode refuses SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from decimal import Decimal
+from uuid import UUID
+
+import pytest
+from sqlalchemy import create_engine
+
+from tests.support.live import alive, start_live_stack, stop_live_stack
+from tests.support.stack import case_database_url, prefect_database, wait_until
+from tests.test_unattended import (_prefect, assert_paid_once, closed, code_for, drive_to_inspection, ok, rows,
+                                   waiting_at)
+
+pytestmark = pytest.mark.skipif(os.environ.get("AFTERSALES_TEST_DB", "sqlite") != "postgres",
+                                reason="worker mode runs on PostgreSQL: the PostgreSQL leg (AFTERSALES_TEST_DB=postgres)")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    home = tmp_path_factory.mktemp("workers-home")
+    case_url, drop_cases = case_database_url("postgres", home)
+    prefect_url, drop_prefect = prefect_database("postgres")
+    started = time.monotonic()
+    stack = start_live_stack(
+        home, case_url, ("dev", "--workers", "2"),
+        AFTERSALES_PREFECT_DATABASE_URL=prefect_url,
+        AFTERSALES_SWEEPER_CRON="* * * * *", AFTERSALES_OUTBOX_RETRY_CRON="* * * * *",
+        # the compensation demo cases' approval waits expire at once: only the scheduled sweeper can answer them
+        AFTERSALES_RULE_COMPENSATION_APPROVAL_HOURS="0",
+        AFTERSALES_RUNNER_POLL_SECONDS="0.5",
+        # a run whose worker died is re-queued after a minute without heartbeats (default 120 s)
+        AFTERSALES_WORKER_UNRESPONSIVE_SECONDS="60",
+    )
+    stack.startup_seconds = time.monotonic() - started
+    print(f"make run-workers: ready (demo cases opened) after {stack.startup_seconds:.0f} s")
+    stack.engine = create_engine(case_url)
+    yield stack
+    stop_live_stack(stack)
+    stack.engine.dispose()
+    drop_cases()
+    drop_prefect()
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def flow_run(live, case_id: str):
+    (run_id,) = rows(live, "SELECT flow_run_id FROM \"case\" WHERE id = :case", case=case_id)[0]
+
+    async def read():
+        async with _prefect(live) as client:
+            return await client.read_flow_run(UUID(run_id))
+
+    return asyncio.run(read())
+
+
+def worker_of(live, case_id: str) -> str:
+    """The worker that started the case's run last (Prefect labels the run with it at each start)."""
+    return flow_run(live, case_id).labels.get("prefect.worker.name")
+
+
+def worker_pids(live) -> dict[str, int]:
+    return {path.stem: int(path.read_text()) for path in (live.var / "run").glob("*-worker-*.pid")}
+
+
+def state_names(live, case_id: str) -> list[str]:
+    run_id = flow_run(live, case_id).id
+
+    async def read():
+        async with _prefect(live) as client:
+            return await client.read_flow_run_states(run_id)
+
+    return [state.name for state in asyncio.run(read())]
+
+
+# --- the tests --------------------------------------------------------------------------------------
+
+
+def test_make_run_workers_deploys_to_the_work_pool_and_serves_nothing(live):
+    assert "Ready." in live.output()
+    assert "work pool `aftersales`" in live.output()
+    assert len(worker_pids(live)) == 2 and all(alive(pid) for pid in worker_pids(live).values())
+    assert not (live.var / "run" / "serve.pid").exists()
+
+    async def deployments():
+        async with _prefect(live) as client:
+            return await client.read_deployments()
+
+    deployed = {d.name: d for d in asyncio.run(deployments())}
+    assert {"return", "deadline-sweeper", "outbox-retry"} <= set(deployed)
+    assert {d.work_pool_name for d in deployed.values()} == {"aftersales"}
+    assert deployed["deadline-sweeper"].schedules[0].schedule.cron == "* * * * *"  # the home's settings
+
+
+def test_a_return_waits_on_one_worker_and_finishes_on_the_other(live):
+    """The case suspends at seller review on one worker; that worker then stops answering (SIGSTOP,
+    as a machine taken away), and the approval resumes the case on the other worker, which runs
+    it to the refund: nothing of the case lived in the first worker."""
+    case_id, order_id = "return-O20261120-002", "O20261120-002"
+    waiting_at(live, case_id, "seller-review")
+    first = worker_of(live, case_id)
+    pids = worker_pids(live)
+    assert first in pids, (first, pids)
+    (other,) = set(pids) - {first}
+    first_engine = flow_run(live, case_id).infrastructure_pid
+
+    os.killpg(pids[first], signal.SIGSTOP)
+    try:
+        ok(live.cli("waits", "resume", case_id, "--staff", "S002", "--code", code_for("S002")))
+        waiting_at(live, case_id, "buyer-shipment")
+        assert worker_of(live, case_id) == other
+        assert flow_run(live, case_id).infrastructure_pid != first_engine
+        ok(live.cli("waits", "resume", case_id, "--set", "carrier=yuantong", "--set", "tracking_number=YT7770002222"))
+        waiting_at(live, case_id, "receipt")
+        ok(live.cli("waits", "resume", case_id, "--staff", "S007", "--code", code_for("S007")))
+        waiting_at(live, case_id, "inspection")
+        ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004"), "--set", "result=pass"))
+        assert closed(live, case_id).outcome == "refunded"
+        wait_until(lambda: flow_run(live, case_id).state.is_completed(), 60, "the run to complete")
+        assert worker_of(live, case_id) == other
+    finally:
+        os.killpg(pids[first], signal.SIGCONT)
+    # one refund at the platform, the one our ledger holds (¥128.00 less the buyer's half of the free outbound postage)
+    (line,) = rows(live, "SELECT amount FROM ledger_line WHERE case_id = :case AND kind = 'refund'", case=case_id)
+    assert_paid_once(live, case_id, order_id, str(line.amount))
+    assert Decimal(line.amount) == Decimal("122.00")
+    assert alive(pids[first]) and worker_pids(live)[first] == pids[first]
+
+
+def test_the_scheduled_sweeper_answers_an_expired_wait_on_a_worker(live):
+    """The compensation approval's deadline is 0 h here: the sweeper, created by the server's
+    scheduler and run by a worker, applies the rulebook's default with the system as actor."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    case_id = "compensation-O20261120-002"
+
+    def answered():
+        first = rows(live, "SELECT status, actor FROM wait WHERE case_id = :case ORDER BY id", case=case_id)[0]
+        return first.status in ("answered", "escalated") and first
+
+    first = wait_until(answered, 240, f"the sweeper to answer {case_id}'s expired approval", interval=2)
+    assert first.actor == "system"
+    assert rows(live, "SELECT action FROM case_event WHERE case_id = :case AND actor = 'system'", case=case_id)
+
+    async def sweeps():
+        async with _prefect(live) as client:
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["deadline-sweeper"])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))))
+
+    runs = wait_until(lambda: [r for r in asyncio.run(sweeps()) if r.auto_scheduled], 120, "a scheduled sweep to complete", interval=2)
+    assert {r.labels.get("prefect.worker.name") for r in runs} <= set(worker_pids(live))
+
+
+def test_kill_9_of_the_worker_paying_a_refund(live):
+    """The worker running the case and its flow-run process are killed with -9 (the machine lost)
+    while the platform is paying the refund: nobody is left to mark the run Crashed. It stops
+    sending heartbeats, Prefect's automation re-queues it (`Recovering`), a worker runs it again
+    from the top, and the refund is paid once and recorded once."""
+    case_id, order_id = "return-O20261120-001", "O20261120-001"
+    drive_to_inspection(live, case_id, "S001", "YT7770001111")
+
+    # the platform commits the refund, then answers slowly: the worker dies with the refund paid but not recorded
+    live.faults(answer_delay_ms=8000)
+    ok(live.cli("waits", "resume", case_id, "--staff", "S004", "--code", code_for("S004"), "--set", "result=pass"))
+    wait_until(lambda: live.sandbox("GET", "/api/refunds", params={"order_id": order_id}), 60, "the refund to reach the platform")
+    run = flow_run(live, case_id)
+    assert run.state.is_running(), run.state
+    worker = run.labels["prefect.worker.name"]
+    worker_pid, engine_pid = worker_pids(live)[worker], int(run.infrastructure_pid)
+    assert alive(engine_pid)
+    killed = time.monotonic()
+    os.kill(worker_pid, signal.SIGKILL)
+    os.kill(engine_pid, signal.SIGKILL)
+    live.faults()
+
+    wait_until(lambda: worker_pids(live)[worker] != worker_pid and alive(worker_pids(live)[worker]), 60,
+               "the supervisor to start the worker again")
+    assert closed(live, case_id, timeout=300).outcome == "refunded"
+    print(f"killed worker: the case closed {time.monotonic() - killed:.0f} s later")
+    assert "Recovering" in state_names(live, case_id)
+    assert_paid_once(live, case_id, order_id, "18.00")
