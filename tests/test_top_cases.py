@@ -104,6 +104,11 @@ def test_a_return_applied_for_at_taobao_is_decided_there_and_paid_once_after_the
     assert [Decimal(r["amount"]) for r in paid] == [Decimal("128.00")]  # the platform paid once
     lines = [line for line in ledger(case_id) if line.platform_paid]
     assert [(line.platform_ref, line.amount) for line in lines] == [(refund["refund_id"], Decimal("128.00"))]
+    # the buyer is told on the refund (TOP encrypts their phone): the address to send to, the refund paid
+    told = [message["content"] for message in at_platform(stack, refund["refund_id"])["messages"]]
+    assert any("华志路" in text for text in told) and any("128.00" in text for text in told), told
+    assert all(len(text.encode()) <= 400 for text in told)
+    assert stack.customer_messages(order) == []  # nothing to a channel made of the buyer's (encrypted) contact
 
 
 def test_an_sms_code_nobody_entered_is_asked_for_again_until_the_platform_pays_by_itself(stack, sandbox_clean, team, taobao):

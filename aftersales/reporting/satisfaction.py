@@ -92,7 +92,7 @@ def request_in_session(session: Session, case: Case, key: str = REQUEST_KEY, tem
     outbox.enqueue(
         session, case_id=case.id, key=f"{case.id}:{key}:buyer", audience=outbox.CUSTOMER, template=template,
         context={"order_id": case.order_id, "survey_link": survey_link(case.id), **context},
-        to_url=outbox.customer_url(customer), language=customer.language or "zh-CN",
+        to_url=outbox.buyer_url(details_of(case)), language=customer.language or "zh-CN",
     )
     return True
 

@@ -57,7 +57,7 @@ def notify_in_session(
         customer = details_of(case).customer
         outbox.enqueue(
             session, case_id=case.id, key=f"{case.id}:{event_key}:buyer", audience="customer", template=template,
-            context=context, to_url=outbox.customer_url(customer or {}), language=(customer.language if customer else "") or "zh-CN",
+            context=context, to_url=outbox.buyer_url(details_of(case)), language=(customer.language if customer else "") or "zh-CN",
         )
 
 

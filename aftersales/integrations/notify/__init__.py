@@ -15,7 +15,8 @@ Privacy (rulebook §4): staff texts are rendered from masked context (138****567
 not masked (it is their own data), and Apprise's log records are masked.
 
 By job: ``templates.py`` (catalog, languages, rendering), ``outbox.py`` (writing and delivering the
-outbox), ``channels.py`` (Apprise: staff tags, the buyer's channel, Apprise's log).
+outbox), ``channels.py`` (Apprise: staff tags, the buyer's channel, Apprise's log), ``taobao.py``
+(a Taobao/Tmall buyer's channel: the refund's messages).
 """
 
 from aftersales.integrations.notify.templates import (
@@ -49,6 +50,7 @@ from aftersales.integrations.notify.outbox import (
     FIRST_RETRY,
     LONGEST_RETRY,
     enqueue,
+    buyer_url,
     customer_url,
     DeliveryReport,
     deliver_pending,
@@ -92,6 +94,7 @@ __all__ = [
     "FIRST_RETRY",
     "LONGEST_RETRY",
     "enqueue",
+    "buyer_url",
     "customer_url",
     "DeliveryReport",
     "deliver_pending",

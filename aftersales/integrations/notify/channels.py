@@ -16,10 +16,12 @@ import apprise
 
 from aftersales.domain.masking import MaskingFilter, mask_text
 from aftersales.domain.models import OutboxMessage
+from aftersales.integrations.notify.taobao import SCHEME as TAOBAO_REFUND
 from aftersales.integrations.notify.templates import STAFF, clip
 
 
 MAX_ERROR = 1000  # column size of OutboxMessage.last_error
+OWN_SCHEMES = (TAOBAO_REFUND,)  # Apprise channels of our own, registered with Apprise by importing their module
 
 
 def tag_list(tags: Any) -> list[str]:

@@ -20,6 +20,7 @@ from aftersales.domain.models import OutboxMessage
 from aftersales.domain.settings import get_settings
 from aftersales.integrations.db import session_scope
 from aftersales.integrations.notify.channels import Outcome, StaffChannels, send, tag_list
+from aftersales.integrations.notify.taobao import refund_url
 from aftersales.integrations.notify.templates import CHINESE, CUSTOMER, STAFF, clip, default_staff_tags, fields_of, normalize_language, render
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,14 @@ def enqueue(
     session.flush()
     _insert_unless_key_exists(session, message)
     return session.exec(select(OutboxMessage).where(OutboxMessage.key == key)).one()
+
+
+def buyer_url(details: Any) -> str:
+    """A case's buyer channel, from its details: on the refund for a refund applied for on
+    Taobao/Tmall (``platform_refund_id``; TOP encrypts the buyer's phone and the refund's messages
+    are where they read the seller), else ``customer_url`` of its customer."""
+    refund_id = getattr(details, "platform_refund_id", None)
+    return refund_url(refund_id) if refund_id else customer_url(getattr(details, "customer", None) or {})
 
 
 def customer_url(customer: Any) -> str:
