@@ -226,6 +226,35 @@ def test_the_return_parcel_signed_at_the_warehouse_answers_the_receipt_wait(stac
     assert inspection.key == "inspection-1" and row_return(case_id).acted_on == ["receipt"]
 
 
+def test_a_return_parcel_the_provider_stopped_pushing_is_polled_and_its_signature_answers_the_receipt(
+        stack, sandbox_clean, team, intake_api, pushes_quiet):
+    from aftersales.flows.order_tracker import order_tracker
+
+    order = stack.make_order(paid="66.00")
+    case_id = stack.open_return(order, reason="颜色不喜欢 colour")
+    stack.approve(case_id, "seller-review", team["S002"], decision="agree")
+    waybill = f"YT{order['order_id'][-8:]}RB"
+    assert stack.answer(case_id, "buyer-shipment", carrier="yuantong", tracking_number=waybill).status == "answered"
+    receipt = stack.waiting(case_id, "receipt")
+    knobs(stack, auto=False, abort="3天查询无记录")
+    assert [a["answer"]["applied"] for a in stack.sandbox("POST", f"/sandbox/carrier/push/{waybill}")] == ["abort"]
+    assert row_return(case_id).push_status == "abort"
+
+    # signed for at the warehouse, and the provider pushes no more: the tracker's sweep polls it
+    event(stack, waybill, 3, "301", "【杭州市余杭区】已签收，签收人：仓库 signed for by the warehouse")
+    assert stack.run(order_tracker(batch_size=200, concurrency=8)).get("return_parcels_signed") == 1
+    stack.waiting(case_id, "inspection")
+    answered = wait_row(case_id, receipt.key)
+    assert (answered.status, answered.actor) == ("answered", "carrier")
+    assert [e.actor for e in events(case_id) if e.action == "parcel.signed_by_carrier"] == ["carrier"]
+    parcel = row_return(case_id)
+    assert (parcel.push_status, parcel.acted_on) == ("polled", ["receipt"])
+
+    before = stack.sandbox("GET", "/sandbox/state")["carrier_queries"].get(waybill, 0)
+    stack.run(order_tracker(batch_size=200, concurrency=8))  # signed: not asked again
+    assert stack.sandbox("GET", "/sandbox/state")["carrier_queries"].get(waybill, 0) == before
+
+
 def row_return(case_id: str) -> ReturnParcel:
     with session_scope() as session:
         return session.get(ReturnParcel, case_id)

@@ -275,7 +275,7 @@ class PushSubscription(SQLModel):
     subscriptions: int = 0  # times subscribed, against the provider's monthly limit
     # "" never subscribed, "subscribed" waiting for the first push, then the last push's status:
     # polling / updateall (tracking), shutdown (finished), abort (the provider gave up); "failed"
-    # when subscribing failed (push_note says why)
+    # when subscribing failed (push_note says why); "polled": a return parcel the tracker polls instead
     push_status: str = Field(default="", max_length=16, index=True)
     push_note: str = Field(default="", max_length=200)
     last_push_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)

@@ -27,7 +27,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.settings import get_settings
-from aftersales.tasks.carrier_push import subscribe_batch
+from aftersales.tasks.carrier_push import poll_quiet_return_parcels, subscribe_batch
 from aftersales.tasks.tracking import sync_order_feed, track_batch
 
 
@@ -48,6 +48,9 @@ async def order_tracker(batch_size: int | None = None, concurrency: int | None =
         result = await subscribe_batch(after, batch_size or settings.tracker_batch_size, concurrency or settings.tracker_concurrency)
         totals.update(result["counts"])
         after = result["last"]
+    if settings.carrier_push:  # the return parcels the provider stopped pushing (or never did)
+        totals.update(await poll_quiet_return_parcels(batch_size or settings.tracker_batch_size,
+                                                      concurrency or settings.tracker_concurrency))
     summary = dict(totals)
     logger.info("order tracker: %s", summary)
     await create_markdown_artifact(

@@ -27,7 +27,7 @@ from sqlmodel import select
 from aftersales.approvals.resume import ResumeRefused, resume_wait
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.masking import mask_text
-from aftersales.domain.models import CaseStatus, PushSubscription, ReturnParcel, TrackedOrder, Wait, WaitStatus
+from aftersales.domain.models import Case, CaseStatus, PushSubscription, ReturnParcel, TrackedOrder, Wait, WaitStatus
 from aftersales.domain.settings import Settings, get_settings
 from aftersales.domain.tracking_rules import Action
 from aftersales.integrations import case_store
@@ -39,6 +39,7 @@ from aftersales.tasks.tracking import act, new_findings, parcel_view
 
 log = logging.getLogger(__name__)
 RECEIPT = "receipt"  # the acted_on key of a return parcel whose signature answered the receipt wait
+POLLED = "polled"  # a return parcel's push_status once the tracker polls it in the pushes' stead
 NO_RECORD_YET = "3天"  # Kuaidi100's abort "3天查询无记录": no track for 3 days, subscribe again later
 
 
@@ -277,6 +278,68 @@ async def apply_return_push(case_id: str, push: CarrierPush, now: datetime | Non
         _unclaim(ReturnParcel, case_id, [RECEIPT])
         raise
     return Applied("applied", (RECEIPT,))
+
+
+# --- return parcels the provider does not push: polled --------------------------------------------
+
+
+def quiet_return_parcels(now: datetime, settings: Settings, limit: int) -> list[ReturnParcel]:
+    """Return parcels not signed for whose subscription failed or was aborted by the provider, of
+    cases still open: at once after the abort, then (``polled``) never more often than the
+    aggregator's minimum interval between queries of a waybill."""
+    quiet_since = now - timedelta(minutes=settings.tracker_min_interval_minutes)
+    with session_scope() as session:
+        return list(session.exec(
+            select(ReturnParcel).join(Case, Case.id == ReturnParcel.case_id)
+            .where(ReturnParcel.push_status.in_(["abort", "failed", POLLED]), ReturnParcel.signed_at == None,  # noqa: E711
+                   Case.status != CaseStatus.CLOSED,
+                   or_(ReturnParcel.push_status != POLLED, ReturnParcel.last_push_at == None,  # noqa: E711
+                       ReturnParcel.last_push_at <= quiet_since))
+            .order_by(ReturnParcel.case_id).limit(limit)))
+
+
+@task(name="poll-quiet-return-parcels", cache_policy=NONE, persist_result=False, retries=2, retry_delay_seconds=[5, 30])
+async def poll_quiet_return_parcels(limit: int = 500, concurrency: int = 8) -> dict:
+    """The fall-back for a return parcel whose pushes stopped (abort) or never started (the
+    subscription failed): the tracker polls it, and a signature at our warehouse answers the
+    receipt wait the way a push does (``apply_return_push``: once, as the carrier)."""
+    settings = get_settings()
+    now = utcnow()
+    rows = quiet_return_parcels(now, settings, limit)
+    counts: Counter = Counter()
+    gate = asyncio.Semaphore(concurrency)
+    async with CarrierClient() as client:
+        async def one(row: ReturnParcel) -> None:
+            async with gate:
+                try:
+                    track = await client.query(row.carrier, row.waybill)
+                except CarrierError as exc:  # no track yet, or the aggregator is busy: next sweep
+                    counts["return_parcels_unanswered"] += 1
+                    log.info("return parcel %s %s of %s not polled: %s", row.carrier, row.waybill, row.case_id, exc)
+                    with session_scope() as session:
+                        _mark_polled(session, row.case_id, now)
+                    return
+            polled = CarrierPush(status=POLLED, message="", com_old=None, com_new=None, tracking=track)
+            try:
+                applied = await apply_return_push(row.case_id, polled, now)
+            except PushRejected as refused:  # e.g. the run is not at its receipt wait yet: next sweep
+                counts["return_parcels_retry"] += 1
+                log.info("return parcel of %s: %s", row.case_id, refused.message)
+                return
+            with session_scope() as session:  # an older track changes nothing, but was asked all the same
+                _mark_polled(session, row.case_id, now)
+            counts["return_parcels_polled"] += 1
+            counts["return_parcels_signed"] += bool(applied.acted)
+
+        await asyncio.gather(*(one(row) for row in rows))
+    return dict(counts)
+
+
+def _mark_polled(session, case_id: str, now: datetime) -> None:
+    """Asked the aggregator: not again before its minimum interval."""
+    polled = session.get(ReturnParcel, case_id)
+    polled.push_status, polled.last_push_at = POLLED, now
+    session.add(polled)
 
 
 async def answer_receipt(case_id: str, step: str, waybill: str, signed) -> None:
