@@ -247,9 +247,8 @@ async def open_demo_cases(timeout: float = 300) -> None:
             opened_runs.update(await apply_at_taobao(process.demo))
             continue
         for request in process.demo:
-            if on_taobao and getattr(request, "order_id", None):
-                # a Taobao shop's order id is the trade's tid
-                request = request.model_copy(update={"order_id": str(demo_tid(request.order_id))})
+            if on_taobao:  # a Taobao shop's order id is the trade's tid
+                request = request.model_copy(update=on_tids(request))
             try:
                 opened = await process.open(request)
             except InvalidRequest as exc:  # e.g. the seeded order's window has passed since the seed
@@ -274,6 +273,16 @@ async def open_demo_cases(timeout: float = 300) -> None:
 def demo_tid(order_id: str) -> int:
     """The sandbox's tid of a seeded order on TOP: its id's digits (O20261120-002 → 20261120002)."""
     return int("".join(char for char in order_id if char.isdigit()))
+
+
+def on_tids(request) -> dict:
+    """A demo request's order ids (``order_id``, ``orders``) as the sandbox's tids."""
+    changed: dict = {}
+    if getattr(request, "order_id", None):
+        changed["order_id"] = str(demo_tid(request.order_id))
+    if getattr(request, "orders", None):
+        changed["orders"] = [str(demo_tid(order)) for order in request.orders]
+    return changed
 
 
 async def apply_at_taobao(requests) -> dict:

@@ -39,6 +39,7 @@ from pydantic import SecretStr
 from aftersales.domain.settings import Settings, get_settings
 from aftersales.integrations.platform.errors import (
     NotOffered,
+    OrderNotFound,
     PlatformError,
     PlatformRejected,
     PlatformUnavailable,
@@ -265,6 +266,8 @@ class TopClient(GatewayClient):
     async def get_order(self, order_id: str) -> Order:
         """The trade ``order_id`` (TOP tid) as our ``Order``. TOP gives no delivery time: ``delivered_at``
         stays empty (the carrier's signature says when)."""
+        if not str(order_id).isdigit():  # not a Taobao trade: not on this platform
+            raise OrderNotFound("taobao.trade.fullinfo.get", None, f"{order_id!r} is no Taobao trade id (a tid is digits)")
         body = await self._call("taobao.trade.fullinfo.get", {"fields": TRADE_FIELDS, "tid": order_id})
         return _order(body["trade"])
 
