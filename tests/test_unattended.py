@@ -203,8 +203,12 @@ def test_the_scheduler_itself_runs_the_sweeper_and_the_outbox_retry(live):
 def test_an_expired_wait_is_answered_by_the_scheduled_sweeper(live):
     """The compensation approval's deadline is 0 h here: the sweeper, started by the scheduler,
     applies the rulebook's default (escalate to the next level) with the system as actor."""
-    case_id = "compensation-O20261120-002"
+    answered_by_the_sweeper(live, "compensation-O20261120-002")
 
+
+def answered_by_the_sweeper(live, case_id: str) -> None:
+    """The case's first wait (its deadline 0 h) answered by the scheduled sweeper: the system as
+    actor, the default action in the case's timeline."""
     def answered():
         first = rows(live, "SELECT status, actor FROM wait WHERE case_id = :case ORDER BY id", case=case_id)[0]
         return first.status in ("answered", "escalated") and first

@@ -21,11 +21,10 @@ from sqlalchemy import create_engine
 
 from tests.support.live import alive, start_live_stack, stop_live_stack
 from tests.support.stack import case_database_url, prefect_database, wait_until
-from tests.test_unattended import (_prefect, assert_paid_once, closed, code_for, drive_to_inspection, ok, rows,
+from tests.test_unattended import (_prefect, answered_by_the_sweeper, assert_paid_once, closed, code_for, drive_to_inspection, ok, rows,
                                    waiting_at)
 
-pytestmark = pytest.mark.skipif(os.environ.get("AFTERSALES_TEST_DB", "sqlite") != "postgres",
-                                reason="worker mode runs on PostgreSQL: the PostgreSQL leg (AFTERSALES_TEST_DB=postgres)")
+pytestmark = pytest.mark.postgres_only  # worker mode runs on PostgreSQL: the PostgreSQL leg runs it (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -146,15 +145,7 @@ def test_the_scheduled_sweeper_answers_an_expired_wait_on_a_worker(live):
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
 
-    case_id = "compensation-O20261120-002"
-
-    def answered():
-        first = rows(live, "SELECT status, actor FROM wait WHERE case_id = :case ORDER BY id", case=case_id)[0]
-        return first.status in ("answered", "escalated") and first
-
-    first = wait_until(answered, 240, f"the sweeper to answer {case_id}'s expired approval", interval=2)
-    assert first.actor == "system"
-    assert rows(live, "SELECT action FROM case_event WHERE case_id = :case AND actor = 'system'", case=case_id)
+    answered_by_the_sweeper(live, "compensation-O20261120-002")
 
     async def sweeps():
         async with _prefect(live) as client:

@@ -205,6 +205,9 @@ class SmsVerification(StaffForm):
     )
 
 
+QIANNIU_REFERENCE = r"^[A-Za-z0-9_-]{4,64}$"  # a payment's, coupon's or complaint's number in Qianniu
+
+
 class DoneInQianniu(StaffForm):
     """What the shop's platform has no call for (TOP: a payment the seller starts, a price-difference
     charge, a coupon) was done by hand in Qianniu: the platform's reference and the amount it shows."""
@@ -214,7 +217,7 @@ class DoneInQianniu(StaffForm):
     reference: str = Field(
         title="千牛单号 Qianniu reference",
         description="千牛上打款、收款或优惠券的编号 The payment's, charge's or coupon's number in Qianniu.",
-        pattern=r"^[A-Za-z0-9_-]{4,64}$",
+        pattern=QIANNIU_REFERENCE,
     )
     amount: str = Field(
         title="金额(元) Amount (CNY)",
@@ -232,7 +235,7 @@ class ReportedInQianniu(StaffForm):
     reference: str = Field(
         title="投诉编号 Complaint number",
         description="千牛评价投诉的编号 The complaint's number in Qianniu.",
-        pattern=r"^[A-Za-z0-9_-]{4,64}$",
+        pattern=QIANNIU_REFERENCE,
     )
 
 
