@@ -394,3 +394,28 @@ def test_on_taobao_goods_that_fail_inspection_are_refused_in_qianniu_before_the_
     assert (refused.actor, refused.details["platform_status"]) == (team["S004"], RefundStatus.SELLER_REFUSE_BUYER)
     assert at_platform(stack, refund_id)["status"] == RefundStatus.SELLER_REFUSE_BUYER
     assert not [r for r in stack.refunds(order["order_id"]) if r["case_id"] == f"TOP-{refund_id}"]  # nothing paid
+
+
+def test_on_taobao_a_delivery_is_the_carriers_signature_and_an_exchange_needing_a_price_is_refused(stack, sandbox_clean, team, taobao):
+    from aftersales.domain.rules import InvalidRequest
+    from aftersales.intake.exchange import open_exchange
+    from aftersales.intake.repair import open_repair
+
+    items = [{"sku": "SKU-FAN-01", "name": "落地扇", "category": "appliance", "quantity": 1, "unit_price": "299.00"}]
+    order, tid = top_order(stack, "299.00", items=items, delivered_days_ago=20)
+    stack.sandbox("POST", f"/sandbox/parcels/{order['waybill']}/events",
+                  json={"state": 3, "status_code": "301", "context": "快件已签收，签收人：本人签收", "area": "上海,上海市,浦东新区",
+                        "time": order["delivered_at"]})
+    # TOP gives no delivery time: the carrier's signature is the delivery, so a repair may open
+    opened = stack.run(open_repair(str(tid), "SKU-FAN-01", "不转了 it stopped turning", "in_scope", team["S001"]))
+    with session_scope() as session:
+        details = session.get(Case, opened.case_id).details
+    signed = datetime.fromisoformat(details["delivered_at"])
+    assert abs(signed - datetime.fromisoformat(order["delivered_at"])).total_seconds() < 1
+
+    # an exchange for another SKU needs its price, and TOP keeps no catalogue: refused, nothing recorded
+    with pytest.raises(InvalidRequest) as refused:
+        stack.run(open_exchange(str(tid), "SKU-FAN-01", "SKU-FAN-02", 1, "换个颜色", requested_by=team["S001"]))
+    assert refused.value.code == "no_catalogue" and "Qianniu" in refused.value.message
+    with session_scope() as session:
+        assert session.exec(select(Case).where(Case.order_id == str(tid), Case.process == "exchange")).first() is None

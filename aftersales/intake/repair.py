@@ -28,8 +28,9 @@ async def open_repair(order_id: str, sku: str, fault: str, scope: RepairScope | 
     fault = check_text(fault, "fault", "故障描述")
     requested_by = check_text(requested_by, "requested_by", "录入人工号", 64)
     async with shop_platform() as platform:
-        order, _facts = await order_facts(platform, order_id)
-    terms = validate_repair_request(order_id, order.status, order.delivered_at, {i.sku for i in order.items}, sku, fault,
+        order, facts = await order_facts(platform, order_id)
+    # delivered: the platform's time, or the carrier's signature where the platform gives none (TOP)
+    terms = validate_repair_request(order_id, order.status, facts.delivered_at, {i.sku for i in order.items}, sku, fault,
                                     scope, utcnow(), get_settings().rules)
     case_id = repair_case_id(order_id, sku)
     fault = mask_text(fault)
@@ -39,7 +40,7 @@ async def open_repair(order_id: str, sku: str, fault: str, scope: RepairScope | 
                     requested_by=requested_by, reason=fault, amount=item.unit_price,
                     details=RepairDetails(sku=sku, item=item.name, scope=scope, in_warranty=terms.in_warranty,
                                           warranty_ends=terms.warranty_ends, needs_approval=terms.needs_approval,
-                                          why_approval=terms.why_approval, delivered_at=order.delivered_at,
+                                          why_approval=terms.why_approval, delivered_at=facts.delivered_at,
                                           customer=order.customer.model_dump(mode="json"))),
         opened={"sku": sku, "fault": fault, "scope": scope.value, "in_warranty": terms.in_warranty,
                 "warranty_ends": terms.warranty_ends, "needs_approval": terms.needs_approval},

@@ -16,7 +16,7 @@ from aftersales.domain.calendar import utcnow
 from aftersales.domain.details import ExchangeDetails, details_of
 from aftersales.domain.exchange_rules import ExchangeTerms, PriceDifference, validate_exchange_request
 from aftersales.domain.models import Case, Role
-from aftersales.domain.rules import PostageLine, ReturnKind
+from aftersales.domain.rules import InvalidRequest, PostageLine, ReturnKind
 from aftersales.domain.settings import get_settings
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
@@ -31,12 +31,17 @@ from aftersales.tasks.policy import OUTSIDE_EFFECT
 SETTLE_PRICE_DIFFERENCE = move_money.with_options(name="settle-price-difference")
 
 
-async def stock_of(platform: ShopPlatform, sku: str) -> StockLevel | None:
+async def stock_of(platform: ShopPlatform, sku: str, *, priced: bool = False) -> StockLevel | None:
     """The catalogue's entry for ``sku``; None when the catalogue does not know it, or the platform
     keeps no catalogue (TOP: the stock is in the warehouse's system; the warehouse ships by hand)."""
     try:
         return await platform.get_stock(sku)
-    except (OrderNotFound, NotOffered):  # the platform answers 404 for an unknown SKU too
+    except OrderNotFound:  # the platform answers 404 for an unknown SKU too
+        return None
+    except NotOffered:
+        if priced:  # the replacement's price is needed, and only a catalogue has it
+            raise InvalidRequest("no_catalogue", f"平台不提供商品库，无法确定 {sku} 的价格：请在千牛处理换货 the platform keeps no "
+                                                 f"catalogue to price {sku}: handle this exchange in Qianniu") from None
         return None
 
 
@@ -44,7 +49,7 @@ async def exchange_terms(platform: ShopPlatform, order_id: str, sku: str, new_sk
                          kind: ReturnKind) -> tuple[Order, ExchangeTerms, StockLevel | None]:
     """Check an exchange request against the order and the catalogue (raises InvalidRequest)."""
     order, facts = await order_facts(platform, order_id)
-    replacement = await stock_of(platform, new_sku or sku)
+    replacement = await stock_of(platform, new_sku or sku, priced=True)
     ordered = {item.sku: (item.unit_price, item.quantity) for item in order.items}
     terms = validate_exchange_request(facts, ordered, sku, new_sku or sku, quantity,
                                       replacement.unit_price if replacement else None, kind, utcnow(), get_settings().rules)

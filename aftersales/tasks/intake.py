@@ -18,6 +18,14 @@ from aftersales.integrations.platform import (
 REFUSED_STATE = 14  # Kuaidi100 state 拒签: the recipient refused the parcel (Kuaidi100)
 
 
+def signed_for_at(tracking: TrackingResult | None):
+    """When the carrier recorded the signature (Kuaidi100 3xx), if it did: the delivery time of an
+    order whose platform gives none (TOP)."""
+    if tracking is None:
+        return None
+    return next((e.time for e in tracking.events if (e.status_code or "").startswith("3")), None)
+
+
 def refused_at(tracking: TrackingResult | None):
     """When the carrier recorded the refusal at the door, if it did."""
     if tracking is None:
@@ -47,7 +55,7 @@ async def order_facts(platform: ShopPlatform, order_id: str) -> tuple[Order, Ord
         status=order.status,
         paid_amount=order.paid_amount,
         already_refunded=sum((r.amount for r in refunds if r.kind == RefundKind.GOODS), Decimal("0")),
-        delivered_at=order.delivered_at,
+        delivered_at=order.delivered_at or signed_for_at(tracking),
         refused_at=refused_at(tracking),
         free_shipping=order.free_shipping,
         item_prices={item.sku: item.unit_price * item.quantity for item in order.items},
