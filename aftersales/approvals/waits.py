@@ -72,6 +72,12 @@ class WaitSpec:
     facts: tuple[str, ...] = ()  # what the person needs to see to decide (markdown lines: the waybill, what the platform pays)
     announced: bool = False  # the addressee was told already (the ladder's escalation message): only their links go
 
+    def __post_init__(self) -> None:
+        # the wait's row keeps them (PostgreSQL enforces the column sizes that SQLite lets pass)
+        for name, limit in (("step", 64), ("default_action", 200)):
+            if len(getattr(self, name)) > limit:
+                raise ValueError(f"a wait's {name} is at most {limit} characters: {getattr(self, name)!r}")
+
 
 @dataclass(frozen=True)
 class Decision:

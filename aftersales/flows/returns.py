@@ -195,9 +195,8 @@ def sms_code_wait(case: Case, step: str, amount: Decimal) -> WaitSpec:
         title="输入退款短信验证码 Enter the refund's SMS code",
         form=SmsVerification,
         deadline=deadline,
-        default_action="未输入验证码：重新查询平台退款；平台已到期自动退款则记录平台实付金额，否则重新发送验证码再等待 "
-                       "no code entered: the refund is read again; if the platform refunded at its own deadline what it "
-                       "paid is recorded, otherwise a new code is sent and the case waits for it",
+        default_action="未输入验证码：重查平台退款，平台已自动退款则记录实付，否则重发验证码 no code: the refund is read "
+                       "again; paid by the platform → recorded, else a new code is sent",
         default_input={"sms_code": "000000"},  # the form's shape only: a default is never sent as a code (sms_code_of)
         addressed_to=Role.SUPERVISOR.value,
         decides=amount,  # entering the code decides nothing new (the refund was decided): no approval limit

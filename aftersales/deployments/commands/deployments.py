@@ -38,7 +38,7 @@ def manifest(pull_directory: str = "{{ $AFTERSALES_HOME }}") -> dict:
     for deployment in deployments(schedule=lambda cron: [Cron(cron, timezone=timezone)]):
         entry = {
             "name": deployment.name,
-            "entrypoint": deployment.entrypoint,
+            "entrypoint": in_the_code(deployment.entrypoint),
             "description": deployment.description,
             "tags": list(deployment.tags),
             "parameters": {},
@@ -54,6 +54,14 @@ def manifest(pull_directory: str = "{{ $AFTERSALES_HOME }}") -> dict:
         "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": pull_directory}}],
         "deployments": entries,
     }
+
+
+def in_the_code(entrypoint: str) -> str:
+    """An entrypoint relative to the code's directory, where the pull step puts a run and where
+    ``prefect deploy`` runs: Prefect writes it relative to the directory the flows were imported
+    from, which for ``aftersales dev`` in a home of its own is the home, not the code."""
+    path, _, function = entrypoint.rpartition(":")
+    return f"{(Path.cwd() / path).resolve().relative_to(PROJECT_ROOT.resolve()).as_posix()}:{function}"
 
 
 def render(**options) -> str:
