@@ -135,6 +135,28 @@ def test_seller_review_deadline_agrees_automatically(stack, sandbox_clean):
         "return address" in json.dumps(m.json).lower() for m in stack.customer_messages(order))
 
 
+def test_the_sweeper_puts_back_a_form_prefect_failed_to_save(stack, sandbox_clean, monkeypatch):
+    """Seen with 100 returns opened at once on a SQLite Prefect server (bench/cases_bench.py): a run
+    went Suspended, then Prefect's save of its form failed (`database is locked` → 503, retried for
+    about a minute) — the run waited with no form, and no answer or default could reach it until
+    serve restarted. The sweeper puts the form back from the wait's copy and applies the default."""
+    import aftersales.approvals.resume as resume
+
+    order = stack.make_order(paid="59.00")
+    case_id = stack.open_return(order)
+    wait = stack.waiting(case_id, "seller-review")
+    run = stack.prefect().read_flow_run(UUID(wait.flow_run_id))
+    keyset = keyset_from_paused_state(run.state)
+    for part in ("schema", "description"):  # as if Prefect's own save had never landed
+        stack.prefect().delete_flow_run_input(run.id, keyset[part])
+    assert form_input(stack, run.id, keyset["schema"]) is None
+
+    monkeypatch.setattr(resume, "FORM_LOST_AFTER_SECONDS", 0)  # long suspended, as a wait past its deadline is
+    assert stack.sweep(case_id, days=5.1)["resumed"] == [case_id]
+    stack.waiting(case_id, "buyer-shipment")
+    assert wait_row(case_id, "seller-review-1").actor == "system"
+
+
 def test_buyer_not_shipping_in_7_days_closes_the_request(stack, sandbox_clean, team):
     order = stack.make_order(paid="59.00")
     case_id = stack.open_return(order)

@@ -22,7 +22,9 @@ from prefect.input.run_input import keyset_from_paused_state
 from sqlmodel import select
 
 from aftersales.approvals.forms import CARRIER_ACTOR
+from aftersales.approvals.paused_forms import restore_form
 from aftersales.approvals.proof import carrier_signature, complete, event_proof, page_signature
+from aftersales.domain.calendar import utcnow
 from aftersales.domain.masking import mask_text
 from aftersales.domain.models import Wait, WaitStatus
 from aftersales.integrations import case_store
@@ -93,17 +95,30 @@ async def suspended_at(client: Any, run_id: UUID, key: str, patience: float = 10
         await asyncio.sleep(0.2)
 
 
+# A run suspended this long ago whose form is still missing has lost it: Prefect's own save, after
+# the Suspended state, gave up (its client retries a busy server for about a minute — seen with
+# 100 cases opened at once on a SQLite Prefect server: `database is locked` → 503) or its process died.
+FORM_LOST_AFTER_SECONDS = 600
+
+
 async def form_schema(client: Any, run: Any, patience: float = 10.0) -> dict[str, Any]:
     """The paused run's form schema. Prefect saves it just after the run enters Paused, so a
-    resume that comes at once can find the run paused and the schema not yet there (404)."""
+    resume that comes at once can find the run paused and the schema not yet there (404). A run
+    paused for longer than ``FORM_LOST_AFTER_SECONDS`` without it has lost it: it is put back from
+    the wait's copy (``paused_forms``), as serve does at its start, instead of waiting for a restart."""
     key = keyset_from_paused_state(run.state)["schema"]
     give_up = time.monotonic() + patience
+    restored = False
     while True:
         try:
             return json.loads(await client.read_flow_run_input(run.id, key))
         except httpx.HTTPStatusError as missing:
             if missing.response.status_code != 404:
                 raise
+            if not restored and run.state.timestamp and (utcnow() - run.state.timestamp).total_seconds() > FORM_LOST_AFTER_SECONDS:
+                restored = True
+                if await restore_form(client, run):
+                    continue
             if time.monotonic() > give_up:
                 raise ResumeRefused(f"run {run.id} is paused but its form is not saved yet; try again in a moment") from None
             await asyncio.sleep(0.2)
