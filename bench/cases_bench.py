@@ -130,7 +130,6 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
     sampler = Sampler()
     result: dict = {"cases": cases, "db": db, "tmp": str(tmp)}
     try:
-        from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
         from prefect.client.schemas.objects import StateType
         from sqlmodel import select
