@@ -22,7 +22,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from prefect import flow, task
-from sqlmodel import select
 
 from aftersales.approvals.forms import (
     BuyerShipment,
@@ -38,7 +37,7 @@ from aftersales.approvals.forms import (
 from aftersales.approvals.waits import Decision, WaitSpec, await_decision
 from aftersales.domain.calendar import business_calendar, shop_time, utcnow
 from aftersales.domain.details import ReturnDetails, details_of
-from aftersales.domain.models import Case, CaseStatus, Process, Role, Wait
+from aftersales.domain.models import Case, CaseStatus, Process, Role
 from aftersales.domain.outcomes import Outcome
 from aftersales.domain.rules import ReturnKind, approval_level, declared_return_postage, parse_amount, postage_lines, refund_explained
 from aftersales.domain.settings import get_settings
@@ -162,7 +161,7 @@ async def pay_refund(case: Case, step: str, amount: Decimal, actor: str, reason:
     if platform_refund_of(case) is None:
         return await refund_buyer(case.id, step, amount, actor, reason, postage)
     code, attempt = None, 1
-    while sms_wait_opened(case.id, f"sms-code-{attempt}"):
+    while waited_at(case.id, f"sms-code-{attempt}"):
         # asked before this run went round again: its answer (or the wait for it) comes first
         code, attempt = sms_code_of(await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))), attempt + 1
     while True:
@@ -173,14 +172,14 @@ async def pay_refund(case: Case, step: str, amount: Decimal, actor: str, reason:
             code, attempt = sms_code_of(await await_decision(case, sms_code_wait(case, f"sms-code-{attempt}", amount))), attempt + 1
 
 
+def waited_at(case_id: str, step: str) -> bool:
+    with session_scope() as session:
+        return case_store.wait_opened(session, case_id, step)
+
+
 def sms_code_of(decision: Decision) -> str | None:
     """The code a person typed; none when the wait ran out (its default carries no real code)."""
     return None if decision.by_deadline else decision.data.sms_code
-
-
-def sms_wait_opened(case_id: str, step: str) -> bool:
-    with session_scope() as session:
-        return session.exec(select(Wait.id).where(Wait.case_id == case_id, Wait.step == step)).first() is not None
 
 
 def sms_code_wait(case: Case, step: str, amount: Decimal) -> WaitSpec:

@@ -139,6 +139,11 @@ def wait_by_key(session: Session, case_id: str, key: str) -> Wait:
     return session.exec(select(Wait).where(Wait.case_id == case_id, Wait.key == key)).one()
 
 
+def wait_opened(session: Session, case_id: str, step: str) -> bool:
+    """Whether the case ever waited at ``step`` (open or answered): a resumed run has been there."""
+    return session.exec(select(Wait.id).where(Wait.case_id == case_id, Wait.step == step)).first() is not None
+
+
 def find_wait(session: Session, case_id: str, step: str | None = None) -> Wait | None:
     """The case's currently open wait (optionally for a given step)."""
     query = select(Wait).where(Wait.case_id == case_id, Wait.status.in_([WaitStatus.OPEN, WaitStatus.EXPIRING]))

@@ -22,7 +22,6 @@ from aftersales.approvals.forms import RefusedInQianniu
 from aftersales.approvals.ladder import await_stage, stage_default
 from aftersales.approvals.waits import WaitSpec
 from aftersales.domain.calendar import business_calendar, shop_time, utcnow
-
 from aftersales.domain.details import ReturnDetails, details_of, stored, with_changes
 from aftersales.domain.models import Case, Role
 from aftersales.domain.settings import get_settings
@@ -182,13 +181,17 @@ async def refuse_goods_at_platform(case: Case, note: str) -> str:
     which our forms do not take: the warehouse refuses in Qianniu and says so here, by the
     platform's deadline at the latest (then the supervisor, then the manager). Returns the refund's
     status read afterwards."""
-    case = await read_platform_deadline(case.id)
+    step = "in-qianniu-refuse-goods"
+    with session_scope() as session:
+        resumed = case_store.wait_opened(session, case.id, step)
+    if not resumed:  # a resumed run's wait has its deadline: the platform is read once, when it opens
+        case = await read_platform_deadline(case.id)
     details = details_of(case, ReturnDetails)
     deadline = business_calendar().add_working_days(utcnow(), 1)
     if details.platform_deadline is not None and utcnow() < details.platform_deadline < deadline:
         deadline = details.platform_deadline
     done = await await_stage(case, WaitSpec(
-        step="in-qianniu-refuse-goods",
+        step=step,
         title="在千牛拒绝退货并上传验货照片 Refuse the returned goods in Qianniu, with the inspection photos",
         form=RefusedInQianniu, deadline=deadline, default_action=stage_default(1), default_input={"note": "未处理 not done"},
         addressed_to=Role.WAREHOUSE.value,
