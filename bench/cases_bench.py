@@ -12,7 +12,7 @@ bench/resume_bench.py) and, in that one run:
    seller review (its ``Wait`` row open at ``seller-review`` and its run Suspended at that key):
    cases/s to the first wait;
 2. sweep — the real ``deadline-sweeper`` flow, in a process of its own, ``as_of`` six days on (the
-   5-day seller review has expired, the 7-day buyer shipment has not), ``limit`` N: the platform's
+   5-day seller review has expired, the 7-day buyer shipment has not), claiming 500 waits a batch as scheduled: the platform's
    default (agree) applied to every wait → until every case waits at buyer-shipment: resumes/s;
 3. floor — serve stopped, a bare Prefect flow served the same way (Prefect's ``serve``, the same
    run limit, poll interval and warm flow-run process) with as many (cached, persisted) tasks
@@ -223,7 +223,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
         last = None
         while last is None and len(sweeps) < 4:
             sweep_log = tmp / f"sweeper-{len(sweeps) + 1}.log"
-            done = subprocess.run([sys.executable, __file__, "--child", "sweep", "--as-of", as_of, "--limit", str(cases + 10)],
+            done = subprocess.run([sys.executable, __file__, "--child", "sweep", "--as-of", as_of, "--limit", "500"],
                                   env=stack.env, cwd=ROOT, capture_output=True, text=True)
             sweep_log.write_text(done.stdout + done.stderr)
             if done.returncode != 0:

@@ -135,6 +135,42 @@ def test_seller_review_deadline_agrees_automatically(stack, sandbox_clean):
         "return address" in json.dumps(m.json).lower() for m in stack.customer_messages(order))
 
 
+def test_one_sweep_takes_every_expired_wait_in_batches_and_passes_runs_that_are_gone(stack, sandbox_clean):
+    """More expired waits than a claim's ``limit``: one sweep claims batch after batch until none is
+    left, resumes several at once, and a wait whose run was deleted (in the UI, say) is given back as
+    stuck without stopping the others. Deadlines are moved to 2000 so that no other test's wait is due."""
+    from datetime import datetime, timedelta, timezone
+    from uuid import uuid4
+
+    from aftersales.domain.models import Wait
+    from aftersales.flows.deadline_sweeper import deadline_sweeper
+
+    cases = [stack.open_return(stack.make_order(paid="59.00")) for _ in range(3)]
+    for case_id in cases:
+        stack.waiting(case_id, "seller-review")
+    long_ago = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    with session_scope() as session:
+        for n, case_id in enumerate(cases):
+            wait = session.exec(select(Wait).where(Wait.case_id == case_id, Wait.key == "seller-review-1")).one()
+            wait.deadline = long_ago + timedelta(days=1, minutes=n)
+            session.add(wait)
+        gone = [Wait(case_id=cases[0], key=f"gone-{n}", step="gone", form="ApprovalForm", flow_run_id=str(uuid4()),
+                     addressed_to="supervisor", deadline=long_ago, default_action="agree") for n in (1, 2)]
+        session.add_all(gone)
+    try:
+        swept = stack.run(deadline_sweeper(as_of=long_ago + timedelta(days=365), limit=2))
+        assert sorted(swept["resumed"]) == sorted(cases)  # batches of 2: the 2 gone, then 2 and 1 cases
+        assert swept["stuck"] == [cases[0], cases[0]] and swept["pending"] == []
+        for case_id in cases:
+            stack.waiting(case_id, "buyer-shipment")
+            assert wait_row(case_id, "seller-review-1").actor == "system"
+        assert {wait_row(cases[0], f"gone-{n}").status for n in (1, 2)} == {"open"}  # given back, visible
+    finally:
+        with session_scope() as session:
+            for n in (1, 2):
+                session.delete(session.exec(select(Wait).where(Wait.case_id == cases[0], Wait.key == f"gone-{n}")).one())
+
+
 def test_the_sweeper_puts_back_a_form_prefect_failed_to_save(stack, sandbox_clean, monkeypatch):
     """Seen with 100 returns opened at once on a SQLite Prefect server (bench/cases_bench.py): a run
     went Suspended, then Prefect's save of its form failed (`database is locked` → 503, retried for

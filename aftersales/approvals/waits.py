@@ -286,12 +286,17 @@ def describe(case: Case, spec: WaitSpec, wait: Wait) -> str:
 # --- the deadline sweeper's side ---------------------------------------------------------------
 
 
-def claim_expired(as_of: datetime, limit: int = 500, case_id: str | None = None) -> list[Wait]:
-    """Claim open waits whose deadline has passed (open → expiring), oldest first."""
+def claim_expired(as_of: datetime, limit: int = 500, case_id: str | None = None, retry_claimed: bool = True,
+                  excluding: frozenset[int] = frozenset()) -> list[Wait]:
+    """Claim up to ``limit`` open waits whose deadline has passed (open → expiring), oldest first,
+    but those ``excluding`` (already tried in this sweep), and (``retry_claimed``) the waits an
+    earlier sweep claimed but could not resume."""
     claimed: list[Wait] = []
 
     def expired(status: WaitStatus):
         query = select(Wait).where(Wait.status == status, Wait.deadline <= as_of)
+        if excluding:
+            query = query.where(Wait.id.not_in(excluding))
         return query.where(Wait.case_id == case_id) if case_id else query
 
     with session_scope() as session:
@@ -300,6 +305,8 @@ def claim_expired(as_of: datetime, limit: int = 500, case_id: str | None = None)
             wait.status = WaitStatus.EXPIRING
             session.add(wait)
             claimed.append(wait)
+    if not retry_claimed:
+        return claimed
     # waits already claimed by an earlier sweep whose resume did not go through are retried
     with session_scope() as session:
         stale = session.exec(expired(WaitStatus.EXPIRING).limit(limit)).all()
