@@ -274,7 +274,11 @@ def floor(stack, sampler: Sampler, cases: int, before: int, between: int, paused
     from prefect import get_client
 
     log = stack.tmp / "serve-floor.log"
-    process = subprocess.Popen([sys.executable, "bench/cases_floor.py"], cwd=ROOT, env=stack.env,
+    from aftersales.domain.settings import PLAIN_HTTP_API_CA
+
+    # the same Prefect settings as our serve gets from apply_prefect_defaults (set before Prefect is imported)
+    floor_env = {**stack.env, "PREFECT_API_SSL_CERT_FILE": str(PLAIN_HTTP_API_CA)}
+    process = subprocess.Popen([sys.executable, "bench/cases_floor.py"], cwd=ROOT, env=floor_env,
                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until(lambda: "Your deployments are being served" in log.read_text(errors="replace"), 120, "the floor's serve")

@@ -33,8 +33,24 @@ def deployments(schedule=None) -> list:
     for module_info in sorted(pkgutil.iter_modules(aftersales.flows.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"aftersales.flows.{module_info.name}")
         if hasattr(module, "deployments"):
-            found.extend(module.deployments(schedule))
+            found.extend(by_module(deployment, module.__name__) for deployment in module.deployments(schedule))
     return found
+
+
+def by_module(deployment, module: str):
+    """The deployment's run imports its flow from ``module`` instead of executing the flow's file.
+
+    Prefect's default entrypoint (``aftersales/flows/returns.py:return_flow``) makes every flow-run
+    process execute that file again as a new module: its flow, tasks and forms built anew, 2–3 % of
+    a resumed run's CPU (py-spy). By module path, a run forked from the warm process finds the
+    module already imported. ``prefect.yaml`` (workers) keeps file entrypoints.
+    """
+    from prefect.deployments.runner import EntrypointType
+
+    function = deployment.entrypoint.rpartition(":")[2]
+    deployment.entrypoint = f"{module}.{function}"
+    deployment._entrypoint_type = EntrypointType.MODULE_PATH  # what to_deployment(entrypoint_type=…) sets
+    return deployment
 
 
 async def recover_interrupted_runs(served: list) -> list[str]:

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PLAIN_HTTP_API_CA = Path(__file__).with_name("plain_http_api_ca.pem")
 
 
 class Rules(BaseSettings):
@@ -372,6 +373,9 @@ def apply_prefect_defaults() -> None:
         raise SystemExit(f"aftersales: the settings were refused: {problems}") from None
     for name, value in settings.prefect_defaults().items():
         os.environ.setdefault(name, value)
+    if os.environ["PREFECT_API_URL"].startswith("http://"):
+        # plain http: a one-root CA file, which every Prefect client loads for nothing (the file says why)
+        os.environ.setdefault("PREFECT_API_SSL_CERT_FILE", str(PLAIN_HTTP_API_CA))
     # Prefect creates its home without parents; a fresh checkout has no var/ yet
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     credentials = prefect_credentials(settings)

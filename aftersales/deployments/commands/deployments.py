@@ -57,11 +57,11 @@ def manifest(pull_directory: str = "{{ $AFTERSALES_HOME }}") -> dict:
 
 
 def in_the_code(entrypoint: str) -> str:
-    """An entrypoint relative to the code's directory, where the pull step puts a run and where
-    ``prefect deploy`` runs: Prefect writes it relative to the directory the flows were imported
-    from, which for ``aftersales dev`` in a home of its own is the home, not the code."""
-    path, _, function = entrypoint.rpartition(":")
-    return f"{(Path.cwd() / path).resolve().relative_to(PROJECT_ROOT.resolve()).as_posix()}:{function}"
+    """The file entrypoint ``prefect deploy`` takes, relative to the code's directory (where the
+    pull step puts a run), for a served deployment's module path (``aftersales.flows.returns.return_flow``,
+    ``serve.by_module``)."""
+    module, _, function = entrypoint.rpartition(".")
+    return f"{module.replace('.', '/')}.py:{function}"
 
 
 def render(**options) -> str:
