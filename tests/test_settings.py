@@ -91,3 +91,27 @@ def test_development_writes_the_prefect_credentials_once_for_this_user_only(tmp_
     written = (tmp_path / "var" / "prefect-auth").read_text(encoding="utf-8").strip()
     assert first.stdout.strip() == second.stdout.strip() == written and written.startswith("aftersales:")
     assert (tmp_path / "var" / "prefect-auth").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_plain_http_prefect_api_gets_the_one_root_ca_file_and_https_keeps_prefects_default(tmp_path):
+    """Every Prefect client loads its CA file (about a dozen per flow run): on plain http, where
+    nothing is verified, the installation points it at a one-root file; an https API (ours or set
+    by the operator) is verified with Prefect's default, and an operator's own file always wins."""
+    from aftersales.domain.settings import PLAIN_HTTP_API_CA
+
+    command = [sys.executable, "-c", "import aftersales.deployments, os, prefect.settings as s; "
+               "print(os.environ.get('PREFECT_API_SSL_CERT_FILE'), s.PREFECT_API_SSL_CERT_FILE.value())"]
+
+    def cert_file(**env) -> list[str]:
+        done = subprocess.run(command, env={**CLEAN, "AFTERSALES_HOME": str(tmp_path), **env}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert cert_file() == [str(PLAIN_HTTP_API_CA)] * 2  # make run's http://127.0.0.1:4200/api
+    assert cert_file(PREFECT_API_URL="https://prefect.shop.example/api") == ["None", "None"]
+    assert cert_file(AFTERSALES_PREFECT_API_URL="https://prefect.shop.example/api") == ["None", "None"]
+    assert cert_file(PREFECT_API_SSL_CERT_FILE="/etc/ssl/shop-ca.pem") == ["/etc/ssl/shop-ca.pem"] * 2
+    import ssl
+
+    ssl.create_default_context(cafile=str(PLAIN_HTTP_API_CA))  # a CA file Python's ssl accepts
