@@ -193,6 +193,40 @@ def test_the_sweeper_puts_back_a_form_prefect_failed_to_save(stack, sandbox_clea
     assert wait_row(case_id, "seller-review-1").actor == "system"
 
 
+def test_a_case_whose_run_request_failed_gets_its_run_from_the_scheduled_sweep(stack, sandbox_clean):
+    """The case is recorded at the door, then its run is asked for; the Prefect API refuses the
+    request (a busy SQLite Prefect server answers 503). The buyer's request is not lost: ten minutes
+    on, the sweep asks for the run again, with the case id as its key, and the case waits for the
+    seller's review. A later sweep asks nothing more."""
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from aftersales.flows.deadline_sweeper import deadline_sweeper
+    from aftersales.intake.core import RUN_MISSING_AFTER
+    from aftersales.intake.returns import open_return
+
+    order = stack.make_order(paid="59.00")
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}):
+        with pytest.raises(Exception):  # the caller is told the open failed
+            stack.run(open_return(order["order_id"], order["paid_amount"]))
+    with session_scope() as session:
+        case = session.exec(select(Case).where(Case.order_id == order["order_id"])).one()
+        case_id = case.id
+        assert case.flow_run_id is None
+        case.opened_at -= RUN_MISSING_AFTER + timedelta(minutes=1)  # ten minutes on
+        session.add(case)
+
+    no_wait_due = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    assert case_id in stack.run(deadline_sweeper(as_of=no_wait_due))["runs_asked_again"]
+    stack.waiting(case_id, "seller-review")
+    assert case_id not in stack.run(deadline_sweeper(as_of=no_wait_due))["runs_asked_again"]
+    runs = stack.prefect().read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[case_id])))
+    assert len(runs) == 1
+    assert [e.action for e in events(case_id)][:1] == ["case.opened"]
+
+
 def test_buyer_not_shipping_in_7_days_closes_the_request(stack, sandbox_clean, team):
     order = stack.make_order(paid="59.00")
     case_id = stack.open_return(order)

@@ -81,10 +81,21 @@ class OrderLine(_Stored):
     unit_price: Money
 
 
+class RunRequest(_Stored):
+    """How the case's run was asked for (``intake/core.start_case_run``), kept so that a case
+    recorded without its run — the Prefect API refused the request (a busy SQLite server answers
+    503), or the process died in between — is given it later, once (the case id is the key)."""
+
+    deployment: str
+    parameters: dict[str, Any] = {}
+    tags: list[str] = []
+
+
 class Opening(_Stored):
     """What the run's first task records and sends (written at the door, ``intake/core.py``)."""
 
     actor: str
+    run: RunRequest | None = None
     event: dict[str, Any] = {}
     notice: str | None = None
     staff_tags: list[str] = []

@@ -4,7 +4,8 @@ Deadlines are in calendar or working days with holidays (rulebook §4), which Pr
 cannot express, hence this flow. It runs every few minutes: it claims the expired waits in batches
 of ``limit`` until none is left and resumes each case's run with the wait's default input as
 ``system``, a few at a time; the case's own flow then records the default (e.g. §1.1: 10 days
-without receipt confirmation → automatic refund).
+without receipt confirmation → automatic refund). It also asks again for the run of a case recorded
+at the door whose run never started (``intake.core.start_missing_runs``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aftersales.approvals.waits import claim_expired, default_run_input, flow_ru
 from aftersales.domain.calendar import utcnow
 from aftersales.domain.models import Wait
 from aftersales.domain.settings import get_settings
+from aftersales.intake.core import start_missing_runs
 
 FINISHED = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 # Resumes sent at once: each is three calls to the Prefect server (read the run, its form, resume);
@@ -59,6 +61,10 @@ async def deadline_sweeper(as_of: datetime | None = None, limit: int = 500, case
                 moment.isoformat(), len(resumed), len(pending), len(stuck))
     if stuck:
         logger.warning("waits whose run has ended and cannot be resumed: %s", ", ".join(stuck))
+    if case_id is None:  # the scheduled sweep is also the safety net for a case whose run never started
+        outcomes["runs_asked_again"] = await start_missing_runs()
+        if outcomes["runs_asked_again"]:
+            logger.warning("cases recorded without a started run, their run asked for again: %s", ", ".join(outcomes["runs_asked_again"]))
     return outcomes
 
 

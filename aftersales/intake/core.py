@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect.deployments import run_deployment
 
-from aftersales.domain.details import details_of, store, stored, with_changes
+from aftersales.domain.details import RunRequest, details_of, store, stored, with_changes
+from aftersales.domain.calendar import utcnow
 from aftersales.domain.masking import mask_contact, mask_text
 from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest, shown
@@ -67,12 +68,12 @@ async def open_case(deployment: str, new: NewCase, parameters: dict, tags: list[
                     subject: tuple[str, str] = ("此订单", "this order")) -> Opened:
     """Record the case, then start its one run (the case id is the idempotency key). A repeat that
     asks for something else than the recorded case is refused and changes nothing."""
-    _case, created = record_case(new, subject)
+    _case, created = record_case(new, subject, RunRequest(deployment=deployment, parameters=case_store.jsonable(parameters), tags=tags))
     opened = await start_case_run(deployment, new.case_id, parameters, tags)
     return replace(opened, new=created)
 
 
-def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this order")) -> tuple[Case, bool]:
+def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this order"), run: RunRequest | None = None) -> tuple[Case, bool]:
     with session_scope() as session:
         details = with_changes(new.fields["details"], request_terms=case_store.jsonable(new.terms))
         case, created = case_store.create_case(session, flow_run_id=None, **{**new.fields, "details": stored(details)})
@@ -80,7 +81,7 @@ def record_case(new: NewCase, subject: tuple[str, str] = ("此订单", "this ord
             refuse_a_different_repeat(case.id, details_of(case).request_terms or {}, new.terms, new.terms.keys(), subject)
             return case, False
         context = new.say(case) if new.say else {}
-        opening = {"actor": new.actor, "event": new.opened, "notice": new.notice, "staff_tags": list(new.staff_tags), "buyer": new.buyer,
+        opening = {"actor": new.actor, "run": run.model_dump(mode="json") if run else None, "event": new.opened, "notice": new.notice, "staff_tags": list(new.staff_tags), "buyer": new.buyer,
                    "context": context,
                    # kept as text in JSON; the messages show them as times again (with their offset)
                    "times": sorted(key for key, value in context.items() if isinstance(value, datetime))}
@@ -98,6 +99,25 @@ async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: 
     run = await run_deployment(deployment, parameters=parameters, flow_run_name=case_id, idempotency_key=case_id, tags=tags,
                                timeout=0, as_subflow=False)
     return Opened(case_id=case_id, flow_run_id=str(run.id), flow_run_name=run.name)
+
+# A case's run not started this long after the case was recorded is asked for again: its request
+# failed or it is still queued behind others (then the repeat finds it: the case id is the key).
+RUN_MISSING_AFTER = timedelta(minutes=10)
+
+
+async def start_missing_runs(limit: int = 100) -> list[str]:
+    """Ask again for the run of every case recorded at the door whose run has not started
+    ``RUN_MISSING_AFTER`` later. Nothing is lost when the Prefect API refuses an open (seen: 7 of 100
+    opens at once on a SQLite Prefect server, 503) or the process dies between recording the case
+    and asking for its run; a run that exists already is found, not started twice."""
+    with session_scope() as session:
+        waiting = case_store.cases_without_run(session, recorded_before=utcnow() - RUN_MISSING_AFTER, limit=limit)
+        requests = [(case.id, opening.run) for case in waiting
+                    if (opening := details_of(case).opening) is not None and opening.run is not None]
+    for case_id, run in requests:
+        await start_case_run(run.deployment, case_id, run.parameters, run.tags)
+    return [case_id for case_id, _run in requests]
+
 
 # What a repeated request must agree on, by name: (中文, English).
 SAME_LABELS: dict[str, tuple[str, str]] = {

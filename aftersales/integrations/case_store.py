@@ -46,6 +46,12 @@ def create_case(session: Session, **fields: Any) -> tuple[Case, bool]:
     return case, True
 
 
+def cases_without_run(session: Session, recorded_before: datetime, limit: int) -> list[Case]:
+    """Open cases recorded before ``recorded_before`` whose run has not started (no run id yet)."""
+    query = select(Case).where(Case.flow_run_id.is_(None), Case.status == CaseStatus.OPEN, Case.opened_at < recorded_before)
+    return list(session.exec(query.order_by(Case.opened_at).limit(limit)).all())
+
+
 def record_event(session: Session, case_id: str, key: str, actor: str, action: str, details: dict | None = None) -> tuple[CaseEvent, bool]:
     """Append an event to the case's audit trail, once per key."""
     existing = session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.key == key)).first()
