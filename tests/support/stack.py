@@ -455,6 +455,9 @@ class Stack:
 
     def approve(self, case_id: str, step: str, staff_id: str, **values) -> Any:
         staff_id = self.member(staff_id)
+        # the code is read off the phone once the form is there: on a loaded machine the wait can take
+        # longer to open than a code lives (seen: a receipt approval refused as an expired code)
+        self.waiting(case_id, step)
         return self.answer(case_id, step, staff_id=staff_id, code=self.code(staff_id), **values)
 
     def sweep(self, case_id: str, days: float) -> dict:
