@@ -45,7 +45,13 @@ async def deadline_sweeper(as_of: datetime | None = None, limit: int = 500, case
 
         async def apply_default(wait: Wait) -> None:
             async with gate:
-                outcome = await resume_with_default(client, wait, logger)
+                try:
+                    outcome = await resume_with_default(client, wait, logger)
+                except Exception as error:  # noqa: BLE001 — e.g. the Prefect server busy (503) past its retries
+                    # one wait's failure does not stop the others; it stays claimed and the next sweep retries it
+                    logger.warning("%s %s: the default was not sent (%s: %s); the next sweep tries again",
+                                   wait.case_id, wait.key, type(error).__name__, error)
+                    outcome = "pending"
             outcomes[outcome].append(wait.case_id)
             if outcome != "resumed":
                 not_resumed.add(wait.id)
