@@ -25,6 +25,10 @@ Times are from the first call to the last run's Suspended state (the server's ti
 polling interval does not count). Peak memory: the Prefect server's process group, serve's (serve,
 its warm process and every flow-run process), summed over the group at 0.5 s samples (RSS, and PSS
 which shares the forked processes' common pages fairly), and the sweeper's own peak (VmHWM).
+CPU-seconds per case, each phase: the Prefect server, the serving group (its flow runs counted in
+the process that waited for them), the caller (our intake, or the floor's ``run_deployment`` and
+resume loop) and the sweeper's process — the ratio that holds when the machine is shared, where the
+wall times do not.
 
 Prints a table and writes bench/results/cases-<db>.json.
 """
@@ -79,6 +83,45 @@ def group_memory_mb(session: int) -> tuple[float, float, int]:
     return rss / 1024, pss / 1024, count
 
 
+def group_cpu_s(session: int) -> float:
+    """CPU-seconds of a session's processes, each with its reaped children's (a flow run, once
+    ended, counts in the warm process or serve that waited for it): take it before and after."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _session_of(int(entry)) == session:
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """This process's CPU-seconds: the callers' side (our intake, or the floor's run_deployment and resume loop)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU-seconds of the Prefect server, the serving group and this process over one phase."""
+
+    def __init__(self, server: int, serving: int) -> None:
+        self.server, self.serving = server, serving
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {"prefect_server": group_cpu_s(self.server), "serving": group_cpu_s(self.serving), "caller": own_cpu_s()}
+
+    def stop(self, extra: float = 0.0) -> dict[str, float]:
+        used = {name: round(value - self.start[name], 1) for name, value in self._now().items()}
+        used["other"] = round(extra, 1)  # e.g. the sweeper's own process
+        used["total"] = round(sum(used.values()), 1)
+        return used
+
+
 class Sampler(threading.Thread):
     """Peak memory of named process groups, sampled every 0.5 s, per phase."""
 
@@ -111,7 +154,7 @@ def sweep(as_of: str, limit: int) -> None:
 
     started = time.time()
     result = asyncio.run(deadline_sweeper(as_of=datetime.fromisoformat(as_of), limit=limit))
-    print("RESULT " + json.dumps({"started": started, "seconds": round(time.time() - started, 1),
+    print("RESULT " + json.dumps({"started": started, "seconds": round(time.time() - started, 1), "cpu_s": round(own_cpu_s(), 1),
                                   "resumed": len(result["resumed"]), "pending": len(result["pending"]), "stuck": len(result["stuck"]),
                                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
@@ -201,6 +244,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
 
             return [c for c in await asyncio.gather(*(one(o) for o in order_ids)) if c]
 
+        cpu = CpuMeter(server, stack.serve_process.pid)
         began = time.time()
         case_ids = set(asyncio.run(open_all()))
         result["open_calls_s"] = round(time.time() - began, 1)
@@ -209,6 +253,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
         last = wait_until(lambda: our_cases_waiting("seller-review", case_ids), timeout, "every case at seller-review", interval=2,
                           explain=lambda: progress("seller-review", case_ids))
         result["ours_open_s"] = round(last - began, 1)
+        result["ours_open_cpu_s"] = cpu.stop()
         print(f"open: {result}", file=sys.stderr, flush=True)
         with session_scope() as session:
             run_ids = [w for w in session.exec(select(Wait.flow_run_id).where(Wait.step == "seller-review")).all()]
@@ -221,6 +266,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
         as_of = (datetime.now(timezone.utc) + timedelta(days=SWEEP_AHEAD_DAYS)).isoformat()
         sweeps: list[dict] = []
         last = None
+        cpu = CpuMeter(server, stack.serve_process.pid)
         while last is None and len(sweeps) < 4:
             sweep_log = tmp / f"sweeper-{len(sweeps) + 1}.log"
             done = subprocess.run([sys.executable, __file__, "--child", "sweep", "--as-of", as_of, "--limit", "500"],
@@ -243,6 +289,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
         if last is None:
             raise RuntimeError(f"after {len(sweeps)} sweeps: {progress('buyer-shipment', case_ids)}")
         result["ours_resume_s"] = round(last - sweeps[0]["started"], 1)
+        result["ours_resume_cpu_s"] = cpu.stop(extra=sum(sweep.get("cpu_s", 0.0) for sweep in sweeps))
         print(f"sweep: {result}", file=sys.stderr, flush=True)
         tasks_total = task_runs(run_ids)
         # a resumed run goes through the tasks before its wait again (cache hits, each a task run)
@@ -256,7 +303,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
         if not skip_floor:
             before = round(tasks_before / len(case_ids))
             between = max(0, round((tasks_total - tasks_before) / len(case_ids)) - before)
-            result.update(floor(stack, sampler, cases, before, between, paused, timeout, wait_until, task_runs))
+            result.update(floor(stack, sampler, server, cases, before, between, paused, timeout, wait_until, task_runs))
         sampler.stopped.set()
         result["peak_memory"] = sampler.peaks
         return result
@@ -269,7 +316,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
                 print(f"teardown: {exc}", file=sys.stderr)
 
 
-def floor(stack, sampler: Sampler, cases: int, before: int, between: int, paused, timeout: float, wait_until, task_runs) -> dict:
+def floor(stack, sampler: Sampler, server: int, cases: int, before: int, between: int, paused, timeout: float, wait_until, task_runs) -> dict:
     from prefect.deployments import run_deployment
     from prefect import get_client
 
@@ -310,10 +357,12 @@ def floor(stack, sampler: Sampler, cases: int, before: int, between: int, paused
             return max(at) if len(at) == len(ids) else None
 
         floor_errors: list[str] = []
+        cpu = CpuMeter(server, process.pid)
         began = time.time()
         ids = set(asyncio.run(start_all()))
         floor_open = wait_until(lambda: all_at("seller-review", ids), timeout, "every floor run at its first suspend", interval=2,
                                 explain=lambda: f"{len(paused('floor'))} suspended; serve log: {log.read_text(errors='replace')[-1500:]}") - began
+        floor_open_cpu = cpu.stop()
 
         sampler.phase = "floor_resume"
 
@@ -328,12 +377,15 @@ def floor(stack, sampler: Sampler, cases: int, before: int, between: int, paused
                         refused.append(f"{run_id}: {answer.status.value} {getattr(answer.details, 'reason', '')}"[:200])
             return refused
 
+        cpu = CpuMeter(server, process.pid)
         began = time.time()
         refused = asyncio.run(resume_all())
         moving = ids - {line.split(":")[0] for line in refused}
         floor_resume = wait_until(lambda: all_at("buyer-shipment", moving), timeout, "every floor run at its second suspend", interval=2) - began
+        floor_resume_cpu = cpu.stop()
         total = task_runs(sorted(ids))
         return {"floor_open_s": round(floor_open, 1), "floor_resume_s": round(floor_resume, 1), "floor_started": len(ids), "floor_errors": floor_errors[:10],
+                "floor_open_cpu_s": floor_open_cpu, "floor_resume_cpu_s": floor_resume_cpu,
                 "floor_resumed": len(moving), "floor_resume_refused": refused[:10],
                 "floor_tasks_per_case": {"to_first_wait": before, "between_waits": between, "counted_on_server": round(total / len(ids), 1)},
                 "floor_log": {word: log.read_text(errors="replace").count(word) for word in ("database is locked", "Traceback", "Crashed")}}
@@ -349,8 +401,8 @@ def floor(stack, sampler: Sampler, cases: int, before: int, between: int, paused
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| cases | db | ours: open → all at seller review | floor: start → all suspended | ratio | ours: sweep → all at buyer shipment | floor: resume loop → all suspended | ratio | peak (PSS / RSS MB): server · serve · sweeper | load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| cases | db | ours: open → all at seller review | floor: start → all suspended | ratio | ours: sweep → all at buyer shipment | floor: resume loop → all suspended | ratio | CPU-s per case, ours / floor: open · resume | peak (PSS / RSS MB): server · serve · sweeper | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         n = r["opened"]
         m = r.get("floor_started", n)  # per case: each side over the runs it started
@@ -365,10 +417,17 @@ def table(results: list[dict]) -> str:
                 return "—"
             return f"{max(v['pss_mb'] for v in values):.0f} / {max(v['rss_mb'] for v in values):.0f}"
 
+        def cpu(ours: str, floor: str, runs: int) -> str:
+            if not r.get(floor):
+                return f"{r[ours]['total'] / n:.2f} / —"
+            mine, bare = r[ours]["total"] / n, r[floor]["total"] / runs
+            return f"{mine:.2f} / {bare:.2f} = {mine / bare:.2f}×"
+
+        cpu_cells = f"{cpu('ours_open_cpu_s', 'floor_open_cpu_s', m)} · {cpu('ours_resume_cpu_s', 'floor_resume_cpu_s', k)}"
         floor_open = f"{r['floor_open_s']} s = {m / r['floor_open_s']:.2f}/s" if r.get("floor_open_s") else "—"
         floor_resume = f"{r['floor_resume_s']} s = {k / r['floor_resume_s']:.2f}/s" if r.get("floor_resume_s") else "—"
         lines.append(f"| {n} | {r['db']} | {r['ours_open_s']} s = {n / r['ours_open_s']:.2f} cases/s | {floor_open} | {ratio_open:.2f}× "
-                     f"| {r['ours_resume_s']} s = {n / r['ours_resume_s']:.2f} resumes/s | {floor_resume} | {ratio_resume:.2f}× "
+                     f"| {r['ours_resume_s']} s = {n / r['ours_resume_s']:.2f} resumes/s | {floor_resume} | {ratio_resume:.2f}× | {cpu_cells} "
                      f"| {peak('prefect_server')} · {peak('serve')} · {r['sweeper']['peak_rss_mb']:.0f} (RSS) | {r['load']} |"
                      + (f" ({len(r['sweeper']['sweeps'])} sweeps)" if len(r['sweeper']['sweeps']) > 1 else "")
                      + (f" ({r['cases'] - n} opens failed)" if r['cases'] != n else ""))
