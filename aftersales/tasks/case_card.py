@@ -3,7 +3,8 @@
 One markdown artifact per case (key ``case-<id>``, a new version at each wait and at the close):
 what the case is, where it stands, what it waits for, from whom, until when, what the deadline
 does, and the timeline with who decided. One table artifact of the money moved
-(``case-<id>-money``). Both show on the run page's Artifacts tab and in the Artifacts list.
+(``case-<id>-money``), from the first money that moves. Both show on the run page's Artifacts tab
+and in the Artifacts list.
 
 The run's tags make the Runs page a queue: ``waiting:<role>`` and ``deadline:<YYYY-MM-DD>`` (shop
 day) while it waits, none once it is closed. A saved Runs filter on a tag is a person's queue.
@@ -94,7 +95,7 @@ def money_rows(lines: list[LedgerLine]) -> list[dict[str, str]]:
 
 async def show_case(case_id: str, wait: Wait | None = None, title: str = "", flow_run_id: str | UUID | None = None,
                     facts: tuple[str, ...] = ()) -> None:
-    """Write the case card and money table and set the run's queue tags (``wait`` None: none).
+    """Write the case card (and the money table, once there is money) and set the run's queue tags (``wait`` None: none).
     The run is the case's own unless ``flow_run_id`` says otherwise."""
     try:
         with session_scope() as session:
@@ -108,8 +109,8 @@ async def show_case(case_id: str, wait: Wait | None = None, title: str = "", flo
         key = card_key(case_id)
         await acreate_markdown_artifact(key=key, markdown=card_markdown(case, wait, events, title, facts),
                                         description=f"{case_id}: {title or stage_label(case.stage)}")
-        await acreate_table_artifact(key=f"{key}-money", table=money_rows(ledger) or [{"kind": "-", "amount": "0.00"}],
-                                     description=f"{case_id}: 资金往来 money moved")
+        if ledger:  # until money moves there is no table: one call less to the Prefect server at each wait
+            await acreate_table_artifact(key=f"{key}-money", table=money_rows(ledger), description=f"{case_id}: 资金往来 money moved")
         if flow_run_id:
             async with get_client() as client:
                 run = await client.read_flow_run(UUID(str(flow_run_id)))
