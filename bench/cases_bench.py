@@ -26,8 +26,8 @@ polling interval does not count). Peak memory: the Prefect server's process grou
 its warm process and every flow-run process), summed over the group at 0.5 s samples (RSS, and PSS
 which shares the forked processes' common pages fairly), and the sweeper's own peak (VmHWM).
 CPU-seconds per case, each phase: the Prefect server, the serving group (its flow runs counted in
-the process that waited for them), the caller (our intake, or the floor's ``run_deployment`` and
-resume loop) and the sweeper's process — the ratio that holds when the machine is shared, where the
+the process that waited for them), the caller while it calls (our intake, or the floor's
+``run_deployment`` and resume loop; not the bench's polling) and the sweeper's process — the ratio that holds when the machine is shared, where the
 wall times do not.
 
 Prints a table and writes bench/results/cases-<db>.json.
@@ -106,18 +106,29 @@ def own_cpu_s() -> float:
 
 
 class CpuMeter:
-    """CPU-seconds of the Prefect server, the serving group and this process over one phase."""
+    """CPU-seconds over one phase: the Prefect server, the serving group, the caller's calls (this
+    process while it opens or resumes — not while it polls for the result) and another process."""
 
     def __init__(self, server: int, serving: int) -> None:
         self.server, self.serving = server, serving
         self.start = self._now()
+        self.caller = 0.0
 
     def _now(self) -> dict[str, float]:
-        return {"prefect_server": group_cpu_s(self.server), "serving": group_cpu_s(self.serving), "caller": own_cpu_s()}
+        return {"prefect_server": group_cpu_s(self.server), "serving": group_cpu_s(self.serving)}
 
-    def stop(self, extra: float = 0.0) -> dict[str, float]:
+    def calling(self, call):
+        """Run ``call()`` and count this process's CPU during it as the caller's."""
+        before = own_cpu_s()
+        try:
+            return call()
+        finally:
+            self.caller += own_cpu_s() - before
+
+    def stop(self, other: float = 0.0) -> dict[str, float]:
         used = {name: round(value - self.start[name], 1) for name, value in self._now().items()}
-        used["other"] = round(extra, 1)  # e.g. the sweeper's own process
+        used["caller"] = round(self.caller, 1)
+        used["other"] = round(other, 1)  # the sweeper's own process
         used["total"] = round(sum(used.values()), 1)
         return used
 
@@ -246,7 +257,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
 
         cpu = CpuMeter(server, stack.serve_process.pid)
         began = time.time()
-        case_ids = set(asyncio.run(open_all()))
+        case_ids = set(cpu.calling(lambda: asyncio.run(open_all())))
         result["open_calls_s"] = round(time.time() - began, 1)
         result["open_errors"] = opened_errors[:10]
         result["opened"] = len(case_ids)
@@ -289,7 +300,7 @@ def one_run(cases: int, db: str, skip_floor: bool) -> dict:
         if last is None:
             raise RuntimeError(f"after {len(sweeps)} sweeps: {progress('buyer-shipment', case_ids)}")
         result["ours_resume_s"] = round(last - sweeps[0]["started"], 1)
-        result["ours_resume_cpu_s"] = cpu.stop(extra=sum(sweep.get("cpu_s", 0.0) for sweep in sweeps))
+        result["ours_resume_cpu_s"] = cpu.stop(other=sum(sweep.get("cpu_s", 0.0) for sweep in sweeps))
         print(f"sweep: {result}", file=sys.stderr, flush=True)
         tasks_total = task_runs(run_ids)
         # a resumed run goes through the tasks before its wait again (cache hits, each a task run)
@@ -359,7 +370,7 @@ def floor(stack, sampler: Sampler, server: int, cases: int, before: int, between
         floor_errors: list[str] = []
         cpu = CpuMeter(server, process.pid)
         began = time.time()
-        ids = set(asyncio.run(start_all()))
+        ids = set(cpu.calling(lambda: asyncio.run(start_all())))
         floor_open = wait_until(lambda: all_at("seller-review", ids), timeout, "every floor run at its first suspend", interval=2,
                                 explain=lambda: f"{len(paused('floor'))} suspended; serve log: {log.read_text(errors='replace')[-1500:]}") - began
         floor_open_cpu = cpu.stop()
@@ -379,7 +390,7 @@ def floor(stack, sampler: Sampler, server: int, cases: int, before: int, between
 
         cpu = CpuMeter(server, process.pid)
         began = time.time()
-        refused = asyncio.run(resume_all())
+        refused = cpu.calling(lambda: asyncio.run(resume_all()))
         moving = ids - {line.split(":")[0] for line in refused}
         floor_resume = wait_until(lambda: all_at("buyer-shipment", moving), timeout, "every floor run at its second suspend", interval=2) - began
         floor_resume_cpu = cpu.stop()
