@@ -40,12 +40,14 @@ test-postgres: install tools
 
 # Benchmarks (figures in the README): the 15-day tracker over 100,000 orders, the finance export over
 # 1,000,000 lines, a flow-run process's cost (warm start against Prefect's cold start), N return
-# cases at once to their first wait and through the deadline sweeper (against a bare Prefect floor).
+# cases at once to their first wait and through the deadline sweeper (against a bare Prefect floor),
+# 10,000 suspended cases held (the UI's calls, the server's services, our claim, lists and restart).
 bench: install
 	$(PY) bench/tracker_bench.py --orders 100000
 	$(PY) bench/export_bench.py
 	$(PY) bench/resume_bench.py --cases 10
 	$(PY) bench/cases_bench.py --cases 100 1000
+	$(PY) bench/hold_bench.py --cases 10000 --db sqlite postgres
 
 clean:
 	rm -rf var .pytest_cache

@@ -14,13 +14,13 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
 from aftersales.approvals.resume import ResumeRefused, resume_wait
-from aftersales.domain.calendar import in_shop_time
+from aftersales.domain.calendar import in_shop_time, utcnow
 from aftersales.domain.masking import mask_text
 from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.domain.settings import get_settings
@@ -80,11 +80,17 @@ def create_app() -> FastAPI:
         }
 
     @staff.get("/waits")
-    def list_waits(process: str | None = None) -> list[dict]:
+    def list_waits(response: Response, process: str | None = None, addressed_to: str | None = None, step: str | None = None,
+                   expired: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict]:
+        """Open waits, soonest deadline first, a page at a time (``limit``, ``offset``); the
+        ``X-Total-Count`` header says how many match in all. Filters: ``process``, ``addressed_to``
+        (a role or ``buyer``), ``step``, ``expired`` (past the deadline)."""
+        filters = dict(addressed_to=addressed_to, step=step, due_before=utcnow() if expired else None)
         with session_scope() as session:
+            response.headers["X-Total-Count"] = str(case_store.count_open_waits(session, process, **filters))
             return [{"case_id": case.id, "key": wait.key, "addressed_to": wait.addressed_to,
                      "deadline": _shop(wait.deadline), "default_action": wait.default_action}
-                    for wait, case in case_store.open_waits(session, process)]
+                    for wait, case in case_store.open_waits(session, process, **filters, limit=limit, offset=offset)]
 
     @staff.post("/cases/{case_id}/waits/{step}", status_code=202)
     async def report_event(case_id: str, step: str, values: dict[str, Any]) -> dict:

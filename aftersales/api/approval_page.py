@@ -149,9 +149,18 @@ def _closed(link: ApprovalLink, wait: Wait | None) -> HTMLResponse:
     return page("closed", 409, case_id=link.case_id, wait=wait, actor=wait.actor or "", decided=str(wait.status))
 
 
-def _queue(session, staff: Staff) -> list[tuple[Wait, Case]]:
-    """Every open wait addressed to the person's role, soonest deadline first, but their own requests."""
-    return case_store.open_waits(session, addressed_to=staff.role, not_requested_by=staff.id, claimed=False)
+# the page lists the soonest of the person's queue (a role may have thousands of open waits): this many
+QUEUE_SHOWN = 50
+
+
+def _queue(session, staff: Staff, limit: int | None = None) -> list[tuple[Wait, Case]]:
+    """The open waits addressed to the person's role, soonest deadline first, but their own
+    requests (the first ``limit`` of them)."""
+    return case_store.open_waits(session, addressed_to=staff.role, not_requested_by=staff.id, claimed=False, limit=limit)
+
+
+def _queue_size(session, staff: Staff) -> int:
+    return case_store.count_open_waits(session, addressed_to=staff.role, not_requested_by=staff.id, claimed=False)
 
 
 async def _form_page(link: ApprovalLink, staff: Staff, token: str, *, error: str = "", status: int = 200,
@@ -163,7 +172,8 @@ async def _form_page(link: ApprovalLink, staff: Staff, token: str, *, error: str
         case = case_store.get_case(session, link.case_id)
         timeline = [{"at": shop_time(e.at), "actor": e.actor, "action": e.action} for e in case_store.timeline(session, case.id)]
         queue = [{"case_id": w.case_id, "key": w.key, "step": w.step, "deadline": shop_time(w.deadline), "amount": f"{c.amount:.2f}",
-                  "this": (w.case_id, w.key) == (link.case_id, link.wait_key)} for w, c in _queue(session, staff)]
+                  "this": (w.case_id, w.key) == (link.case_id, link.wait_key)} for w, c in _queue(session, staff, QUEUE_SHOWN)]
+        queue_total = _queue_size(session, staff)
         session.expunge(case)
     async with get_client() as client:
         run = await client.read_flow_run(UUID(wait.flow_run_id))
@@ -176,7 +186,7 @@ async def _form_page(link: ApprovalLink, staff: Staff, token: str, *, error: str
             return page("busy", 409, case_id=case.id)
     return page("form", status, staff=staff, role=addressee_label(staff.role), case=case, wait=wait, token=token,
                 deadline=shop_time(wait.deadline), summary=_markdown(summary), fields=_fields(schema, values or {}),
-                timeline=timeline, queue=queue, error=error)
+                timeline=timeline, queue=queue, queue_total=queue_total, error=error)
 
 
 def _fields(schema: dict[str, Any], values: dict[str, Any]) -> list[FormField]:

@@ -6,7 +6,10 @@ dies between the two (``kill -9``, the machine's power) leaves a run that waits 
 nobody can give: the UI has no form and the server refuses any input. So before suspending, the
 wait keeps a copy of its form under keys of its own (``copy-<wait key>-…``), and ``make run``'s
 serve puts back any form a suspended run lacks from that copy when it starts, which is when the
-runs of a dead process are looked at (``aftersales.deployments.serve``).
+runs of a dead process are looked at (``aftersales.deployments.serve``): in the background once
+it serves (a shop holds thousands of suspended runs; checking them all took minutes, see
+bench/hold_bench.py), the runs of the most recently opened waits first — a crash can only have
+hit the runs that were suspending as it came, the newest ones — and then every other one.
 """
 
 from __future__ import annotations
@@ -48,14 +51,17 @@ async def _read(client: Any, flow_run_id: UUID, key: str) -> str | None:
 
 async def restore_form(client: Any, run: Any) -> bool:
     """Put back the schema and description a suspended run lacks, from its copy. Only for a run
-    whose process is gone: Prefect's own save, still to come, would find the keys taken."""
+    whose process is gone: Prefect's own save, still to come, would find the keys taken. One call
+    for a run whose form is whole (the keys there are read together)."""
     state = run.state
     if not (state and state.is_paused() and state.state_details.run_input_keyset and state.state_details.pause_key):
         return False
     keyset, copy = keyset_from_paused_state(state), copy_keyset(state.state_details.pause_key)
+    base = keyset["schema"].removesuffix("schema")
+    present = {found.key for found in await client.filter_flow_run_input(run.id, key_prefix=base, limit=10, exclude_keys=set())}
     restored = False
     for part in ("schema", "description"):
-        if await _read(client, run.id, keyset[part]) is not None:
+        if keyset[part] in present:
             continue
         kept = await _read(client, run.id, copy[part])
         if kept is None:
@@ -71,9 +77,9 @@ async def restore_form(client: Any, run: Any) -> bool:
     return restored
 
 
-async def restore_lost_forms(client: Any, runs: list[Any]) -> list[str]:
-    """``restore_form`` for each of ``runs`` (a page of suspended runs), a few at a time."""
-    gate = asyncio.Semaphore(16)
+async def restore_lost_forms(client: Any, runs: list[Any], at_once: int = 16) -> list[str]:
+    """``restore_form`` for each of ``runs`` (a page of suspended runs), ``at_once`` at a time."""
+    gate = asyncio.Semaphore(at_once)
 
     async def one(run: Any) -> str | None:
         async with gate:
@@ -81,3 +87,47 @@ async def restore_lost_forms(client: Any, runs: list[Any]) -> list[str]:
 
     return [name for name in await asyncio.gather(*(one(run) for run in runs)) if name]
 
+
+def newest_waiting_runs(count: int = 200) -> list[UUID]:
+    """The runs of the ``count`` most recently opened waits still open: those a crash could have
+    caught suspending."""
+    from sqlmodel import select
+
+    from aftersales.domain.models import Wait, WaitStatus
+    from aftersales.integrations.db import session_scope
+
+    with session_scope() as session:
+        ids = session.exec(select(Wait.flow_run_id).where(Wait.status.in_([WaitStatus.OPEN, WaitStatus.EXPIRING]),
+                                                          Wait.flow_run_id.is_not(None))
+                           .order_by(Wait.opened_at.desc()).limit(count)).all()
+    return [UUID(run_id) for run_id in dict.fromkeys(ids)]
+
+
+async def check_suspended_forms(client: Any, deployment_ids: list[UUID], newest: int = 200, at_once: int = 4) -> dict[str, Any]:
+    """Every suspended run of ``deployment_ids`` has its form, or gets it back from its copy: the
+    runs of the ``newest`` most recently opened waits first, then the others, 200 a page and
+    ``at_once`` at a time (gently: this runs beside serve's own work). Returns how many were
+    checked and the names of those put back."""
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterId,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+    of_ours = DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids))
+    seen: set = set()
+    restored: list[str] = []
+    recent = newest_waiting_runs(newest)
+    if recent:
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=recent), state=paused),
+                                           deployment_filter=of_ours, limit=len(recent))
+        seen.update(run.id for run in runs)
+        restored += await restore_lost_forms(client, runs, at_once=16)
+    offset = 0
+    while True:
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(state=paused), deployment_filter=of_ours, limit=200, offset=offset)
+        if not runs:
+            return {"checked": len(seen), "restored": restored}
+        offset += len(runs)
+        fresh = [run for run in runs if run.id not in seen]
+        seen.update(run.id for run in fresh)
+        restored += await restore_lost_forms(client, fresh, at_once=at_once)

@@ -81,19 +81,38 @@ def db_upgrade() -> None:
 
 
 @waits_app.command("list")
-def waits_list(process: Optional[str] = typer.Option(None, help="only this process, e.g. return")) -> None:
-    """Open waits, soonest deadline first."""
+def waits_list(
+    process: Optional[str] = typer.Option(None, help="only this process, e.g. return"),
+    to: Optional[str] = typer.Option(None, "--to", help="only those waiting for this role (supervisor, warehouse, …) or buyer"),
+    step: Optional[str] = typer.Option(None, help="only this step, e.g. seller-review"),
+    expired: bool = typer.Option(False, "--expired", help="only those past their deadline (the next sweep applies their default)"),
+    limit: int = typer.Option(50, min=0, help="rows a page (0: every open wait at once)"),
+    page: int = typer.Option(1, min=1, help="which page, soonest deadline first"),
+) -> None:
+    """Open waits, soonest deadline first, a page at a time (how many in all below the table)."""
+    from aftersales.domain.calendar import utcnow
     from aftersales.domain.models import addressee_label
     from aftersales.integrations import case_store
     from aftersales.integrations.db import session_scope
 
+    filters = dict(addressed_to=to, step=step, due_before=utcnow() if expired else None)
     # ids are copied into the next command: never wrapped
     table = Table(Column("case", no_wrap=True), Column("step", no_wrap=True), "等待谁 waiting for", "截止 deadline (Asia/Shanghai)",
                   "到期默认 default action", "notice")
     with session_scope() as session:
-        for wait, case in case_store.open_waits(session, process):
+        total = case_store.count_open_waits(session, process, **filters)
+        rows = case_store.open_waits(session, process, **filters, limit=limit or None, offset=(page - 1) * limit)
+        for wait, case in rows:
             table.add_row(case.id, wait.key, addressee_label(wait.addressed_to), _local(wait.deadline), wait.default_action, wait.notice or "")
     console.print(table)
+    first = (page - 1) * limit + 1
+    if not rows:
+        console.print(f"共 {total} 项 {total} open waits; none on page {page}")
+    elif len(rows) == total:
+        console.print(f"共 {total} 项 {total} open waits")
+    else:
+        more = f"; next: --page {page + 1}" if first - 1 + len(rows) < total else ""
+        console.print(f"第 {first}–{first - 1 + len(rows)} 项，共 {total} 项 {first}–{first - 1 + len(rows)} of {total} open waits{more}")
 
 
 def _parse_sets(values: list[str]) -> dict:

@@ -199,7 +199,7 @@ def start_worker_mode(count: int, env: dict[str, str], prefect_api: str) -> list
     run whose worker died, serve's start-up recovery (runs a stopped stack left, lost forms), and
     the workers to start, sharing this home's result storage."""
     from aftersales.deployments import workers
-    from aftersales.deployments.serve import deployments, recover_interrupted_runs
+    from aftersales.deployments.serve import check_forms_in_background, deployments, recover_interrupted_runs
 
     started = time.monotonic()
     prefect_file = workers.deploy(env)
@@ -208,6 +208,7 @@ def start_worker_mode(count: int, env: dict[str, str], prefect_api: str) -> list
     recovered = asyncio.run(recover_interrupted_runs(deployments()))
     if recovered:
         print(f"  ! re-queued runs interrupted by the last stop: {', '.join(recovered)}", flush=True)
+    check_forms_in_background(deployments())
     worker_env = workers.worker_env(env)
     return [Component(name, workers.worker_command(name), "", f"Prefect worker {name} (pool aftersales)", env=worker_env,
                       ready=lambda name=name: _worker_registered(prefect_api, name))

@@ -53,9 +53,20 @@ def by_module(deployment, module: str):
     return deployment
 
 
+async def _served_ids(client, served: list) -> list:
+    from prefect.exceptions import ObjectNotFound
+
+    ids = []
+    for deployment in served:
+        try:
+            ids.append((await client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")).id)
+        except ObjectNotFound:
+            continue  # first start: nothing can be left over
+    return ids
+
+
 async def recover_interrupted_runs(served: list) -> list[str]:
-    """Put back in the queue the runs a stopped `serve` left Running or Crashed (kill -9, reboot),
-    and put back the form of a run that was suspending as it died.
+    """Put back in the queue the runs a stopped `serve` left Running or Crashed (kill -9, reboot).
 
     `serve` is the only runner of its deployments on this machine, so at start-up no run of theirs
     can really be running; those still marked Running died with the previous process (`make run`'s
@@ -64,23 +75,17 @@ async def recover_interrupted_runs(served: list) -> list[str]:
     was in flight is asked again with the same idempotency key, so it is paid and recorded once.
     (Runs started by workers carry an infrastructure pid and are left to them: a run whose worker
     died with it is re-queued by the heartbeat automation of ``aftersales.deployments.workers``.)
+    The forms of suspended runs are checked apart, in the background: ``check_forms_in_background``.
     """
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
-    from prefect.exceptions import ObjectNotFound
 
-    from aftersales.approvals.paused_forms import restore_lost_forms
     from aftersales.tasks.recovery import requeue
 
     recovered: list[str] = []
     async with get_client() as client:
-        ids = []
-        for deployment in served:
-            try:
-                ids.append((await client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")).id)
-            except ObjectNotFound:
-                continue  # first start: nothing can be left over
+        ids = await _served_ids(client, served)
         if not ids:
             return recovered
         seen: set = set()
@@ -92,22 +97,58 @@ async def recover_interrupted_runs(served: list) -> list[str]:
             )
             orphans = [run for run in runs if not run.infrastructure_pid and run.id not in seen]
             if not orphans:
-                break
+                return recovered
             for run in orphans:
                 seen.add(run.id)
                 if await requeue(run.id, run.name):
                     recovered.append(run.name)
-        # a run suspended as the process died may have lost its form (approvals/paused_forms.py)
-        offset = 0
-        while True:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)), limit=200, offset=offset,
-            )
-            if not runs:
-                return recovered
-            await restore_lost_forms(client, runs)  # each one it puts back is logged
-            offset += len(runs)
+
+
+async def check_suspended_forms(served: list) -> dict:
+    """A run suspended as the process died may have lost its form (approvals/paused_forms.py):
+    every suspended run of ``served`` gets it back from its copy, the newest waits' runs first."""
+    import time
+
+    from prefect import get_client
+
+    from aftersales.approvals.paused_forms import check_suspended_forms as check
+
+    started = time.monotonic()
+    async with get_client() as client:
+        ids = await _served_ids(client, served)
+        found = await check(client, ids) if ids else {"checked": 0, "restored": []}
+    return {**found, "seconds": round(time.monotonic() - started, 1)}
+
+
+def check_forms_in_background(served: list):
+    """``check_suspended_forms`` in a thread of its own, so that serving does not wait for it (a
+    shop holds thousands of suspended runs: at 10,000 the check took minutes; bench/hold_bench.py).
+    What it puts back, and when it is done, goes to the log."""
+    import asyncio
+    import logging
+    import threading
+
+    log = logging.getLogger("aftersales.serve.forms")
+    if not log.handlers:  # serve's log (its stderr) shows when the check ends, not only its warnings
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+    def run() -> None:
+        log.info("checking the forms of the suspended runs in the background")
+        try:
+            found = asyncio.run(check_suspended_forms(served))
+        except Exception:  # noqa: BLE001 - logged; an answer or the sweeper still puts a lost form back (approvals/resume.py)
+            log.exception("checking the suspended runs' forms failed")
+            return
+        log.info("suspended runs' forms checked: %s runs in %s s, %s put back%s", found["checked"], found["seconds"],
+                 len(found["restored"]), f" ({', '.join(found['restored'])})" if found["restored"] else "")
+
+    thread = threading.Thread(target=run, name="check-suspended-forms", daemon=True)
+    thread.start()
+    return thread
 
 
 def main() -> None:
@@ -128,6 +169,7 @@ def main() -> None:
     recovered = asyncio.run(recover_interrupted_runs(served))
     if recovered:
         logging.getLogger("aftersales.serve").warning("re-queued runs interrupted by the last stop: %s", ", ".join(recovered))
+    check_forms_in_background(served)
     serve(*served, limit=8, query_seconds=get_settings().runner_poll_seconds)
 
 

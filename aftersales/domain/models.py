@@ -174,7 +174,10 @@ class CaseEvent(SQLModel, table=True):
 class Wait(SQLModel, table=True):
     """A case suspended for a person or an outside event, with its deadline and default action."""
 
-    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_wait_key"),)
+    # the open waits' deadlines: the deadline sweeper's claim reads the expired ones, oldest first (migration 0009)
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_wait_key"),
+                      sa.Index("ix_wait_open_deadline", "deadline", sqlite_where=sa.text("status = 'open'"),
+                               postgresql_where=sa.text("status = 'open'")))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     case_id: str = Field(foreign_key="case.id", index=True, max_length=80)

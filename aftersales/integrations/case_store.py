@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -127,18 +128,41 @@ def timeline(session: Session, case_id: str) -> list[CaseEvent]:
 
 
 def open_waits(session: Session, process: str | None = None, *, addressed_to: str | None = None,
-               not_requested_by: str | None = None, claimed: bool = True) -> list[tuple[Wait, Case]]:
+               not_requested_by: str | None = None, claimed: bool = True, step: str | None = None,
+               due_before: datetime | None = None, limit: int | None = None, offset: int = 0) -> list[tuple[Wait, Case]]:
     """Open waits, soonest deadline first; ``claimed`` False leaves out those the sweeper is
-    answering with their default (a person's queue)."""
+    answering with their default (a person's queue). ``limit`` and ``offset`` page them: a shop
+    holds thousands at once, and a page of them is what a person can read (``count_open_waits``
+    says how many there are in all)."""
+    query = _open_waits_query(select(Wait, Case).join(Case, Case.id == Wait.case_id), process, addressed_to=addressed_to,
+                              not_requested_by=not_requested_by, claimed=claimed, step=step, due_before=due_before)
+    query = query.order_by(Wait.deadline, Wait.id).offset(offset)
+    return list(session.exec(query.limit(limit) if limit is not None else query))
+
+
+def count_open_waits(session: Session, process: str | None = None, *, addressed_to: str | None = None,
+                     not_requested_by: str | None = None, claimed: bool = True, step: str | None = None,
+                     due_before: datetime | None = None) -> int:
+    """How many waits ``open_waits`` would list with the same filters, unpaged."""
+    query = _open_waits_query(select(sa.func.count()).select_from(Wait).join(Case, Case.id == Wait.case_id), process,
+                              addressed_to=addressed_to, not_requested_by=not_requested_by, claimed=claimed, step=step, due_before=due_before)
+    return session.exec(query).one()
+
+
+def _open_waits_query(query, process, *, addressed_to, not_requested_by, claimed, step, due_before):
     statuses = [WaitStatus.OPEN, WaitStatus.EXPIRING] if claimed else [WaitStatus.OPEN]
-    query = select(Wait, Case).join(Case, Case.id == Wait.case_id).where(Wait.status.in_(statuses))
+    query = query.where(Wait.status.in_(statuses))
     if process:
         query = query.where(Case.process == process)
     if addressed_to:
         query = query.where(Wait.addressed_to == addressed_to)
     if not_requested_by:
         query = query.where(Case.requested_by != not_requested_by)
-    return list(session.exec(query.order_by(Wait.deadline)))
+    if step:
+        query = query.where(Wait.step == step)
+    if due_before is not None:
+        query = query.where(Wait.deadline <= due_before)
+    return query
 
 
 def wait_by_key(session: Session, case_id: str, key: str) -> Wait:
