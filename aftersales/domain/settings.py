@@ -350,6 +350,9 @@ class Settings(BaseSettings):
             "PREFECT_LOCAL_STORAGE_PATH": str(self.var_dir / "results"),
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            # our waits suspend without a timeout: Prefect's pause-expiry monitor, every 5 s by default,
+            # reads every suspended run for nothing (0.45 of a core idle at 5,000; bench/hold_bench.py)
+            "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300",
             **({"PREFECT_API_DATABASE_CONNECTION_URL": self.prefect_database_url} if self.prefect_database_url else {}),
         }
 
