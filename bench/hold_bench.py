@@ -444,21 +444,9 @@ async def full_form_check(deployment_ids: list) -> dict:
 
 def restart_serve(stack) -> dict:
     """serve stopped and started again: the time until it serves (its log says so) and what it logged."""
-    from tests.support.stack import PYTHON, wait_until
-
     stack.stop_serving()
-    stack._serve_count += 1
-    stack.serve_log = stack.tmp / f"serve-{stack._serve_count}.log"
     t = time.monotonic()
-    stack.serve_process = subprocess.Popen([PYTHON, "-m", "aftersales.deployments.serve"], cwd=ROOT, env=stack.env,
-                                           stdout=stack.serve_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-    def ready() -> bool:
-        if stack.serve_process.poll() is not None:
-            raise RuntimeError(f"serve exited:\n{stack.serve_log.read_text()[-3000:]}")
-        return "Your deployments are being served" in stack.serve_log.read_text(errors="replace")
-
-    wait_until(ready, 1800, "serve to serve", interval=0.2)
+    stack.start_serving(timeout=1800)
     ready_s = time.monotonic() - t
     checked = None
     # serve checks the suspended runs' forms in the background once it serves: when that ends (its log line)

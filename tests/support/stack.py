@@ -231,7 +231,7 @@ class Stack:
 
     # --- processes ------------------------------------------------------------------------
 
-    def start_serving(self) -> None:
+    def start_serving(self, timeout: float = 120) -> None:
         self._serve_count += 1
         self.serve_log = self.tmp / f"serve-{self._serve_count}.log"
         self.serve_process = subprocess.Popen([PYTHON, "-m", "aftersales.deployments.serve"], cwd=ROOT, env=self.env,
@@ -242,7 +242,7 @@ class Stack:
                 raise RuntimeError(f"serve exited with {self.serve_process.returncode}:\n{self.serve_log.read_text()[-3000:]}")
             return "Your deployments are being served" in self.serve_log.read_text(errors="replace")
 
-        wait_until(ready, 120, "the serve process")
+        wait_until(ready, timeout, "the serve process")
 
     def stop_serving(self, hard: bool = False) -> None:
         if hard and self.serve_process and self.serve_process.poll() is None:
