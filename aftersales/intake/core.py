@@ -16,6 +16,7 @@ numbers and e-mail addresses masked.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ from aftersales.domain.models import Case
 from aftersales.domain.rules import InvalidRequest, shown
 from aftersales.integrations import case_store
 from aftersales.integrations.db import session_scope
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ async def start_case_run(deployment: str, case_id: str, parameters: dict, tags: 
                                timeout=0, as_subflow=False)
     return Opened(case_id=case_id, flow_run_id=str(run.id), flow_run_name=run.name)
 
+
 # A case's run not started this long after the case was recorded is asked for again: its request
 # failed or it is still queued behind others (then the repeat finds it: the case id is the key).
 RUN_MISSING_AFTER = timedelta(minutes=10)
@@ -114,9 +118,15 @@ async def start_missing_runs(limit: int = 100) -> list[str]:
         waiting = case_store.cases_without_run(session, recorded_before=utcnow() - RUN_MISSING_AFTER, limit=limit)
         requests = [(case.id, opening.run) for case in waiting
                     if (opening := details_of(case).opening) is not None and opening.run is not None]
+    asked = []
     for case_id, run in requests:
-        await start_case_run(run.deployment, case_id, run.parameters, run.tags)
-    return [case_id for case_id, _run in requests]
+        try:
+            await start_case_run(run.deployment, case_id, run.parameters, run.tags)
+        except Exception as error:  # noqa: BLE001 — still refused: the next sweep asks again; the others go on
+            log.warning("case %s: its run was asked for again and refused (%s: %s)", case_id, type(error).__name__, error)
+            continue
+        asked.append(case_id)
+    return asked
 
 
 # What a repeated request must agree on, by name: (中文, English).
