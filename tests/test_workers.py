@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import UUID
 
@@ -160,10 +161,17 @@ def test_the_scheduled_sweeper_answers_an_expired_wait_on_a_worker(live):
 def test_kill_9_of_the_worker_paying_a_refund(live):
     """The worker running the case and its flow-run process are killed with -9 (the machine lost)
     while the platform is paying the refund: nobody is left to mark the run Crashed. It stops
-    sending heartbeats, Prefect's automation re-queues it (`Recovering`), a worker runs it again
-    from the top, and the refund is paid once and recorded once."""
+    sending heartbeats, a scheduled sweep re-queues it (`Recovering`), a worker runs it again
+    from the top, and the refund is paid once and recorded once. No other case was touched: every
+    case still waiting for someone is suspended where it was (an earlier recovery, Prefect's
+    "zombie flows" automation, resumed such cases without their answer)."""
     case_id, order_id = "return-O20261120-001", "O20261120-001"
     drive_to_inspection(live, case_id, "S001", "YT7770001111")
+    # the other cases waiting for someone (not those the sweeper may answer meanwhile)
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    waiting = {case: key for case, key in rows(live, "SELECT case_id, key FROM wait WHERE status = 'open' AND (deadline IS NULL OR deadline > :later)",
+                                               later=later) if case != case_id}
+    assert waiting
 
     # the platform commits the refund, then answers slowly: the worker dies with the refund paid but not recorded
     live.faults(answer_delay_ms=8000)
@@ -185,3 +193,9 @@ def test_kill_9_of_the_worker_paying_a_refund(live):
     print(f"killed worker: the case closed {time.monotonic() - killed:.0f} s later")
     assert "Recovering" in state_names(live, case_id)
     assert_paid_once(live, case_id, order_id, "18.00")
+    still = {case: key for case, key in rows(live, "SELECT case_id, key FROM wait WHERE status = 'open'") if case in waiting}
+    assert still == waiting
+    for case, key in waiting.items():
+        run = flow_run(live, case)
+        assert run.state.is_paused() and run.state.state_details.pause_key == key, (case, run.state)
+        assert "Recovering" not in state_names(live, case), case

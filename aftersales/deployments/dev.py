@@ -195,16 +195,15 @@ def main(workers: int = 0) -> int:
 
 
 def start_worker_mode(count: int, env: dict[str, str], prefect_api: str) -> list[Component]:
-    """The work pool and its deployments (`prefect deploy --all`), the automation that re-queues a
-    run whose worker died, serve's start-up recovery (runs a stopped stack left, lost forms), and
-    the workers to start, sharing this home's result storage."""
+    """The work pool and its deployments (`prefect deploy --all`), serve's start-up recovery (runs
+    a stopped stack left, lost forms), and the workers to start, sharing this home's result storage."""
     from aftersales.deployments import workers
     from aftersales.deployments.serve import check_forms_in_background, deployments, recover_interrupted_runs
 
     started = time.monotonic()
     prefect_file = workers.deploy(env)
     print(f"  ✓ work pool `aftersales` with every deployment of {prefect_file} ({time.monotonic() - started:.0f} s)", flush=True)
-    asyncio.run(workers.ensure_unresponsive_run_automation())
+    asyncio.run(workers.remove_old_recovery_automation())
     recovered = asyncio.run(recover_interrupted_runs(deployments()))
     if recovered:
         print(f"  ! re-queued runs interrupted by the last stop: {', '.join(recovered)}", flush=True)

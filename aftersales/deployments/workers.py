@@ -9,10 +9,10 @@ and supervises them like every other component.
 A worker's flow run whose process dies while its worker lives is marked Crashed by that worker and
 re-queued by the flows' ``on_crashed`` hook (``aftersales.tasks.recovery``), as under serve. When
 the worker dies with it (``kill -9``, the machine lost), nobody is left to notice: the run stays
-Running. Prefect's answer is flow-run heartbeats and an automation that acts on runs that stop
-sending them (https://docs.prefect.io/v3/advanced/detect-zombie-flows). Ours re-queues such a run
-the way recovery does (``Scheduled``, named ``Recovering``): it runs again from the top on any
-worker, finished steps are skipped and money is asked again with the same idempotency key.
+Running. So worker runs send Prefect's flow-run heartbeats, and every scheduled deadline sweep
+re-queues a worker's run that has sent none for ``worker_unresponsive_seconds``
+(``requeue_silent_worker_runs``): it runs again from the top on any worker, finished steps are
+skipped and money is asked again with the same idempotency key.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 from aftersales.deployments.commands.deployments import WORK_POOL, render
 from aftersales.domain.settings import PROJECT_ROOT, get_settings
-from aftersales.tasks.recovery import RECOVERING
 
-UNRESPONSIVE_AUTOMATION = "aftersales: re-queue runs that stopped reporting (worker or machine died)"
+OLD_RECOVERY_AUTOMATION = "aftersales: re-queue runs that stopped reporting (worker or machine died)"
 
 
 def require_postgres() -> None:
@@ -82,40 +80,15 @@ def deploy(env: dict[str, str]) -> Path:
     return prefect_file
 
 
-async def ensure_unresponsive_run_automation() -> None:
-    """Prefect's zombie-flow automation, acting as our recovery: a flow run that sent a heartbeat
-    and then nothing more about itself (no heartbeat, no state change) within
-    ``worker_unresponsive_seconds`` is put back in the queue as ``Recovering``. A run that
-    suspends, finishes, fails or crashes says so (a ``prefect.flow-run.<state>`` event) and is left
-    alone. Replaced at every start, so its timing follows the settings."""
+async def remove_old_recovery_automation() -> None:
+    """Delete the Prefect automation an earlier version installed for this (Prefect's "zombie flows"
+    recipe): it re-queued runs that had suspended, which resumed them without their answer. The
+    scheduled sweep does the work now (``aftersales.tasks.recovery.requeue_silent_worker_runs``)."""
     from prefect import get_client
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-    from prefect.events.schemas.events import ResourceSpecification
 
-    settings = get_settings()
     async with get_client() as client:
-        for old in await client.read_automations_by_name(UNRESPONSIVE_AUTOMATION):
+        for old in await client.read_automations_by_name(OLD_RECOVERY_AUTOMATION):
             await client.delete_automation(old.id)
-        await client.create_automation(AutomationCore(
-            name=UNRESPONSIVE_AUTOMATION,
-            description="A flow run whose worker or machine died stops sending heartbeats; it runs again from the top "
-                        "(aftersales.deployments.workers).",
-            trigger=EventTrigger(
-                after={"prefect.flow-run.heartbeat"},
-                expect={"prefect.flow-run.*"},
-                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-                for_each={"prefect.resource.id"},
-                posture=Posture.Proactive,
-                threshold=1,
-                within=timedelta(seconds=settings.worker_unresponsive_seconds),
-            ),
-            actions=[ChangeFlowRunState(
-                state=StateType.SCHEDULED, name=RECOVERING, force=True,
-                message=f"no heartbeat for {settings.worker_unresponsive_seconds} s: its worker or machine died; "
-                        "re-queued, it runs again from the top")],
-        ))
 
 
 def default_names(count: int) -> list[str]:

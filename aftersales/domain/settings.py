@@ -276,7 +276,7 @@ class Settings(BaseSettings):
     prefect_database_url: str = ""
     # A worker's flow run reports a heartbeat this often (Prefect's minimum is 30 s); a run that
     # stops reporting for `worker_unresponsive_seconds` (its worker or machine died) is re-queued by
-    # a Prefect automation and runs again from the top on any worker.
+    # the next scheduled deadline sweep and runs again from the top on any worker.
     worker_heartbeat_seconds: int = Field(default=30, ge=30)
     worker_unresponsive_seconds: int = Field(default=120, ge=45)
 

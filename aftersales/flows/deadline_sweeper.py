@@ -5,13 +5,14 @@ cannot express, hence this flow. It runs every few minutes: it claims the expire
 of ``limit`` until none is left and resumes each case's run with the wait's default input as
 ``system``, a few at a time; the case's own flow then records the default (e.g. §1.1: 10 days
 without receipt confirmation → automatic refund). It also asks again for the run of a case recorded
-at the door whose run never started (``intake.core.start_missing_runs``).
+at the door whose run never started (``intake.core.start_missing_runs``) and re-queues a worker's
+run whose worker died with it (``tasks.recovery.requeue_silent_worker_runs``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_client, get_run_logger
@@ -25,6 +26,7 @@ from aftersales.domain.calendar import utcnow
 from aftersales.domain.models import Wait
 from aftersales.domain.settings import get_settings
 from aftersales.intake.core import start_missing_runs
+from aftersales.tasks.recovery import requeue_silent_worker_runs
 
 FINISHED = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 # Resumes sent at once: each is three calls to the Prefect server (read the run, its form, resume);
@@ -71,6 +73,10 @@ async def deadline_sweeper(as_of: datetime | None = None, limit: int = 500, case
         outcomes["runs_asked_again"] = await start_missing_runs()
         if outcomes["runs_asked_again"]:
             logger.warning("cases recorded without a started run, their run asked for again: %s", ", ".join(outcomes["runs_asked_again"]))
+        # … and for a worker's run whose worker died with it (worker mode)
+        outcomes["silent_runs_requeued"] = await requeue_silent_worker_runs(timedelta(seconds=get_settings().worker_unresponsive_seconds))
+        if outcomes["silent_runs_requeued"]:
+            logger.warning("runs whose worker died with them, re-queued: %s", ", ".join(outcomes["silent_runs_requeued"]))
     return outcomes
 
 

@@ -6,19 +6,25 @@ back in the queue and runs again from the top: finished steps are skipped throug
 cache keys and persisted results, and the money step is asked again with the same idempotency key,
 so the platform answers with the refund it already paid and we record that one, once.
 
-Two ways in, one action (``requeue``):
+Three ways in, one action (``requeue``):
 - ``requeue_crashed_run``, the flows' ``on_crashed`` hook: the runner (serve or a worker) saw the
   flow-run process die and marked the run Crashed;
 - ``recover_interrupted_runs`` at serve's start: the runner itself died, so nobody marked the runs
-  it was running (see ``aftersales.deployments.serve``).
+  it was running (see ``aftersales.deployments.serve``);
+- ``requeue_silent_worker_runs``, in every scheduled deadline sweep: a worker's run stopped sending
+  heartbeats because its worker died with it (worker mode, ``aftersales.deployments.workers``).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import StateType
+from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 from prefect.states import Scheduled
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,42 @@ async def requeue(flow_run_id: UUID, run_name: str) -> bool:
         await client.set_flow_run_state(flow_run_id, Scheduled(name=RECOVERING), force=True)
     log.warning("run %s was interrupted by a crash; re-queued (recovery %d of %d)", run_name, recoveries + 1, MAX_RECOVERIES)
     return True
+
+
+HEARTBEAT = "prefect.flow-run.heartbeat"
+
+
+async def requeue_silent_worker_runs(silent_for: timedelta) -> list[str]:
+    """Worker runs still marked Running that sent heartbeats and then none for ``silent_for``:
+    their worker died with them (``kill -9``, the machine lost) and nobody is left to mark them
+    Crashed. Each goes back in the queue through ``requeue``; returns their names.
+
+    Only runs started by a worker (served runs send no heartbeats) and only those that did send
+    one since they last started running (a worker set up without heartbeats is not taken for
+    dead). Prefect's own "zombie flows" automation was tried instead and dropped: its trigger sees
+    a run's heartbeat after the run's later state changes (the heartbeat comes from the run's
+    events client, the state events from the server), so it fired for nearly every run that
+    suspended or finished, and re-queueing a suspended run resumes it without its answer."""
+    now = datetime.now(timezone.utc)
+    requeued = []
+    async with get_client() as client:
+        running = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+        for run in running:
+            started = run.state.timestamp if run.state else None
+            if not run.work_pool_name or started is None or now - started < silent_for:
+                continue
+            page = await client.read_events(filter=EventFilter(
+                event=EventNameFilter(name=[HEARTBEAT]), resource=EventResourceFilter(id=[f"prefect.flow-run.{run.id}"]),
+                occurred=EventOccurredFilter(since=started, until=now)), limit=1)  # the newest first
+            if not page.events or now - page.events[0].occurred < silent_for:
+                continue
+            current = await client.read_flow_run(run.id)  # it may have moved on while we looked
+            if current.state and current.state.is_running() and current.state.id == run.state.id:
+                log.warning("run %s has sent no heartbeat since %s: its worker died with it", run.name, page.events[0].occurred.isoformat())
+                if await requeue(run.id, run.name):
+                    requeued.append(run.name)
+    return requeued
 
 
 async def requeue_crashed_run(flow, flow_run, state) -> None:
