@@ -74,7 +74,7 @@ async def recover_interrupted_runs(served: list) -> list[str]:
     top through ``aftersales.tasks.recovery.requeue``: finished steps are skipped, and a refund that
     was in flight is asked again with the same idempotency key, so it is paid and recorded once.
     (Runs started by workers carry an infrastructure pid and are left to them: a run whose worker
-    died with it is re-queued by the heartbeat automation of ``aftersales.deployments.workers``.)
+    died with it is re-queued by the scheduled sweep: ``requeue_silent_worker_runs``.)
     The forms of suspended runs are checked apart, in the background: ``check_forms_in_background``.
     """
     from prefect import get_client
@@ -104,24 +104,24 @@ async def recover_interrupted_runs(served: list) -> list[str]:
                     recovered.append(run.name)
 
 
-async def check_suspended_forms(served: list) -> dict:
+async def check_forms_of_served_runs(served: list) -> dict:
     """A run suspended as the process died may have lost its form (approvals/paused_forms.py):
     every suspended run of ``served`` gets it back from its copy, the newest waits' runs first."""
     import time
 
     from prefect import get_client
 
-    from aftersales.approvals.paused_forms import check_suspended_forms as check
+    from aftersales.approvals.paused_forms import check_suspended_forms
 
     started = time.monotonic()
     async with get_client() as client:
         ids = await _served_ids(client, served)
-        found = await check(client, ids) if ids else {"checked": 0, "restored": []}
+        found = await check_suspended_forms(client, ids) if ids else {"checked": 0, "restored": []}
     return {**found, "seconds": round(time.monotonic() - started, 1)}
 
 
 def check_forms_in_background(served: list):
-    """``check_suspended_forms`` in a thread of its own, so that serving does not wait for it (a
+    """``check_forms_of_served_runs`` in a thread of its own, so that serving does not wait for it (a
     shop holds thousands of suspended runs: at 10,000 the check took minutes; bench/hold_bench.py).
     What it puts back, and when it is done, goes to the log."""
     import asyncio
@@ -139,7 +139,7 @@ def check_forms_in_background(served: list):
     def run() -> None:
         log.info("checking the forms of the suspended runs in the background")
         try:
-            found = asyncio.run(check_suspended_forms(served))
+            found = asyncio.run(check_forms_of_served_runs(served))
         except Exception:  # noqa: BLE001 - logged; an answer or the sweeper still puts a lost form back (approvals/resume.py)
             log.exception("checking the suspended runs' forms failed")
             return
