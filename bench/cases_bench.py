@@ -332,10 +332,10 @@ def floor(stack, sampler: Sampler, server: int, cases: int, before: int, between
     from prefect import get_client
 
     log = stack.tmp / "serve-floor.log"
-    from aftersales.domain.settings import PLAIN_HTTP_API_CA
+    from aftersales.domain.settings import prefect_client_tls
 
     # the same Prefect settings as our serve gets from apply_prefect_defaults (set before Prefect is imported)
-    floor_env = {**stack.env, "PREFECT_API_SSL_CERT_FILE": str(PLAIN_HTTP_API_CA)}
+    floor_env = {**stack.env, **prefect_client_tls(stack.env["PREFECT_API_URL"])}
     process = subprocess.Popen([sys.executable, "bench/cases_floor.py"], cwd=ROOT, env=floor_env,
                                stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -357,6 +357,12 @@ class Settings(BaseSettings):
         }
 
 
+def prefect_client_tls(api_url: str) -> dict[str, str]:
+    """Plain http: a one-root CA file, which every Prefect client otherwise loads (certifi's 150
+    roots) for nothing (the file says why). https, or an operator's own file, is left alone."""
+    return {"PREFECT_API_SSL_CERT_FILE": str(PLAIN_HTTP_API_CA)} if api_url.startswith("http://") else {}
+
+
 def apply_prefect_defaults() -> None:
     """Put this installation's Prefect settings into the environment before Prefect is imported.
 
@@ -376,9 +382,8 @@ def apply_prefect_defaults() -> None:
         raise SystemExit(f"aftersales: the settings were refused: {problems}") from None
     for name, value in settings.prefect_defaults().items():
         os.environ.setdefault(name, value)
-    if os.environ["PREFECT_API_URL"].startswith("http://"):
-        # plain http: a one-root CA file, which every Prefect client loads for nothing (the file says why)
-        os.environ.setdefault("PREFECT_API_SSL_CERT_FILE", str(PLAIN_HTTP_API_CA))
+    for name, value in prefect_client_tls(os.environ["PREFECT_API_URL"]).items():
+        os.environ.setdefault(name, value)
     # Prefect creates its home without parents; a fresh checkout has no var/ yet
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     credentials = prefect_credentials(settings)
