@@ -77,9 +77,12 @@ async def resume_wait(case_id: str, values: dict[str, Any], step: str | None = N
 
 
 ON_ITS_WAY = {StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING}
+# How long an answer that comes as the run suspends waits for it (its Suspended state, then the
+# form Prefect saves after it) before "try again": 10 s was too short on a loaded 2-core machine (CI).
+SUSPENDING_PATIENCE_SECONDS = 30.0
 
 
-async def suspended_at(client: Any, run_id: UUID, key: str, patience: float = 10.0) -> Any:
+async def suspended_at(client: Any, run_id: UUID, key: str, patience: float = SUSPENDING_PATIENCE_SECONDS) -> Any:
     """The wait's run, once it is suspended at ``key``. A run that has just recorded the wait is
     still on its way to suspending (its form copy, its card): it is given a few seconds, so an
     answer or the sweeper's default that comes at once goes through. A run that was already resumed
@@ -101,7 +104,7 @@ async def suspended_at(client: Any, run_id: UUID, key: str, patience: float = 10
 FORM_LOST_AFTER_SECONDS = 600
 
 
-async def form_schema(client: Any, run: Any, patience: float = 10.0) -> dict[str, Any]:
+async def form_schema(client: Any, run: Any, patience: float = SUSPENDING_PATIENCE_SECONDS) -> dict[str, Any]:
     """The paused run's form schema. Prefect saves it just after the run enters Paused, so a
     resume that comes at once can find the run paused and the schema not yet there (404). A run
     paused for longer than ``FORM_LOST_AFTER_SECONDS`` without it has lost it: it is put back from
