@@ -45,7 +45,8 @@ def pytest_collection_modifyitems(config, items):
             config.hook.pytest_deselected(items=elsewhere)
             items[:] = [item for item in items if item not in elsewhere]
         return
-    keep = [item for item in items if LEG_DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    keep = [item for item in items
+            if LEG_DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("postgres_only")]
     dropped = [item for item in items if item not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -15,7 +15,7 @@ import signal
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import create_engine
@@ -199,3 +199,26 @@ def test_kill_9_of_the_worker_paying_a_refund(live):
         run = flow_run(live, case)
         assert run.state.is_paused() and run.state.state_details.pause_key == key, (case, run.state)
         assert "Recovering" not in state_names(live, case), case
+
+
+def test_worker_mode_creates_a_missing_database_and_names_the_one_it_cannot():
+    """`make run-workers` does its own set-up: a PostgreSQL database named in the settings that
+    does not exist yet is created (once); one it may not create stops it with the database named."""
+    import sqlalchemy as sa
+
+    from aftersales.deployments.workers import create_database
+    from tests.support.stack import POSTGRES_ADMIN_URL
+
+    name = f"aftersales_new_{uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        assert create_database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}") is True
+        assert create_database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}") is False
+        with admin.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": name}).scalar() == 1
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    with pytest.raises(SystemExit, match=r"could not create the PostgreSQL database 'elsewhere' on 127\.0\.0\.1:5432 .*no_such_role"):
+        create_database("postgresql+psycopg://no_such_role@127.0.0.1:5432/elsewhere")

@@ -29,16 +29,39 @@ OLD_RECOVERY_AUTOMATION = "aftersales: re-queue runs that stopped reporting (wor
 
 
 def require_postgres() -> None:
-    """Worker mode keeps both databases on PostgreSQL (the machines share them): say which is not."""
+    """Worker mode keeps both databases on PostgreSQL (the machines share them): say which is not,
+    and create a database that does not exist yet (`make run-workers` does its own set-up)."""
     settings = get_settings()
-    missing = [name for name, url in (("AFTERSALES_DATABASE_URL", settings.database_url),
-                                      ("AFTERSALES_PREFECT_DATABASE_URL", settings.prefect_database_url))
-               if not url.startswith("postgresql")]
+    urls = {"AFTERSALES_DATABASE_URL": settings.database_url, "AFTERSALES_PREFECT_DATABASE_URL": settings.prefect_database_url}
+    missing = [name for name, url in urls.items() if not url.startswith("postgresql")]
     if missing:
         raise SystemExit(f"worker mode needs the case database and the Prefect server on PostgreSQL: set {' and '.join(missing)} "
                          "(e.g. in .env: AFTERSALES_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/aftersales, "
-                         "AFTERSALES_PREFECT_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/aftersales_prefect; "
-                         "both databases must exist)")
+                         "AFTERSALES_PREFECT_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/aftersales_prefect)")
+    for name, url in urls.items():
+        if create_database(url):
+            print(f"  ✓ created the PostgreSQL database of {name}", flush=True)
+
+
+def create_database(url: str) -> bool:
+    """Create the database ``url`` names if its server does not have it (through the server's
+    ``postgres`` database, with the same user); False if it was there."""
+    import sqlalchemy as sa
+
+    target = sa.make_url(url)
+    admin = sa.create_engine(target.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}).first():
+                return False
+            conn.execute(sa.text(f'CREATE DATABASE "{target.database.replace(chr(34), chr(34) * 2)}"'))
+            return True
+    except sa.exc.SQLAlchemyError as error:
+        raise SystemExit(f"worker mode: could not create the PostgreSQL database {target.database!r} on "
+                         f"{target.host}:{target.port or 5432} ({type(error.orig or error).__name__}: {str(error.orig or error).strip()[:300]}); "
+                         "create it, or give the user the right to") from None
+    finally:
+        admin.dispose()
 
 
 def worker_env(env: dict[str, str]) -> dict[str, str]:
