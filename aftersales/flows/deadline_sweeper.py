@@ -74,7 +74,11 @@ async def deadline_sweeper(as_of: datetime | None = None, limit: int = 500, case
         if outcomes["runs_asked_again"]:
             logger.warning("cases recorded without a started run, their run asked for again: %s", ", ".join(outcomes["runs_asked_again"]))
         # … and for a worker's run whose worker died with it (worker mode)
-        outcomes["silent_runs_requeued"] = await requeue_silent_worker_runs(timedelta(seconds=get_settings().worker_unresponsive_seconds))
+        try:
+            outcomes["silent_runs_requeued"] = await requeue_silent_worker_runs(timedelta(seconds=get_settings().worker_unresponsive_seconds))
+        except Exception as error:  # noqa: BLE001 — the defaults above are applied; the next sweep looks again
+            logger.warning("the check for runs whose worker died failed (%s: %s); the next sweep looks again", type(error).__name__, error)
+            outcomes["silent_runs_requeued"] = []
         if outcomes["silent_runs_requeued"]:
             logger.warning("runs whose worker died with them, re-queued: %s", ", ".join(outcomes["silent_runs_requeued"]))
     return outcomes
