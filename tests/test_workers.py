@@ -99,6 +99,13 @@ def test_make_run_workers_deploys_to_the_work_pool_and_serves_nothing(live):
         async with _prefect(live) as client:
             return await client.read_deployments()
 
+    async def queues():
+        async with _prefect(live) as client:
+            return {queue.name: queue.concurrency_limit for queue in await client.read_work_queues(work_pool_name="aftersales")}
+
+    # serve's limit, for the case runs: without one a worker starts every due run at once, a process
+    # each; the scheduled work (the sweep that re-queues a dead machine's runs) is never held behind them
+    assert {name: limit for name, limit in asyncio.run(queues()).items() if name in ("cases", "ops")} == {"cases": 8, "ops": None}
     deployed = {d.name: d for d in asyncio.run(deployments())}
     assert {"return", "deadline-sweeper", "outbox-retry"} <= set(deployed)
     assert {d.work_pool_name for d in deployed.values()} == {"aftersales"}

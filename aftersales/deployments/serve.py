@@ -170,7 +170,7 @@ def main() -> None:
     if recovered:
         logging.getLogger("aftersales.serve").warning("re-queued runs interrupted by the last stop: %s", ", ".join(recovered))
     check_forms_in_background(served)
-    serve(*served, limit=8, query_seconds=get_settings().runner_poll_seconds)
+    serve(*served, limit=get_settings().flow_runs_at_once, query_seconds=get_settings().runner_poll_seconds)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aftersales.deployments.commands.deployments import WORK_POOL, render
+from aftersales.deployments.commands.deployments import CASES_QUEUE, WORK_POOL, render
 from aftersales.domain.settings import PROJECT_ROOT, get_settings
 
 OLD_RECOVERY_AUTOMATION = "aftersales: re-queue runs that stopped reporting (worker or machine died)"
@@ -85,7 +85,10 @@ def worker_command(name: str) -> list[str]:
 
 
 def deploy(env: dict[str, str]) -> Path:
-    """Create the `process` work pool and deploy every deployment with `prefect deploy --all`.
+    """Create the `process` work pool and deploy every deployment with `prefect deploy --all`; the
+    case runs' queue takes at most ``flow_runs_at_once`` runs at once (serve's limit). The limit is
+    the queue's, not the pool's: runs of a machine that died hold their slots until the sweep
+    re-queues them, and the sweep (queue `ops`) must still start.
 
     The deployments are the ones `prefect.yaml` declares, rendered from this installation's
     settings (its schedules) into ``var/prefect.yaml`` with the pull step pointing at this
@@ -96,7 +99,8 @@ def deploy(env: dict[str, str]) -> Path:
     prefect_file.write_text(render(pull_directory=str(PROJECT_ROOT)), encoding="utf-8")
     prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
     for command in ([*prefect, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
-                    [*prefect, "deploy", "--all", "--prefect-file", str(prefect_file)]):
+                    [*prefect, "deploy", "--all", "--prefect-file", str(prefect_file)],
+                    [*prefect, "work-queue", "set-concurrency-limit", CASES_QUEUE, str(settings.flow_runs_at_once), "--pool", WORK_POOL]):
         done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"`{' '.join(command[2:])}` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")

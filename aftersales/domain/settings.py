@@ -269,6 +269,10 @@ class Settings(BaseSettings):
     # How often serve asks the Prefect server for runs to start: a resumed wait is picked up within
     # this (one light query per poll; Prefect's own default is 10 s).
     runner_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Flow runs at once: serve's limit; in worker mode the case runs' work queue's concurrency limit
+    # (all workers together: each run is a process of ~230 MB, and without a limit a worker starts
+    # every due run at once).
+    flow_runs_at_once: int = Field(default=8, ge=1, le=1000)
 
     # Worker mode (`make run-workers`, `aftersales dev --workers N`): the Prefect server's own
     # database (PREFECT_API_DATABASE_CONNECTION_URL, e.g. postgresql+asyncpg://user@host:5432/prefect);

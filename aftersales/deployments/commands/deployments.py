@@ -16,6 +16,7 @@ from aftersales.domain.settings import PROJECT_ROOT, get_settings
 NAME = "deployments"
 app = typer.Typer(help="Deployment definitions 部署", no_args_is_help=True)
 WORK_POOL = "aftersales"
+CASES_QUEUE, OPS_QUEUE = "cases", "ops"  # the case runs (limited: AFTERSALES_FLOW_RUNS_AT_ONCE), the scheduled work
 HEADER = """\
 # Every deployment of the after-sales system, for a work pool of type `process`:
 #   prefect work-pool create aftersales --type process
@@ -42,7 +43,7 @@ def manifest(pull_directory: str = "{{ $AFTERSALES_HOME }}") -> dict:
             "description": deployment.description,
             "tags": list(deployment.tags),
             "parameters": {},
-            "work_pool": {"name": WORK_POOL, "work_queue_name": "ops" if "ops" in deployment.tags else "cases"},
+            "work_pool": {"name": WORK_POOL, "work_queue_name": OPS_QUEUE if "ops" in deployment.tags else CASES_QUEUE},
         }
         crons = [s.schedule for s in deployment.schedules or []]
         if crons:
