@@ -66,6 +66,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from aftersales.domain.settings import Settings  # no Prefect import: its settings are still to be set
+
 ROOT = Path(__file__).resolve().parents[1]
 OPEN_CONCURRENCY = 32
 SWEEP_AHEAD_DAYS = 6
@@ -220,7 +222,8 @@ def sweep(as_of: str, limit: int) -> None:
 # --- the stack under test, in either mode --------------------------------------------------------------------
 
 FLOOR_POOL = "bench-floor"
-SERVE_RUN_LIMIT = 8  # serve's (and the serve-mode floor's) runs at once
+# serve's (and the serve-mode floor's) runs at once, and the case runs' queue's in worker mode: the installation's default
+SERVE_RUN_LIMIT = Settings.model_fields["flow_runs_at_once"].default
 # Worker mode deploys every schedule (`prefect deploy --all`); set once a year here, so that, as in
 # serve mode (whose bench stack serves no schedule), nothing but the bench's own sweep runs
 FAR_CRON = "0 3 1 1 *"

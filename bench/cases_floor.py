@@ -38,7 +38,7 @@ def main() -> None:
 
     warm = warm_start.install([])
     try:
-        serve(floor_case.to_deployment(name="floor"), limit=8, query_seconds=get_settings().runner_poll_seconds)
+        serve(floor_case.to_deployment(name="floor"), limit=get_settings().flow_runs_at_once, query_seconds=get_settings().runner_poll_seconds)
     finally:
         if warm is not None:
             warm.stop()
