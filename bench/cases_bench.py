@@ -227,8 +227,6 @@ SERVE_RUN_LIMIT = Settings.model_fields["flow_runs_at_once"].default
 # Worker mode deploys every schedule (`prefect deploy --all`); set once a year here, so that, as in
 # serve mode (whose bench stack serves no schedule), nothing but the bench's own sweep runs
 FAR_CRON = "0 3 1 1 *"
-SCHEDULES = ("SWEEPER", "OUTBOX_RETRY", "TRACKER", "REVIEW_MONITOR", "DISPUTE_REGISTER", "COMPENSATION_EXPORT",
-             "SATISFACTION_SURVEY", "EARLY_WARNING", "PLATFORM_SYNC")
 
 
 @dataclass
@@ -370,7 +368,7 @@ def workers_stage(tmp: Path, db: str, worker_limit: int) -> Stage:
             live = start_live_stack(home, case_url, ("dev", "--workers", "2"), AFTERSALES_PREFECT_DATABASE_URL=prefect_url,
                                     # serve's poll in the serve-mode bench (build_stack): our workers' too (workers.worker_env)
                                     AFTERSALES_RUNNER_POLL_SECONDS="0.2",
-                                    **{f"AFTERSALES_{name}_CRON": FAR_CRON for name in SCHEDULES})
+                                    **{f"AFTERSALES_{name.upper()}": FAR_CRON for name in Settings.model_fields if name.endswith("_cron")})
         except BaseException:  # not ready in time, or it exited: nothing of it may outlive the bench
             for pid, command in children_of(os.getpid()):
                 if "aftersales dev" in command:
