@@ -450,12 +450,8 @@ def workers_floor(stage: Stage) -> tuple[tuple[int, ...], list[Path], Callable]:
         "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
         "deployments": [{"name": "floor", "entrypoint": "bench/cases_floor.py:floor_case", "parameters": {},
                          "work_pool": {"name": FLOOR_POOL, "work_queue_name": "default"}}]}, sort_keys=False), encoding="utf-8")
-    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
-    for command in ([*prefect, "work-pool", "create", FLOOR_POOL, "--type", "process", "--overwrite"],
-                    [*prefect, "deploy", "--all", "--prefect-file", str(prefect_file)]):
-        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"`{' '.join(command[3:])}` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    workers.prefect_commands(env, ["work-pool", "create", FLOOR_POOL, "--type", "process", "--overwrite"],
+                             ["deploy", "--all", "--prefect-file", str(prefect_file)])
     limit_pool(stage.prefect(), FLOOR_POOL, stage.run_limit)
     processes, logs = [], []
     for name in ("floor-worker-1", "floor-worker-2"):

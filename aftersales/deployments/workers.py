@@ -97,14 +97,19 @@ def deploy(env: dict[str, str]) -> Path:
     settings = get_settings()
     prefect_file = settings.var_dir / "prefect.yaml"
     prefect_file.write_text(render(pull_directory=str(PROJECT_ROOT)), encoding="utf-8")
-    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
-    for command in ([*prefect, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
-                    [*prefect, "deploy", "--all", "--prefect-file", str(prefect_file)],
-                    [*prefect, "work-queue", "set-concurrency-limit", CASES_QUEUE, str(settings.flow_runs_at_once), "--pool", WORK_POOL]):
-        done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"`{' '.join(command[2:])}` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    prefect_commands(env, ["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
+                     ["deploy", "--all", "--prefect-file", str(prefect_file)],
+                     ["work-queue", "set-concurrency-limit", CASES_QUEUE, str(settings.flow_runs_at_once), "--pool", WORK_POOL])
     return prefect_file
+
+
+def prefect_commands(env: dict[str, str], *commands: list[str]) -> None:
+    """``prefect <command>`` for each, in the code's directory; the first that fails stops with its output."""
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", *command], env=env, cwd=PROJECT_ROOT,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"`prefect {' '.join(command)}` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
 async def remove_old_recovery_automation() -> None:
