@@ -11,8 +11,9 @@ flow-run process, the sandbox platform over loopback (tests/support/stack.py, as
 bench/resume_bench.py). ``--mode workers`` (PostgreSQL only): the real `aftersales dev --workers 2`
 (`make run-workers`) in a home of its own, started as tests/test_workers.py starts it
 (tests/support/live.py): Prefect server and case database on PostgreSQL, every deployment in the
-`process` work pool `aftersales`, two `prefect worker start` processes, each flow run a cold
-process; at most ``--worker-limit`` (8, serve's run limit) runs of the pool Pending or Running at
+`process` work pool `aftersales`, two `aftersales worker` processes (Prefect's process worker),
+each flow run a fork of its worker's warm process (the engine started directly, no workspace
+supervisor: aftersales/deployments/workers.py); at most ``--worker-limit`` (8, serve's run limit) runs of the pool Pending or Running at
 once (the pool's concurrency limit); every schedule once a year, so that only the bench's sweep
 runs; the workers poll every 0.2 s as serve does here; the ~19 demo cases it opens at start are
 not counted, and their waits are kept out of the sweep (deadlines a year on).
@@ -348,7 +349,7 @@ def workers_stage(tmp: Path, db: str, worker_limit: int) -> Stage:
     """Worker mode: the real `aftersales dev --workers 2` (`make run-workers`) in a home of its own,
     started as tests/test_workers.py starts it (tests/support/live.py): the Prefect server and the
     case database on PostgreSQL, the `aftersales` process work pool with every deployment, two
-    `prefect worker start` processes sharing the home's result storage; its ~19 demo cases opened."""
+    `aftersales worker` processes sharing the home's result storage; its ~19 demo cases opened."""
     if db != "postgres":
         raise SystemExit("worker mode runs on PostgreSQL only (`aftersales dev --workers` refuses SQLite): use --db postgres")
     from dotenv import dotenv_values
@@ -433,13 +434,12 @@ def workers_stage(tmp: Path, db: str, worker_limit: int) -> Stage:
 def workers_floor(stage: Stage) -> tuple[tuple[int, ...], list[Path], Callable]:
     """Worker mode's floor: bench/cases_floor.py deployed as ours are (`prefect deploy` with a file
     entrypoint and a set_working_directory pull step) to a `process` work pool of its own with our
-    pool's run limit, and two bare `prefect worker start` processes (our workers' command on that
-    pool) with the settings ours get (``workers.worker_env``: heartbeats, poll interval; the
-    plain-http CA file): each run a cold process, as ours."""
+    pool's run limit, Prefect's default job template, and two bare `prefect worker start` processes
+    with the settings ours get (``workers.worker_env``: heartbeats, poll interval; the plain-http CA
+    file): each run started Prefect's way, a cold workspace supervisor that execs a cold engine."""
     import yaml
 
     from aftersales.deployments import workers
-    from aftersales.deployments.commands.deployments import WORK_POOL
     from aftersales.domain.settings import prefect_client_tls
     from tests.support.stack import wait_until
 
@@ -456,7 +456,8 @@ def workers_floor(stage: Stage) -> tuple[tuple[int, ...], list[Path], Callable]:
     processes, logs = [], []
     for name in ("floor-worker-1", "floor-worker-2"):
         logs.append(stage.tmp / f"{name}.log")
-        processes.append(subprocess.Popen([sys.executable, *(FLOOR_POOL if arg == WORK_POOL else arg for arg in workers.worker_command(name))],
+        bare_worker = ["-m", "prefect", "worker", "start", "--pool", FLOOR_POOL, "--type", "process", "--name", name]
+        processes.append(subprocess.Popen([sys.executable, *bare_worker],
                                           cwd=ROOT, env=env, stdout=logs[-1].open("wb"), stderr=subprocess.STDOUT, start_new_session=True))
     sessions = tuple(process.pid for process in processes)
 

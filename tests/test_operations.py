@@ -74,7 +74,11 @@ def test_prefect_yaml_declares_what_serve_serves_and_deploys_to_a_work_pool(tmp_
     try:
         env = {**os.environ, "PREFECT_API_URL": api_url, "AFTERSALES_HOME": str(ROOT)}
         prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
-        subprocess.run([*prefect, "work-pool", "create", "aftersales", "--type", "process"], env=env, check=True, capture_output=True)
+        template = tmp_path / "work-pool-template.json"
+        subprocess.run([sys.executable, "-m", "aftersales.deployments.cli", "deployments", "job-template", "--path", str(template)],
+                       env=env, check=True, capture_output=True)
+        subprocess.run([*prefect, "work-pool", "create", "aftersales", "--type", "process", "--base-job-template", str(template)],
+                       env=env, check=True, capture_output=True)
         done = subprocess.run([*prefect, "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -89,8 +93,20 @@ def test_prefect_yaml_declares_what_serve_serves_and_deploys_to_a_work_pool(tmp_
         for entry in manifest()["deployments"]:
             deployment = deployed[entry["name"]]
             assert deployment.work_pool_name == "aftersales"
+            assert deployment.entrypoint == entry["entrypoint"] and deployment.entrypoint.startswith("aftersales.flows.")
             crons = [(s.schedule.cron, s.schedule.timezone) for s in deployment.schedules]
             assert crons == [(s["cron"], s["timezone"]) for s in entry.get("schedules", [])]
         assert deployed["deadline-sweeper"].schedules[0].schedule.timezone == "Asia/Shanghai"
+
+        async def read_pool():
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                async with get_client() as client:
+                    return await client.read_work_pool("aftersales")
+
+        # flow runs start as the engine, not through Prefect's workspace supervisor (aftersales/deployments/workers.py)
+        command = __import__("asyncio").run(read_pool()).base_job_template["variables"]["properties"]["command"]
+        assert command["default"] == "python -m prefect.engine"
     finally:
         stop_process(server)

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 import pytest
 from sqlalchemy import create_engine
 
-from tests.support.live import alive, start_live_stack, stop_live_stack
+from tests.support.live import alive, children_of, start_live_stack, stop_live_stack
 from tests.support.stack import case_database_url, prefect_database, wait_until
 from tests.test_unattended import (_prefect, answered_by_the_sweeper, assert_paid_once, closed, code_for, drive_to_inspection, ok, rows,
                                    waiting_at)
@@ -72,8 +72,20 @@ def worker_of(live, case_id: str) -> str:
     return flow_run(live, case_id).labels.get("prefect.worker.name")
 
 
+def pool_command(pool) -> str | None:
+    return pool.base_job_template["variables"]["properties"]["command"]["default"]
+
+
 def worker_pids(live) -> dict[str, int]:
     return {path.stem: int(path.read_text()) for path in (live.var / "run").glob("*-worker-*.pid")}
+
+
+def warm_process_of(worker_pid: int) -> int:
+    """The worker's warm flow-run process (aftersales/deployments/warm_start.py): its runs are forks of it."""
+    found = wait_until(lambda: [pid for pid, cmd in children_of(worker_pid) if "aftersales.deployments.warm_start" in cmd],
+                       60, "the worker's warm flow-run process")
+    assert len(found) == 1, found
+    return found[0]
 
 
 def state_names(live, case_id: str) -> list[str]:
@@ -106,6 +118,16 @@ def test_make_run_workers_deploys_to_the_work_pool_and_serves_nothing(live):
     # serve's limit, for the case runs: without one a worker starts every due run at once, a process
     # each; the scheduled work (the sweep that re-queues a dead machine's runs) is never held behind them
     assert {name: limit for name, limit in asyncio.run(queues()).items() if name in ("cases", "ops")} == {"cases": 8, "ops": None}
+
+    async def pool():
+        async with _prefect(live) as client:
+            return await client.read_work_pool("aftersales")
+
+    # the engine started directly (not through Prefect's workspace supervisor, a second cold process per
+    # run), through the seam each worker routes to its warm process
+    assert pool_command(asyncio.run(pool())) == "python -m prefect.engine"
+    for worker_pid in worker_pids(live).values():
+        warm_process_of(worker_pid)
     deployed = {d.name: d for d in asyncio.run(deployments())}
     assert {"return", "deadline-sweeper", "outbox-retry"} <= set(deployed)
     assert {d.work_pool_name for d in deployed.values()} == {"aftersales"}
@@ -187,12 +209,17 @@ def test_kill_9_of_the_worker_paying_a_refund(live):
     run = flow_run(live, case_id)
     assert run.state.is_running(), run.state
     worker = run.labels["prefect.worker.name"]
-    worker_pid, engine_pid = worker_pids(live)[worker], int(run.infrastructure_pid)
-    assert alive(engine_pid)
+    worker_pid, launcher_pid = worker_pids(live)[worker], int(run.infrastructure_pid)
+    # the run is a fork of the worker's warm process; what the worker started is its launcher
+    assert "flow_run_launcher.py" in " ".join(cmd for pid, cmd in children_of(worker_pid) if pid == launcher_pid)
+    engines = [pid for pid, _cmd in children_of(warm_process_of(worker_pid))]
+    assert engines
     killed = time.monotonic()
     os.kill(worker_pid, signal.SIGKILL)
-    os.kill(engine_pid, signal.SIGKILL)
+    os.kill(launcher_pid, signal.SIGKILL)
     live.faults()
+    # the machine's flow-run processes die with it: the forked engine paying the refund too
+    wait_until(lambda: not any(alive(pid) for pid in engines), 30, "the worker's forked engines to die with it")
 
     wait_until(lambda: worker_pids(live)[worker] != worker_pid and alive(worker_pids(live)[worker]), 60,
                "the supervisor to start the worker again")

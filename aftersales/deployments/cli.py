@@ -322,6 +322,15 @@ def api_command() -> None:
     uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_level="info")
 
 
+@app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker_command(ctx: typer.Context, name: str = typer.Option(None, "--name", help="The worker's name in the work pool (default: <host>-worker-1)")) -> None:
+    """Worker mode: a Prefect worker of the `aftersales` work pool whose flow runs fork from a warm process
+    (what `make run-workers` starts; further options go to `prefect worker start`)."""
+    from aftersales.deployments.workers import default_names, run_worker
+
+    run_worker(name or default_names(1)[0], list(ctx.args))
+
+
 @app.command("dev")
 def dev_command(workers: int = typer.Option(0, "--workers", min=0, help=(
         "Worker mode (`make run-workers`): the flows run on this many Prefect workers of the `aftersales` work pool "

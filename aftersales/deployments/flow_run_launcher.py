@@ -28,7 +28,7 @@ def main() -> None:
         socket.send_fds(warm, [json.dumps(request).encode()], [0, 1, 2])
         pid = json.loads(warm.recv(65536))["pid"]
     except (OSError, ValueError, KeyError):
-        os.execv(engine[0], engine)  # no warm process: start the engine the ordinary way
+        os.execvp(engine[0], engine)  # no warm process: start the engine the ordinary way (a worker's is `python …`)
 
     def forward(signum, _frame):
         try:

@@ -30,11 +30,17 @@ def deployments(schedule=None) -> list:
     schedule = schedule or serve_schedule
 
     found = []
-    for module_info in sorted(pkgutil.iter_modules(aftersales.flows.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"aftersales.flows.{module_info.name}")
+    for name in flow_modules():
+        module = importlib.import_module(name)
         if hasattr(module, "deployments"):
             found.extend(by_module(deployment, module.__name__) for deployment in module.deployments(schedule))
     return found
+
+
+def flow_modules() -> list[str]:
+    """Every module of ``aftersales/flows/``: where deployments are declared, and what a warm
+    flow-run process imports (``warm_start.py``)."""
+    return sorted(f"aftersales.flows.{module.name}" for module in pkgutil.iter_modules(aftersales.flows.__path__))
 
 
 def by_module(deployment, module: str):
@@ -155,7 +161,6 @@ def main() -> None:
     import asyncio
     import atexit
     import logging
-    import sys
 
     from aftersales.deployments import warm_start
 
@@ -163,7 +168,7 @@ def main() -> None:
     migrate()
     served = deployments()
     if get_settings().warm_flow_runs:
-        warm = warm_start.install(sorted(name for name in sys.modules if name.startswith("aftersales.flows.")))
+        warm = warm_start.install(flow_modules())
         if warm is not None:
             atexit.register(warm.stop)
     recovered = asyncio.run(recover_interrupted_runs(served))

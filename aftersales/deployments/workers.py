@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aftersales.deployments.commands.deployments import CASES_QUEUE, WORK_POOL, render
+from aftersales.deployments.commands.deployments import CASES_QUEUE, WORK_POOL, render, write_job_template_file
 from aftersales.domain.settings import PROJECT_ROOT, get_settings
 
 OLD_RECOVERY_AUTOMATION = "aftersales: re-queue runs that stopped reporting (worker or machine died)"
@@ -81,7 +81,29 @@ def worker_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def worker_command(name: str) -> list[str]:
-    return ["-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", name]
+    return ["-m", "aftersales.deployments.cli", "worker", "--name", name]
+
+
+def run_worker(name: str, prefect_options: list[str]) -> None:
+    """`aftersales worker`: Prefect's process worker for the `aftersales` pool (``prefect worker start``,
+    in this process), its flow runs forked from a warm process as under serve. The pool's command says
+    ``python``: this interpreter's (its directory first on PATH, for the runs and their launcher)."""
+    import atexit
+
+    from prefect.cli import app
+
+    from aftersales.deployments import warm_start
+    from aftersales.deployments.serve import flow_modules
+    from aftersales.integrations.run_logging import install_run_logging
+
+    install_run_logging()
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    if get_settings().warm_flow_runs:
+        warm = warm_start.install(flow_modules())
+        if warm is not None:
+            atexit.register(warm.stop)
+    sys.argv = ["prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process", "--name", name, *prefect_options]
+    app()  # Prefect's CLI reads sys.argv
 
 
 def deploy(env: dict[str, str]) -> Path:
@@ -97,7 +119,8 @@ def deploy(env: dict[str, str]) -> Path:
     settings = get_settings()
     prefect_file = settings.var_dir / "prefect.yaml"
     prefect_file.write_text(render(pull_directory=str(PROJECT_ROOT)), encoding="utf-8")
-    prefect_commands(env, ["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
+    template_file = write_job_template_file(settings.var_dir / "work-pool-template.json")
+    prefect_commands(env, ["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite", "--base-job-template", str(template_file)],
                      ["deploy", "--all", "--prefect-file", str(prefect_file)],
                      ["work-queue", "set-concurrency-limit", CASES_QUEUE, str(settings.flow_runs_at_once), "--pool", WORK_POOL])
     return prefect_file
