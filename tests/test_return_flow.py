@@ -120,6 +120,31 @@ def test_refusal_needs_a_note_and_closes_without_refund(stack, sandbox_clean, te
     assert "商品已使用" in json.dumps([m.json for m in stack.customer_messages(order)], ensure_ascii=False)
 
 
+def test_a_run_resumed_without_an_answer_opens_the_wait_again(stack, sandbox_clean, team):
+    """Someone sets a waiting case's run to Scheduled in the Prefect UI (or a Resume sends no form):
+    the run goes on with no answer. The case does not fail: the wait is refused as unanswered and
+    opens again under the next key, its addressee told, and the next answer moves the case on."""
+    from prefect.states import Scheduled
+
+    order = stack.make_order(paid="47.00")
+    case_id = stack.open_return(order)
+    first = stack.waiting(case_id, "seller-review")
+    told = len([m for m in stack.messages("/staff/supervisor") if case_id in json.dumps(m.json, ensure_ascii=False)])
+    stack.prefect().set_flow_run_state(UUID(first.flow_run_id), Scheduled(), force=True)
+
+    second = stack.waiting(case_id, "seller-review")
+    assert second.key == "seller-review-2" and "without an answer" in second.notice
+    refused = wait_row(case_id, "seller-review-1")
+    assert refused.status == "rejected" and refused.actor is None and refused.decision == {}
+    assert ("seller-review-1:rejected", "system", "wait.rejected") in [(e.key, e.actor, e.action) for e in events(case_id)]
+    wait_until(lambda: len([m for m in stack.messages("/staff/supervisor") if case_id in json.dumps(m.json, ensure_ascii=False)]) > told,
+               30, "the supervisor to be told again")
+
+    assert stack.approve(case_id, "seller-review", team["S002"]).status == "answered"
+    stack.waiting(case_id, "buyer-shipment")
+    assert stack.refunds(order["order_id"]) == []
+
+
 def test_seller_review_deadline_agrees_automatically(stack, sandbox_clean):
     order = stack.make_order(paid="59.00")
     case_id = stack.open_return(order)

@@ -8,8 +8,9 @@
    see ``paused_forms``),
 3. when resumed, checks the input once (one-time code, role, limit, not the requester) and records
    the verdict on the wait row, in the same transaction as the burnt code,
-4. on a rejected or escalated input opens the next wait (``<step>-2``, …) with the reason shown above
-   the form, and on an accepted one returns the decision.
+4. on a rejected or escalated input — or a resume with no answer at all (the run set Scheduled by
+   hand) — opens the next wait (``<step>-2``, …) with the reason shown above the form, and on an
+   accepted one returns the decision.
 
 Because a resumed flow runs again from the top, every step reads the verdict recorded for its key
 first: a verdict is taken once, then replayed from the database, never re-checked.
@@ -33,6 +34,7 @@ from prefect import get_client
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
+from pydantic import ValidationError
 from sqlmodel import select
 
 from aftersales.approvals.auth import Verdict, check_staff_decision
@@ -108,7 +110,17 @@ async def await_decision(case: Case, spec: WaitSpec) -> Decision:
         await show_case(case.id, wait, spec.title, flow_run_id=flow_run.id, facts=spec.facts)
         async with get_client() as client:  # a crash as the run suspends must not lose its form
             await keep_copy(client, flow_run.id, key, form)
-        data = await suspend_flow_run(wait_for_input=form, key=key, timeout=None)
+        try:
+            data = await suspend_flow_run(wait_for_input=form, key=key, timeout=None)
+        except ValidationError:
+            # Resumed with no answer at all (the run set Scheduled by hand, a Resume that sent no
+            # form): Prefect fills the form from nothing and it does not validate. Refused like a
+            # wrong answer, so the wait opens again under the next key and its addressee is told,
+            # instead of the case failing. An answer that is there but does not fit stays an error.
+            if await sent_at(flow_run.id, key) is not None:
+                raise
+            refuse_unanswered(case, spec, key)
+            continue
         settle(case, spec, key, data, await sent_at(flow_run.id, key))
 
 
@@ -202,6 +214,22 @@ def settle(case: Case, spec: WaitSpec, key: str, data: Any, sent: datetime | Non
         action = f"wait.{verdict.outcome}" + (".by_deadline" if by_deadline and verdict.outcome == "accepted" else "")
         case_store.record_event(session, case.id, f"{key}:{verdict.outcome}", actor, action, {"step": spec.step, "input": values, "reason": verdict.reason, "default_action": spec.default_action if by_deadline else None})
         return verdict
+
+
+UNANSWERED = "恢复时没有答复 the run was resumed without an answer: please answer again"
+
+
+def refuse_unanswered(case: Case, spec: WaitSpec, key: str) -> None:
+    """Record that the wait's run was resumed without any answer (once per wait key)."""
+    with session_scope() as session:
+        wait = session.exec(select(Wait).where(Wait.case_id == case.id, Wait.key == key).with_for_update()).one()
+        if wait.status not in (WaitStatus.OPEN, WaitStatus.EXPIRING):
+            return
+        wait.status, wait.reason, wait.answered_at = WaitStatus.REJECTED, UNANSWERED, utcnow()
+        session.add(wait)
+        case_store.record_event(session, case.id, f"{key}:rejected", SYSTEM_ACTOR, "wait.rejected",
+                                {"step": spec.step, "input": {}, "reason": UNANSWERED})
+    log.warning("case %s: wait %s was resumed without an answer; opening it again", case.id, key)
 
 
 def _judge(session, case: Case, spec: WaitSpec, wait: Wait, data: Any, sent: datetime | None = None) -> tuple[str, Verdict]:

@@ -2,9 +2,9 @@
 
 `make run-workers` (`aftersales dev --workers 2`) is `make run` with the Prefect server and the case
 database on PostgreSQL and, instead of `serve`, a `process` work pool with every deployment of
-`prefect.yaml` (`prefect deploy --all`) and N `prefect worker start --pool aftersales` processes
-sharing one result storage. This module holds the pieces that differ from serve; `dev.py` starts
-and supervises them like every other component.
+`prefect.yaml` (`prefect deploy --all`) and N `aftersales worker` processes (Prefect's process
+worker, with serve's warm flow runs: ``run_worker``) sharing one result storage. This module holds
+the pieces that differ from serve; `dev.py` starts and supervises them like every other component.
 
 A worker's flow run whose process dies while its worker lives is marked Crashed by that worker and
 re-queued by the flows' ``on_crashed`` hook (``aftersales.tasks.recovery``), as under serve. When
