@@ -59,7 +59,10 @@ class Component:
                                         start_new_session=True)
         # for operations (and the operations tests): which process is which
         (logs.parent / "run").mkdir(exist_ok=True)
-        (logs.parent / "run" / f"{self.name}.pid").write_text(f"{self.process.pid}\n")
+        pid_file = logs.parent / "run" / f"{self.name}.pid"
+        partial = pid_file.with_suffix(".pid.partial")  # renamed into place: a reader never sees it half written
+        partial.write_text(f"{self.process.pid}\n")
+        partial.replace(pid_file)
 
     def wait_ready(self, logs) -> None:
         started = time.monotonic()
