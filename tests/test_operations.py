@@ -87,9 +87,10 @@ def test_prefect_yaml_declares_what_serve_serves_and_deploys_to_a_work_pool(tmp_
 
             with temporary_settings(updates={PREFECT_API_URL: api_url}):
                 async with get_client() as client:
-                    return await client.read_deployments()
+                    return await client.read_deployments(), await client.read_work_pool("aftersales")
 
-        deployed = {d.name: d for d in __import__("asyncio").run(read_all())}
+        deployments, pool = __import__("asyncio").run(read_all())
+        deployed = {d.name: d for d in deployments}
         for entry in manifest()["deployments"]:
             deployment = deployed[entry["name"]]
             assert deployment.work_pool_name == "aftersales"
@@ -98,15 +99,8 @@ def test_prefect_yaml_declares_what_serve_serves_and_deploys_to_a_work_pool(tmp_
             assert crons == [(s["cron"], s["timezone"]) for s in entry.get("schedules", [])]
         assert deployed["deadline-sweeper"].schedules[0].schedule.timezone == "Asia/Shanghai"
 
-        async def read_pool():
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
-                async with get_client() as client:
-                    return await client.read_work_pool("aftersales")
-
         # flow runs start as the engine, not through Prefect's workspace supervisor (aftersales/deployments/workers.py)
-        command = __import__("asyncio").run(read_pool()).base_job_template["variables"]["properties"]["command"]
+        command = pool.base_job_template["variables"]["properties"]["command"]
         assert command["default"] == "python -m prefect.engine"
     finally:
         stop_process(server)
