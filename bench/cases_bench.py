@@ -13,8 +13,9 @@ bench/resume_bench.py). ``--mode workers`` (PostgreSQL only): the real `aftersal
 (tests/support/live.py): Prefect server and case database on PostgreSQL, every deployment in the
 `process` work pool `aftersales`, two `aftersales worker` processes (Prefect's process worker),
 each flow run a fork of its worker's warm process (the engine started directly, no workspace
-supervisor: aftersales/deployments/workers.py); at most ``--worker-limit`` (8, serve's run limit) runs of the pool Pending or Running at
-once (the pool's concurrency limit); every schedule once a year, so that only the bench's sweep
+supervisor: aftersales/deployments/workers.py); at most ``--worker-limit`` (8, serve's run limit) case runs Pending or Running at
+once (the case queue's limit that `make run-workers` sets, ``AFTERSALES_FLOW_RUNS_AT_ONCE``; the floor's
+pool gets the same limit); every schedule once a year, so that only the bench's sweep
 runs; the workers poll every 0.2 s as serve does here; the ~19 demo cases it opens at start are
 not counted, and their waits are kept out of the sweep (deadlines a year on).
 
@@ -47,7 +48,13 @@ the process that waited for them), the caller while it calls (our intake, or the
 wall times do not. In worker mode the sandbox is a process of the stack: its CPU is reported
 aside, not in the total (in serve mode it is a thread of this process, in the caller's while it calls).
 
-Prints a table and writes bench/results/cases-<db>.json (worker mode: cases-<db>-workers.json).
+``--floor-only`` runs phase 3 alone, on a stack started as for phases 1 and 2 (its serving stopped
+the same way before the floor starts), with the task counts every return measured (1 before the
+first wait, 1 more between the waits): for a size whose two halves do not fit in one sitting (1,000
+cases here: about 45 minutes each); ``--skip-floor`` runs phases 1 and 2 alone.
+
+Prints a table and writes bench/results/cases-<db>.json (worker mode: cases-<db>-workers.json;
+``--skip-floor``/``--floor-only`` add ``-ours``/``-floor`` to the name, so a run of one half keeps the other's file).
 """
 
 from __future__ import annotations
@@ -336,9 +343,9 @@ def serve_floor(stage: Stage) -> tuple[tuple[int, ...], list[Path], Callable]:
 
 
 def limit_pool(client, pool: str, limit: int | None) -> None:
-    """At most ``limit`` runs of the work pool Pending or Running at once (a Suspended run holds no
-    slot), as serve runs at most 8: without it the two workers start every scheduled run at once,
-    each a cold process of ~200 MB."""
+    """At most ``limit`` runs of the floor's work pool Pending or Running at once (a Suspended run
+    holds no slot), as serve runs at most 8 and ours in worker mode (the case queue's limit):
+    without it the two bare workers start every scheduled run at once, each a cold process of ~200 MB."""
     from prefect.client.schemas.actions import WorkPoolUpdate
 
     if limit:
@@ -369,6 +376,8 @@ def workers_stage(tmp: Path, db: str, worker_limit: int) -> Stage:
             live = start_live_stack(home, case_url, ("dev", "--workers", "2"), AFTERSALES_PREFECT_DATABASE_URL=prefect_url,
                                     # serve's poll in the serve-mode bench (build_stack): our workers' too (workers.worker_env)
                                     AFTERSALES_RUNNER_POLL_SECONDS="0.2",
+                                    # the case queue's limit (`--worker-limit`; 0: as good as none, the setting's maximum)
+                                    AFTERSALES_FLOW_RUNS_AT_ONCE=str(worker_limit or 1000),
                                     **{f"AFTERSALES_{name.upper()}": FAR_CRON for name in Settings.model_fields if name.endswith("_cron")})
         except BaseException:  # not ready in time, or it exited: nothing of it may outlive the bench
             for pid, command in children_of(os.getpid()):
@@ -410,7 +419,6 @@ def workers_stage(tmp: Path, db: str, worker_limit: int) -> Stage:
         client = get_client(sync_client=True)
         client.__enter__()
         stops.insert(0, lambda: client.__exit__(None, None, None))
-        limit_pool(client, "aftersales", worker_limit)
         # the demo cases' waits are kept out of the bench's sweep (their deadlines a year on): it
         # resumes the bench's N cases only, as in serve mode
         with session_scope() as session:
@@ -480,7 +488,13 @@ def workers_floor(stage: Stage) -> tuple[tuple[int, ...], list[Path], Callable]:
 # --- one stack, one size ------------------------------------------------------------------------------------
 
 
-def one_run(cases: int, db: str, skip_floor: bool, mode: str = "serve", worker_limit: int = SERVE_RUN_LIMIT) -> dict:
+# what our return runs as cached tasks, counted on the server in every measured run (tasks_per_case:
+# 1.0 to the first wait, 2.0 from the resume to the next): the floor's shape when it runs alone
+RETURN_TASKS = {"before": 1, "between": 1}
+
+
+def one_run(cases: int, db: str, skip_floor: bool, mode: str = "serve", worker_limit: int = SERVE_RUN_LIMIT,
+            floor_only: bool = False) -> dict:
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
     sys.path.insert(0, str(ROOT))
@@ -540,6 +554,13 @@ def one_run(cases: int, db: str, skip_floor: bool, mode: str = "serve", worker_l
             return total
 
         timeout = 300 + 6 * cases
+        if floor_only:
+            stage.stop_serving()
+            time.sleep(5)  # as between phases 2 and 3: the stopped serving group's last writes land
+            result.update(floor(stage, sampler, cases, RETURN_TASKS["before"], RETURN_TASKS["between"], paused, timeout, wait_until, task_runs))
+            sampler.stopped.set()
+            result["peak_memory"] = sampler.peaks
+            return result
         # 1. open N returns at once -------------------------------------------------------------
         stage.sandbox("POST", "/sandbox/orders/bulk", json={"count": cases, "prefix": "R", "problem_share": 0})
         order_ids = [f"R{i:07d}" for i in range(cases)]
@@ -710,6 +731,9 @@ def table(results: list[dict]) -> str:
     lines = ["| cases | mode | db | ours: open → all at seller review | floor: start → all suspended | ratio | ours: sweep → all at buyer shipment | floor: resume loop → all suspended | ratio | CPU-s per case, ours / floor: open · resume | peak (PSS / RSS MB): server · serving group (floor's) · sweeper | load avg |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
+        if "ours_open_s" not in r:  # --floor-only
+            r = {**r, "opened": r["floor_started"], "ours_open_s": float("nan"), "ours_resume_s": float("nan"),
+                 "sweeper": {"peak_rss_mb": float("nan"), "sweeps": []}}
         n = r["opened"]
         m = r.get("floor_started", n)  # per case: each side over the runs it started
         ratio_open = (r["ours_open_s"] / n) / (r["floor_open_s"] / m) if r.get("floor_open_s") else float("nan")
@@ -726,6 +750,8 @@ def table(results: list[dict]) -> str:
             return f"{max(v['pss_mb'] for v in values):.0f} / {max(v['rss_mb'] for v in values):.0f}"
 
         def cpu(ours: str, floor: str, runs: int) -> str:
+            if ours not in r:
+                return f"— / {r[floor]['total'] / runs:.2f}"
             if not r.get(floor):
                 return f"{r[ours]['total'] / n:.2f} / —"
             mine, bare = r[ours]["total"] / n, r[floor]["total"] / runs
@@ -742,8 +768,8 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def results_file(mode: str, db: str) -> str:
-    return f"cases-{db}.json" if mode == "serve" else f"cases-{db}-{mode}.json"
+def results_file(mode: str, db: str, half: str = "") -> str:
+    return f"cases-{db}{half}.json" if mode == "serve" else f"cases-{db}-{mode}{half}.json"
 
 
 def main() -> None:
@@ -756,7 +782,8 @@ def main() -> None:
     parser.add_argument("--worker-limit", type=int, default=SERVE_RUN_LIMIT,
                         help="worker mode: runs Pending or Running at once in each work pool, ours and the floor's "
                              f"(default {SERVE_RUN_LIMIT}, serve's run limit; 0: no limit, every scheduled run started at once)")
-    parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true", help="ours only (phases 1 and 2)")
+    parser.add_argument("--floor-only", action="store_true", help="the floor only (phase 3)")
     parser.add_argument("--child", choices=["run", "sweep"], help=argparse.SUPPRESS)
     parser.add_argument("--as-of", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
@@ -764,8 +791,10 @@ def main() -> None:
     if args.child == "sweep":
         return sweep(args.as_of, args.limit)
     if args.child == "run":
-        print("RESULT " + json.dumps(one_run(args.cases[0], args.db[0], args.skip_floor, args.mode[0], args.worker_limit)))
+        print("RESULT " + json.dumps(one_run(args.cases[0], args.db[0], args.skip_floor, args.mode[0], args.worker_limit, args.floor_only)))
         return
+    if args.skip_floor and args.floor_only:
+        parser.error("--skip-floor and --floor-only leave nothing to run: give one of them")
     if "workers" in args.mode and "sqlite" in args.db:
         parser.error("worker mode runs on PostgreSQL only (`aftersales dev --workers` refuses SQLite): "
                      "run --mode workers with --db postgres (the default database is sqlite)")
@@ -778,7 +807,8 @@ def main() -> None:
             for cases in args.cases:
                 load_before = os.getloadavg()
                 command = [sys.executable, __file__, "--child", "run", "--cases", str(cases), "--db", db, "--mode", mode,
-                           "--worker-limit", str(args.worker_limit)] + (["--skip-floor"] if args.skip_floor else [])
+                           "--worker-limit", str(args.worker_limit)] + (["--skip-floor"] if args.skip_floor else []) \
+                          + (["--floor-only"] if args.floor_only else [])
                 done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # its progress and errors on stderr
                 if done.returncode != 0:
                     print(f"{cases} cases on {db} ({mode}) failed (above)", file=sys.stderr)
@@ -787,7 +817,7 @@ def main() -> None:
                 result["load"] = " → ".join(f"{a[0]:.2f}" for a in (load_before, os.getloadavg()))
                 results.append(result)
                 print(json.dumps(result), flush=True)
-                (out / results_file(mode, db)).write_text(json.dumps([r for r in results if r["db"] == db and r["mode"] == mode], indent=2),
+                (out / results_file(mode, db, "-ours" if args.skip_floor else "-floor" if args.floor_only else "")).write_text(json.dumps([r for r in results if r["db"] == db and r["mode"] == mode], indent=2),
                                                           encoding="utf-8")
     print(table(results))
 
