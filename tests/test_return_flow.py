@@ -218,6 +218,30 @@ def test_the_sweeper_puts_back_a_form_prefect_failed_to_save(stack, sandbox_clea
     assert wait_row(case_id, "seller-review-1").actor == "system"
 
 
+def test_a_run_whose_form_save_fails_puts_the_form_back_itself(stack, sandbox_clean, team):
+    """The same failure seen live (a SQLite Prefect server under load, `tests/test_operations.py`):
+    Prefect set the run Suspended and the server refused the save of its form. The run's own
+    process puts the form back from the wait's copy as soon as the server takes it, then stops as
+    Prefect would have: the seller's review goes through at once, with no restart and no
+    ten-minute wait for the sweeper."""
+    order = stack.make_order(paid="59.00")
+    with stack.prefect_refuses_form_saves("seller-review-1"):
+        case_id = stack.open_return(order)
+        wait = stack.waiting(case_id, "seller-review")
+        wait_until(lambda: "wait seller-review-1: suspending failed" in stack.serve_log.read_text(errors="replace"), 60,
+                   "the run to see its form refused")
+        run = stack.prefect().read_flow_run(UUID(wait.flow_run_id))
+        keyset = keyset_from_paused_state(run.state)
+        assert form_input(stack, run.id, keyset["schema"]) is None  # refused, and not put back while refused
+    schema = wait_until(lambda: form_input(stack, run.id, keyset["schema"]), 60, "the run to put its form back")
+    assert schema == form_input(stack, run.id, "copy-seller-review-1-schema")
+    assert form_input(stack, run.id, keyset["description"]) == form_input(stack, run.id, "copy-seller-review-1-description")
+
+    stack.approve(case_id, "seller-review", team["S002"])
+    stack.waiting(case_id, "buyer-shipment")
+    assert wait_row(case_id, "seller-review-1").actor == team["S002"]
+
+
 def test_a_case_whose_run_request_failed_gets_its_run_from_the_scheduled_sweep(stack, sandbox_clean):
     """The case is recorded at the door, then its run is asked for; the Prefect API refuses the
     request (a busy SQLite Prefect server answers 503). The buyer's request is not lost: ten minutes

@@ -10,12 +10,17 @@ runs of a dead process are looked at (``aftersales.deployments.serve``): in the 
 it serves (a shop holds thousands of suspended runs; checking them all took minutes, see
 bench/hold_bench.py), the runs of the most recently opened waits first — a crash can only have
 hit the runs that were suspending as it came, the newest ones — and then every other one.
+
+A run whose process lives but whose save failed (a Prefect server too busy to write: SQLite's
+`database is locked` past the client's minute of retries) puts its own form back from the copy at
+once (``put_form_back``), before it stops as Prefect would have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 from uuid import UUID
 
@@ -75,6 +80,41 @@ async def restore_form(client: Any, run: Any) -> bool:
     if restored:
         log.warning("run %s: its form (wait %s) was lost by a crash as it suspended; put back from its copy", run.name, state.state_details.pause_key)
     return restored
+
+
+async def form_is_whole(client: Any, run: Any) -> bool:
+    keyset = keyset_from_paused_state(run.state)
+    present = {found.key for found in await client.filter_flow_run_input(run.id, key_prefix=keyset["schema"].removesuffix("schema"),
+                                                                          limit=10, exclude_keys=set())}
+    return {keyset["schema"], keyset["description"]} <= present
+
+
+# How long a run whose own save of its form failed keeps trying to put it back: as long as a wait
+# whose process died is left before an answer or the sweeper puts it back (resume.FORM_LOST_AFTER_SECONDS).
+PUT_BACK_PATIENCE_SECONDS = 600.0
+
+
+async def put_form_back(client: Any, flow_run_id: UUID, pause_key: str, patience: float = PUT_BACK_PATIENCE_SECONDS) -> bool:
+    """After Prefect's save of the form failed in this run's own process: if the run is suspended
+    at ``pause_key``, put its form back from the copy, retrying a busy server (every HTTP error)
+    for up to ``patience`` seconds, and return True once the form is whole. False for a run that
+    is not suspended there (the failure came before the Suspended state: nothing to put back)."""
+    give_up, pause = time.monotonic() + patience, 0.5
+    while True:
+        try:
+            run = await client.read_flow_run(flow_run_id)
+            state = run.state
+            if not (state and state.is_paused() and state.state_details.pause_key == pause_key):
+                return False
+            await restore_form(client, run)
+            if await form_is_whole(client, run):
+                return True
+        except httpx.HTTPError as busy:
+            log.warning("run %s: its form (wait %s) cannot be put back yet: %s", flow_run_id, pause_key, busy)
+        if time.monotonic() > give_up:
+            return False
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 10.0)
 
 
 async def restore_lost_forms(client: Any, runs: list[Any], at_once: int = 16) -> list[str]:

@@ -30,7 +30,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from prefect import get_client
+import httpx
+from prefect import get_client, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
@@ -40,7 +41,7 @@ from sqlmodel import select
 from aftersales.approvals.auth import Verdict, check_staff_decision
 from aftersales.approvals.forms import CARRIER_ACTOR, SYSTEM_ACTOR, EventForm, StaffForm, prefilled
 from aftersales.approvals.links import link_for, personal_channel, who_decides
-from aftersales.approvals.paused_forms import keep_copy
+from aftersales.approvals.paused_forms import keep_copy, put_form_back
 from aftersales.approvals.proof import is_page_signature, proven, signed_by_carrier, signed_by_page
 from aftersales.domain.calendar import shop_time, utcnow
 from aftersales.domain.masking import mask_phone, mask_text
@@ -121,6 +122,18 @@ async def await_decision(case: Case, spec: WaitSpec) -> Decision:
                 raise
             refuse_unanswered(case, spec, key)
             continue
+        except httpx.HTTPError as failed:
+            # Prefect set the run Suspended, then its save of the form failed (a server too busy to
+            # write). Left so, the run would wait with a form nobody can answer until a restart or
+            # the 10-minute check put it back: put it back now from the copy, then suspend again
+            # under the same key, which Prefect refuses as already fired — and stops this process
+            # as it would have. A failure before the Suspended state is raised as it was.
+            get_run_logger().warning("wait %s: suspending failed (%s); a suspended run gets its form back from the wait's copy", key, failed)
+            async with get_client() as client:
+                if not await put_form_back(client, flow_run.id, key):
+                    raise
+            await suspend_flow_run(key=key, timeout=None)
+            raise  # not reached: the repeated suspend raises Pause
         settle(case, spec, key, data, await sent_at(flow_run.id, key))
 
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -228,6 +229,45 @@ class Stack:
     current_team: dict = field(default_factory=dict)
     _client: Any = None
     _serve_count: int = 0
+    # where the Prefect server keeps its data: its PostgreSQL database, or None for prefect.db (SQLite) in its home
+    prefect_database_url: str | None = None
+
+    # --- faults --------------------------------------------------------------------------------
+
+    @contextmanager
+    def prefect_refuses_form_saves(self, pause_key: str):
+        """While open, the Prefect server's own database refuses to store the form (schema and
+        description) of any run suspending at ``pause_key`` (a trigger: the real server answers the
+        save with an error, as a busy one does with `database is locked`). On both databases the
+        refusal is a constraint's, which the server answers at once (a busy server's 503 is retried
+        by Prefect's client for about a minute first: the same failure, later)."""
+        import sqlalchemy as sa
+        from prefect.input.run_input import keyset_from_base_key
+
+        keyset = keyset_from_base_key(f"suspended-{pause_key}")
+        when = f"(NEW.key IN ('{keyset['schema']}', '{keyset['description']}'))"
+        if self.prefect_database_url is None:
+            engine = sa.create_engine(f"sqlite:///{self.tmp / 'prefect' / 'prefect.db'}", connect_args={"timeout": 30})
+            install = [f"CREATE TRIGGER refuse_form_saves BEFORE INSERT ON flow_run_input WHEN {when} "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the test: this form cannot be saved'); END"]
+            remove = ["DROP TRIGGER IF EXISTS refuse_form_saves"]
+        else:
+            engine = sa.create_engine(self.prefect_database_url.replace("+asyncpg", "+psycopg"))
+            install = ["CREATE FUNCTION refuse_form_saves() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN RAISE EXCEPTION 'refused by the test: this form cannot be saved' USING ERRCODE = 'check_violation'; END $$",
+                       f"CREATE TRIGGER refuse_form_saves BEFORE INSERT ON flow_run_input FOR EACH ROW WHEN {when} "
+                       "EXECUTE FUNCTION refuse_form_saves()"]
+            remove = ["DROP TRIGGER IF EXISTS refuse_form_saves ON flow_run_input", "DROP FUNCTION IF EXISTS refuse_form_saves()"]
+        try:
+            with engine.begin() as conn:
+                for statement in install:
+                    conn.exec_driver_sql(statement)
+            yield
+        finally:
+            with engine.begin() as conn:
+                for statement in remove:
+                    conn.exec_driver_sql(statement)
+            engine.dispose()
 
     # --- processes ------------------------------------------------------------------------
 
@@ -592,7 +632,8 @@ def build_stack(tmp: Path, db_kind: str) -> tuple[Stack, list]:
     with session_scope() as session:
         seed_demo_staff(session)
 
-    stack = Stack(tmp=tmp, env=env, sandbox_url=sandbox_url, sandbox_key=sandbox_key, receiver_url=receiver_url, received=received)
+    stack = Stack(tmp=tmp, env=env, sandbox_url=sandbox_url, sandbox_key=sandbox_key, receiver_url=receiver_url, received=received,
+                  prefect_database_url=prefect_db)
     stack.start_serving()
     stops.insert(0, stack.stop_serving)
     stops.insert(0, stack.close_client)
