@@ -591,7 +591,7 @@ def one_run(cases: int, small: int, real: int, db: str, watch: float) -> dict:
         # the Prefect server again, its pause-expiry monitor every 5 minutes instead of every 5 seconds
         # (PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS; our suspends have no timeout)
         sampler.phase = "tuned"
-        tuned = {"PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300"}
+        from aftersales.domain.settings import PREFECT_SERVER_TUNING as tuned
         new_server = restart_server_with(server, tuned, tmp / "prefect-server.log")
         server = new_server.pid
         sampler.groups["prefect_server"] = server

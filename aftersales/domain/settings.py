@@ -354,11 +354,16 @@ class Settings(BaseSettings):
             "PREFECT_LOCAL_STORAGE_PATH": str(self.var_dir / "results"),
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-            # our waits suspend without a timeout: Prefect's pause-expiry monitor, every 5 s by default,
-            # reads every suspended run for nothing (0.45 of a core idle at 5,000; bench/hold_bench.py)
-            "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300",
+            **PREFECT_SERVER_TUNING,
             **({"PREFECT_API_DATABASE_CONNECTION_URL": self.prefect_database_url} if self.prefect_database_url else {}),
         }
+
+
+# The Prefect server as this installation runs it (also the test and bench stacks' servers, so that
+# what they measure is what a shop runs). Our waits suspend without a timeout: Prefect's
+# pause-expiry monitor, every 5 s by default, reads every suspended run for nothing (0.45 of a core
+# idle at 5,000; bench/hold_bench.py).
+PREFECT_SERVER_TUNING = {"PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "300"}
 
 
 def prefect_client_tls(api_url: str) -> dict[str, str]:

@@ -125,10 +125,13 @@ def unused_code(staff_id: str, secret: str, used: set) -> str:
 
 
 def start_prefect_server(home: Path, log: Path, database_url: str | None = None) -> tuple[str, subprocess.Popen]:
+    from aftersales.domain.settings import PREFECT_SERVER_TUNING
+
     if database_url is None:
         seed_prefect_home(home)
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # the server as the installation runs it (what the environment sets wins, as in Settings.prefect_defaults)
+    env = {**PREFECT_SERVER_TUNING, **os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": "", "PREFECT_LOGGING_LEVEL": "WARNING"}
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
