@@ -89,9 +89,10 @@ async def form_is_whole(client: Any, run: Any) -> bool:
     return {keyset["schema"], keyset["description"]} <= present
 
 
-# How long a run whose own save of its form failed keeps trying to put it back: as long as a wait
-# whose process died is left before an answer or the sweeper puts it back (resume.FORM_LOST_AFTER_SECONDS).
-PUT_BACK_PATIENCE_SECONDS = 600.0
+# How long a run whose own save of its form failed keeps trying to put it back: well inside the 10
+# minutes after which an answer or the sweeper puts back a form whose run died (resume.FORM_LOST_AFTER_SECONDS),
+# so that the two never act on one run at once. Past it the run fails as before, and that check still applies.
+PUT_BACK_PATIENCE_SECONDS = 300.0
 
 
 async def put_form_back(client: Any, flow_run_id: UUID, pause_key: str, patience: float = PUT_BACK_PATIENCE_SECONDS) -> bool:
