@@ -57,19 +57,25 @@ async def _read(client: Any, flow_run_id: UUID, key: str) -> str | None:
 async def restore_form(client: Any, run: Any) -> bool:
     """Put back the schema and description a suspended run lacks, from its copy. Only for a run
     whose process is gone: Prefect's own save, still to come, would find the keys taken. One call
-    for a run whose form is whole (the keys there are read together)."""
+    for a run whose form is whole (the keys there are read together). True if anything was put back."""
+    return (await _put_back(client, run))[0]
+
+
+async def _put_back(client: Any, run: Any) -> tuple[bool, bool]:
+    """``restore_form``'s work: (whether anything was put back, whether the form is now whole)."""
     state = run.state
     if not (state and state.is_paused() and state.state_details.run_input_keyset and state.state_details.pause_key):
-        return False
+        return False, False
     keyset, copy = keyset_from_paused_state(state), copy_keyset(state.state_details.pause_key)
     base = keyset["schema"].removesuffix("schema")
     present = {found.key for found in await client.filter_flow_run_input(run.id, key_prefix=base, limit=10, exclude_keys=set())}
-    restored = False
+    restored, whole = False, True
     for part in ("schema", "description"):
         if keyset[part] in present:
             continue
         kept = await _read(client, run.id, copy[part])
         if kept is None:
+            whole = False
             continue
         try:
             await client.create_flow_run_input(run.id, keyset[part], kept)
@@ -79,14 +85,7 @@ async def restore_form(client: Any, run: Any) -> bool:
                 raise
     if restored:
         log.warning("run %s: its form (wait %s) was lost by a crash as it suspended; put back from its copy", run.name, state.state_details.pause_key)
-    return restored
-
-
-async def form_is_whole(client: Any, run: Any) -> bool:
-    keyset = keyset_from_paused_state(run.state)
-    present = {found.key for found in await client.filter_flow_run_input(run.id, key_prefix=keyset["schema"].removesuffix("schema"),
-                                                                          limit=10, exclude_keys=set())}
-    return {keyset["schema"], keyset["description"]} <= present
+    return restored, whole
 
 
 # How long a run whose own save of its form failed keeps trying to put it back: well inside the 10
@@ -107,8 +106,7 @@ async def put_form_back(client: Any, flow_run_id: UUID, pause_key: str, patience
             state = run.state
             if not (state and state.is_paused() and state.state_details.pause_key == pause_key):
                 return False
-            await restore_form(client, run)
-            if await form_is_whole(client, run):
+            if (await _put_back(client, run))[1]:
                 return True
         except httpx.HTTPError as busy:
             log.warning("run %s: its form (wait %s) cannot be put back yet: %s", flow_run_id, pause_key, busy)
