@@ -81,24 +81,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.cases_bench import Sampler, _session_of  # noqa: E402  (the same memory sampler)
+from bench.cases_bench import Sampler, group_cpu_s, group_memory_mb  # noqa: E402  (the same process groups and memory sampler)
 
 AMOUNTS = ("18.00", "128.00", "899.00")  # agent, supervisor, manager
 REAL_KEY = "seller-review-1"
-
-
-def group_cpu_seconds(session: int) -> float:
-    """utime + stime of every live process of a session, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and _session_of(int(entry)) == session:
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
-            except (OSError, ValueError, IndexError):
-                pass
-    return total / ticks
 
 
 def auth_header() -> dict:
@@ -320,15 +306,13 @@ def ui_calls(api_url: str, deployment_id: str) -> dict:
 
 def watch_server(server_session: int, log: Path, seconds: float) -> dict:
     """The Prefect server's CPU and memory with nothing else asking anything, and its log's new lines."""
-    from bench.cases_bench import group_memory_mb
-
     offset = log.stat().st_size if log.exists() else 0
-    cpu0, t0 = group_cpu_seconds(server_session), time.monotonic()
+    cpu0, t0 = group_cpu_s((server_session,)), time.monotonic()
     rss = []
     while time.monotonic() - t0 < seconds:
-        rss.append(group_memory_mb(server_session)[0])
+        rss.append(group_memory_mb((server_session,))[0])
         time.sleep(5)
-    cpu = group_cpu_seconds(server_session) - cpu0
+    cpu = group_cpu_s((server_session,)) - cpu0
     elapsed = time.monotonic() - t0
     text = log.read_text(errors="replace")[offset:] if log.exists() else ""
     lines = [line for line in text.splitlines() if line.strip()]
@@ -510,7 +494,7 @@ def measure(stack, api_url: str, api: str, deployment_ids: list, server_session:
     result["full_form_check"] = asyncio.run(full_form_check(deployment_ids))
     result["serve_restart"] = restart_serve(stack)
     if sampler is not None:
-        sampler.groups["serve"] = stack.serve_process.pid
+        sampler.groups["serve"] = (stack.serve_process.pid,)
     result["server_idle"] = watch_server(server_session, stack.tmp / "prefect-server.log", watch)
     print(f"  {label}: {json.dumps(result, ensure_ascii=False)[:3000]}", file=sys.stderr, flush=True)
     return result
@@ -536,7 +520,7 @@ def one_run(cases: int, small: int, real: int, db: str, watch: float) -> dict:
 
         server = next(int(pid) for pid in subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "prefect server start"],
                                                           capture_output=True, text=True).stdout.split())
-        sampler.groups.update({"prefect_server": server, "serve": stack.serve_process.pid})
+        sampler.groups.update({"prefect_server": (server,), "serve": (stack.serve_process.pid,)})
         sampler.start()
         api_url = stack.env["PREFECT_API_URL"]
         port = free_port()
@@ -594,7 +578,7 @@ def one_run(cases: int, small: int, real: int, db: str, watch: float) -> dict:
         from aftersales.domain.settings import PREFECT_SERVER_TUNING as tuned
         new_server = restart_server_with(server, tuned, tmp / "prefect-server.log")
         server = new_server.pid
-        sampler.groups["prefect_server"] = server
+        sampler.groups["prefect_server"] = (server,)
         time.sleep(20)  # its start-up done
         result["server_idle_tuned"] = {"settings": tuned, **watch_server(server, tmp / "prefect-server.log", watch)}
         result["ui_tuned"] = ui_calls(api_url, deployment_id)
